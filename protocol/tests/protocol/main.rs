@@ -1,0 +1,6 @@
+//! The protocol crate's integration tests: one binary, one module per topic.
+
+mod chain;
+mod envelope;
+mod support;
+mod vectors;
