@@ -282,3 +282,138 @@ fn receipt_acknowledges_exactly_its_link() {
     assert!(sign(&receipt(0, Hash32::ZERO), &dc_key()).is_ok());
     assert!(sign(&receipt(0, h), &dc_key()).is_err());
 }
+
+/// Builds a tagged COSE_Sign1 by hand from raw protected bytes, validly
+/// signed by the device key, to reach checks coset's builder cannot.
+fn raw_sign1(protected: Vec<u8>, payload: Option<Vec<u8>>) -> Vec<u8> {
+    use ed25519_dalek::Signer;
+    let to_sign = Value::Array(vec![
+        Value::Text("Signature1".into()),
+        Value::Bytes(protected.clone()),
+        Value::Bytes(vec![]),
+        Value::Bytes(payload.clone().unwrap_or_default()),
+    ]);
+    let mut tbs = Vec::new();
+    coset::cbor::ser::into_writer(&to_sign, &mut tbs).expect("encodes");
+    let sig = device_key().sign(&tbs).to_bytes().to_vec();
+    let msg = Value::Tag(
+        18,
+        Box::new(Value::Array(vec![
+            Value::Bytes(protected),
+            Value::Map(vec![]),
+            payload.map_or(Value::Null, Value::Bytes),
+            Value::Bytes(sig),
+        ])),
+    );
+    let mut out = Vec::new();
+    coset::cbor::ser::into_writer(&msg, &mut out).expect("encodes");
+    out
+}
+
+fn protected(entries: Vec<(Value, Value)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    coset::cbor::ser::into_writer(&Value::Map(entries), &mut out).expect("encodes");
+    out
+}
+
+fn good_header() -> Vec<(Value, Value)> {
+    let kid = KeyId::of(&device_key().verifying_key()).0.to_vec();
+    vec![
+        (Value::Integer(1.into()), Value::Integer((-8).into())),
+        (
+            Value::Integer(3.into()),
+            Value::Text("application/json".into()),
+        ),
+        (Value::Integer(4.into()), Value::Bytes(kid)),
+        (
+            Value::Integer(16.into()),
+            Value::Text(MessageType::Submission.typ().into()),
+        ),
+    ]
+}
+
+fn good_payload() -> Vec<u8> {
+    serde_json::to_vec(&created(1, Hash32::ZERO)).expect("json")
+}
+
+#[test]
+fn a_hand_built_message_matching_the_spec_verifies() {
+    // Guards the helpers below: the same construction with nothing wrong passes.
+    let bytes = raw_sign1(protected(good_header()), Some(good_payload()));
+    assert_eq!(
+        bytes,
+        sign(&created(1, Hash32::ZERO), &device_key()).expect("signs")
+    );
+    assert!(verify_submission(&bytes).is_ok());
+}
+
+#[test]
+fn a_protected_header_with_a_label_twice_is_not_cose() {
+    let mut h = good_header();
+    h.push((Value::Integer(1.into()), Value::Integer((-8).into())));
+    let err =
+        verify_submission(&raw_sign1(protected(h), Some(good_payload()))).expect_err("refused");
+    assert_eq!(err.reason(), "not_cose", "{err}");
+}
+
+#[test]
+fn bytes_after_the_protected_map_are_not_cose() {
+    let mut p = protected(good_header());
+    p.push(0xa0);
+    let err = verify_submission(&raw_sign1(p, Some(good_payload()))).expect_err("refused");
+    assert_eq!(err.reason(), "not_cose", "{err}");
+}
+
+#[test]
+fn an_extra_protected_label_is_a_bad_header() {
+    let mut h = good_header();
+    h.push((Value::Integer(99.into()), Value::Null));
+    let err =
+        verify_submission(&raw_sign1(protected(h), Some(good_payload()))).expect_err("refused");
+    assert_eq!(err.reason(), "bad_header", "{err}");
+}
+
+#[test]
+fn a_detached_payload_is_refused_as_such() {
+    let err = verify_submission(&raw_sign1(protected(good_header()), None)).expect_err("refused");
+    assert_eq!(err.reason(), "detached_payload", "{err}");
+}
+
+#[test]
+fn a_lone_surrogate_in_a_signed_payload_is_refused() {
+    let mut value = serde_json::to_value(created(1, Hash32::ZERO)).expect("json");
+    value["body"] = serde_json::json!({"note": "SURROGATE"});
+    let text = serde_json::to_string(&value)
+        .expect("json")
+        .replace("SURROGATE", "\\ud800");
+    let bytes =
+        sign_payload(MessageType::Submission, text.into_bytes(), &device_key()).expect("signs");
+    assert_eq!(
+        verify_submission(&bytes).expect_err("refused").reason(),
+        "bad_payload"
+    );
+}
+
+#[test]
+fn a_version_that_is_not_a_plain_integer_is_a_bad_payload() {
+    for v in [
+        serde_json::json!(1.0),
+        serde_json::json!("1"),
+        serde_json::json!(true),
+        serde_json::json!(-1),
+    ] {
+        let mut value = serde_json::to_value(created(1, Hash32::ZERO)).expect("json");
+        value["v"] = v.clone();
+        let bytes = sign_payload(
+            MessageType::Submission,
+            serde_json::to_vec(&value).expect("json"),
+            &device_key(),
+        )
+        .expect("signs");
+        assert_eq!(
+            verify_submission(&bytes).expect_err("refused").reason(),
+            "bad_payload",
+            "v = {v}"
+        );
+    }
+}

@@ -179,7 +179,7 @@ fn build() -> Vec<Vector> {
         ),
         v(
             "unsupported-version",
-            "submission-seq1's payload with v set to 2, validly signed.",
+            "submission-seq1's payload with v set to 2, validly signed (members in alphabetical order, which receivers accept).",
             S,
             &dev,
             v2,
