@@ -1,0 +1,261 @@
+//! The agent's configuration: `/etc/motcua/agent.toml` by default.
+//!
+//! Read in two stages: [`RawConfig`] mirrors the file (unknown keys are
+//! refused), then [`AgentConfig::from_raw`] validates every value once and
+//! reports every problem with its key. The shipped template
+//! `firmware-config/agent.toml` documents each key with its meaning, default
+//! and an example; keep the two in step.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use motcua_common::config::{
+    AbsPath, BrokerConnection, ByteSize, HumanDuration, LogSection, Problems, PublicKey, RawBroker,
+    RawLog, read_toml,
+};
+use motcua_protocol::{DeviceId, UnitCode};
+use serde::Deserialize;
+
+/// Where the agent looks for its configuration unless told otherwise.
+pub const DEFAULT_PATH: &str = "/etc/motcua/agent.toml";
+
+/// The file as written, before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    device: RawDevice,
+    #[serde(default)]
+    store: RawStore,
+    dc: RawDc,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    id: String,
+    unit: String,
+    counter: i64,
+    #[serde(default = "default_key_file")]
+    key_file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    #[serde(default = "default_state_dir")]
+    state_dir: String,
+    #[serde(default = "default_min_free")]
+    min_free: String,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            state_dir: default_state_dir(),
+            min_free: default_min_free(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDc {
+    broker: String,
+    #[serde(default)]
+    allow_plaintext: bool,
+    ca_file: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+    public_key: String,
+    #[serde(default = "default_keep_alive")]
+    keep_alive: String,
+    #[serde(default = "default_reconnect_max")]
+    reconnect_max: String,
+}
+
+fn default_key_file() -> String {
+    "/var/lib/motcua/device.key".into()
+}
+fn default_state_dir() -> String {
+    "/var/lib/motcua".into()
+}
+fn default_min_free() -> String {
+    "64 MiB".into()
+}
+fn default_keep_alive() -> String {
+    "30s".into()
+}
+fn default_reconnect_max() -> String {
+    "5m".into()
+}
+/// The validated configuration. Every value is checked; nothing downstream
+/// parses strings.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Who this counter is.
+    pub device: DeviceSection,
+    /// Where and how records are kept.
+    pub store: StoreSection,
+    /// How to reach and trust the data centre.
+    pub dc: DcSection,
+    /// Log output.
+    pub log: LogSection,
+}
+
+/// `[device]`.
+#[derive(Debug, Clone)]
+pub struct DeviceSection {
+    /// The device id, in every payload and topic.
+    pub id: DeviceId,
+    /// The receiving unit's QCVN 102 code, the first part of dossier codes.
+    pub unit: UnitCode,
+    /// This counter's number within the unit, 1 to 9: the first digit of
+    /// the daily dossier sequence it hands out, so counters of one unit never
+    /// collide while offline.
+    pub counter: u8,
+    /// The device's Ed25519 signing key (PKCS#8 PEM, mode 0600).
+    pub key_file: AbsPath,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone)]
+pub struct StoreSection {
+    /// Directory of the database and journal.
+    pub state_dir: AbsPath,
+    /// Below this much free space, new records are refused.
+    pub min_free: ByteSize,
+}
+
+/// `[dc]`.
+#[derive(Debug, Clone)]
+pub struct DcSection {
+    /// The DC's MQTT broker and how to authenticate to it.
+    pub broker: BrokerConnection,
+    /// The DC's receipt-signing key: receipts that do not verify against it
+    /// are ignored.
+    pub public_key: PublicKey,
+    /// MQTT keep-alive interval.
+    pub keep_alive: Duration,
+    /// Longest wait between reconnection attempts.
+    pub reconnect_max: Duration,
+}
+
+impl AgentConfig {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<AgentConfig, Problems> {
+        AgentConfig::from_raw(read_toml(path)?)
+    }
+
+    /// Validates a raw configuration, collecting every problem.
+    pub fn from_raw(raw: RawConfig) -> Result<AgentConfig, Problems> {
+        let mut p = Problems::default();
+        let id = p.parse::<DeviceId>("device.id", &raw.device.id);
+        let unit = p.parse::<UnitCode>("device.unit", &raw.device.unit);
+        let counter = match u8::try_from(raw.device.counter) {
+            Ok(c @ 1..=9) => Some(c),
+            _ => {
+                p.push(
+                    "device.counter",
+                    format!("{} is not a counter number: use 1 to 9", raw.device.counter),
+                );
+                None
+            }
+        };
+        let key_file = p.parse::<AbsPath>("device.key_file", &raw.device.key_file);
+        let state_dir = p.parse::<AbsPath>("store.state_dir", &raw.store.state_dir);
+        let min_free = p.parse::<ByteSize>("store.min_free", &raw.store.min_free);
+
+        let conn = BrokerConnection::validate(
+            &mut p,
+            "dc",
+            RawBroker {
+                broker: &raw.dc.broker,
+                allow_plaintext: raw.dc.allow_plaintext,
+                ca_file: raw.dc.ca_file.as_deref(),
+                client_cert: raw.dc.client_cert.as_deref(),
+                client_key: raw.dc.client_key.as_deref(),
+            },
+        );
+        let public_key = p.parse::<PublicKey>("dc.public_key", &raw.dc.public_key);
+        let keep_alive = bounded(&mut p, "dc.keep_alive", &raw.dc.keep_alive, 5, 1200);
+        let reconnect_max = bounded(&mut p, "dc.reconnect_max", &raw.dc.reconnect_max, 1, 3600);
+        let log = raw.log.validate(&mut p);
+
+        p.finish(|| {
+            Some(AgentConfig {
+                device: DeviceSection {
+                    id: id?,
+                    unit: unit?,
+                    counter: counter?,
+                    key_file: key_file?,
+                },
+                store: StoreSection {
+                    state_dir: state_dir?,
+                    min_free: min_free?,
+                },
+                dc: DcSection {
+                    broker: conn?,
+                    public_key: public_key?,
+                    keep_alive: keep_alive?,
+                    reconnect_max: reconnect_max?,
+                },
+                log: log?,
+            })
+        })
+    }
+}
+
+fn bounded(p: &mut Problems, key: &str, raw: &str, min_s: u64, max_s: u64) -> Option<Duration> {
+    let d = p.parse::<HumanDuration>(key, raw)?.0;
+    if d < Duration::from_secs(min_s) || d > Duration::from_secs(max_s) {
+        p.push(
+            key,
+            format!(
+                "{raw:?} is out of range: use from {} to {}",
+                HumanDuration(Duration::from_secs(min_s)),
+                HumanDuration(Duration::from_secs(max_s))
+            ),
+        );
+        return None;
+    }
+    Some(d)
+}
+
+/// The effective configuration as TOML, defaults filled in: what `config
+/// check` prints.
+impl fmt::Display for AgentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.device;
+        writeln!(f, "[device]")?;
+        writeln!(f, "id = {:?}", d.id.as_str())?;
+        writeln!(f, "unit = {:?}", d.unit.as_str())?;
+        writeln!(f, "counter = {}", d.counter)?;
+        writeln!(f, "key_file = {:?}", d.key_file.to_string())?;
+        writeln!(f, "\n[store]")?;
+        writeln!(f, "state_dir = {:?}", self.store.state_dir.to_string())?;
+        writeln!(f, "min_free = {:?}", self.store.min_free.to_string())?;
+        let dc = &self.dc;
+        writeln!(f, "\n[dc]")?;
+        write!(f, "{}", dc.broker)?;
+        writeln!(
+            f,
+            "public_key = \"ed25519:{}\"  # kid {}",
+            hex::encode(dc.public_key.0.as_bytes()),
+            motcua_protocol::KeyId::of(&dc.public_key.0)
+        )?;
+        writeln!(
+            f,
+            "keep_alive = {:?}",
+            HumanDuration(dc.keep_alive).to_string()
+        )?;
+        writeln!(
+            f,
+            "reconnect_max = {:?}",
+            HumanDuration(dc.reconnect_max).to_string()
+        )?;
+        write!(f, "\n{}", self.log)
+    }
+}

@@ -1,0 +1,17 @@
+//! The motcua counter agent.
+//!
+//! Runs on the small ARM box at a one-stop-shop counter. This crate holds
+//! everything the `motcua` binary does; `main.rs` only parses the command
+//! line and dispatches.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap), parsed into [`cli::Command`].
+//! - [`config`]: `/etc/motcua/agent.toml`, parsed raw then validated once.
+//! - [`identity`]: the device key and the enrollment line.
+//! - [`selftest`]: an on-box check of keys, signing, verification and chain
+//!   rules in a throw-away directory.
+
+pub mod cli;
+pub mod config;
+pub mod identity;
+pub mod selftest;

@@ -1,0 +1,87 @@
+//! `motcua`: parses the command line and dispatches. All work is in the
+//! library crate.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+use motcua_agent::cli::{Cli, Command, ConfigCommand};
+use motcua_agent::config::AgentConfig;
+use motcua_agent::identity::{self, IdentityTarget};
+use motcua_agent::selftest;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Keygen {
+            key_file,
+            device,
+            force,
+        } => {
+            let target = IdentityTarget::resolve(&cli.config, key_file, device)?;
+            let line = identity::keygen(&target, force)?;
+            eprintln!(
+                "Wrote the device key to {} (mode 0600).",
+                target.key_file.display()
+            );
+            eprintln!("Give this line to the data-centre operator for 'motcua-dc device add':");
+            println!("{line}");
+        }
+        Command::Identity { key_file, device } => {
+            let target = IdentityTarget::resolve(&cli.config, key_file, device)?;
+            println!("{}", identity::show(&target)?);
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            let path = file.unwrap_or(cli.config);
+            match AgentConfig::load(&path) {
+                Ok(cfg) => {
+                    eprintln!("{}: valid. Effective configuration:", path.display());
+                    print!("{cfg}");
+                }
+                Err(problems) => {
+                    eprint!("{}: {problems}", path.display());
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::Selftest { records } => {
+            let steps = selftest::run(records);
+            let mut failed = 0;
+            for s in &steps {
+                match &s.outcome {
+                    Ok(detail) => println!("ok    {}: {detail}", s.name),
+                    Err(e) => {
+                        failed += 1;
+                        println!("FAIL  {}: {e:#}", s.name);
+                    }
+                }
+            }
+            let n = steps.len();
+            println!("selftest: {} of {n} steps passed", n - failed);
+            if failed > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        motcua_agent::cli::Cli::command().debug_assert();
+    }
+}

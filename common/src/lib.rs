@@ -1,0 +1,18 @@
+//! What the agent (`motcua`) and the data-centre receiver (`motcua-dc`) both
+//! need from the operating system, kept in one place so both handle keys and
+//! configuration the same careful way.
+//!
+//! # Layout
+//! - [`atomic`]: write-then-rename file replacement, durable across a power
+//!   cut.
+//! - [`keyfile`]: Ed25519 keys in PKCS#8 PEM files, created mode 0600 and
+//!   refused when group or others can read them.
+//! - [`config`]: the diagnostics list that `config check` prints, and checked
+//!   value types (durations, sizes, broker URLs, public keys) that config
+//!   structs convert raw strings into once.
+//! - [`logging`]: tracing-subscriber set up for journald or JSON.
+
+pub mod atomic;
+pub mod config;
+pub mod keyfile;
+pub mod logging;

@@ -1,0 +1,15 @@
+//! The motcua data-centre receiver.
+//!
+//! Consumes counters' submissions from the DC's MQTT broker, verifies each
+//! signature and hash chain, stores every record exactly once and answers
+//! with signed receipts. This crate holds what the `motcua-dc` binary does;
+//! `main.rs` only parses the command line and dispatches.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap).
+//! - [`config`]: `/etc/motcua/dc.toml`, parsed raw then validated once.
+//! - [`identity`]: the DC's receipt-signing key.
+
+pub mod cli;
+pub mod config;
+pub mod identity;

@@ -1,0 +1,134 @@
+//! Helpers for the end-to-end tests: locate (and if needed build) the real
+//! binaries, run them, and read what they print.
+//!
+//! The binaries are found next to the test executable's directory
+//! (`target/<profile>/`). `cargo test --workspace` does not always build
+//! plain binaries of other packages, so the first call builds them with the
+//! same cargo, profile and target directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_owned()
+}
+
+/// `target/<profile>`: where cargo put this test binary's parent directory.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    // target/<profile>/deps/<test binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_owned()
+}
+
+fn build_once() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = profile_dir();
+        let profile = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("profile dir name")
+            .to_owned();
+        let target_dir = dir.parent().expect("target dir");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace())
+            .args([
+                "build",
+                "--quiet",
+                "--bins",
+                "-p",
+                "motcua-agent",
+                "-p",
+                "motcua-dc",
+                "--target-dir",
+            ])
+            .arg(target_dir);
+        if profile != "debug" {
+            cmd.args([
+                "--profile",
+                if profile == "release" {
+                    "release"
+                } else {
+                    &profile
+                },
+            ]);
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building the binaries failed");
+    });
+}
+
+/// The path of workspace binary `name` (`motcua` or `motcua-dc`), built if
+/// needed.
+pub fn bin(name: &str) -> PathBuf {
+    build_once();
+    let path = profile_dir().join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// What a finished command printed, as text.
+#[derive(Debug)]
+pub struct Run {
+    /// Whether it exited 0.
+    pub ok: bool,
+    /// Its exit code.
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            ok: o.status.success(),
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs binary `name` with `args`, with no configuration from the
+/// environment, and waits for it.
+pub fn run<I, S>(name: &str, args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(bin(name))
+        .args(args)
+        .env_remove("MOTCUA_CONFIG")
+        .env_remove("MOTCUA_DC_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary starts")
+        .into()
+}
+
+/// A shipped template with some lines replaced: `(prefix, new line)` pairs,
+/// each replacing the first line that starts with `prefix`.
+pub fn template_with(name: &str, replace: &[(&str, String)]) -> String {
+    let text = std::fs::read_to_string(workspace().join("firmware-config").join(name))
+        .expect("template exists");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for (prefix, new) in replace {
+        let line = lines
+            .iter_mut()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{name} has a line {prefix}"));
+        *line = new.clone();
+    }
+    lines.join("\n") + "\n"
+}

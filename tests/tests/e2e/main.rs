@@ -1,0 +1,6 @@
+//! End-to-end tests: the real binaries, run as a technician or a
+//! data-centre operator would run them.
+
+mod config;
+mod identity;
+mod selftest;
