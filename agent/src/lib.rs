@@ -7,11 +7,19 @@
 //! # Layout
 //! - [`cli`]: the command line (clap), parsed into [`cli::Command`].
 //! - [`config`]: `/etc/motcua/agent.toml`, parsed raw then validated once.
+//! - [`clock`]: the wall clock and whether it is synchronised.
+//! - [`domain`]: dossiers, codes, statuses, citizens' identifiers, working
+//!   days: the rules, as pure functions.
+//! - [`store`]: the durable SQLite store, its signed journal and the single
+//!   writer with group commit.
 //! - [`identity`]: the device key and the enrollment line.
 //! - [`selftest`]: an on-box check of keys, signing, verification and chain
 //!   rules in a throw-away directory.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod domain;
 pub mod identity;
 pub mod selftest;
+pub mod store;

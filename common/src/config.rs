@@ -71,10 +71,10 @@ impl Problems {
     /// `Ok(value())` when no problem was recorded, else every problem.
     /// `value` runs only when every field it unwraps was valid.
     pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, Problems> {
-        if self.0.is_empty() {
-            if let Some(v) = value() {
-                return Ok(v);
-            }
+        if self.0.is_empty()
+            && let Some(v) = value()
+        {
+            return Ok(v);
         }
         Err(self)
     }
@@ -189,7 +189,7 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0;
         for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-            if n >= size && n % size == 0 {
+            if n >= size && n.is_multiple_of(size) {
                 return write!(f, "{} {unit}", n / size);
             }
         }

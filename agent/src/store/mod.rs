@@ -1,0 +1,227 @@
+//! The counter's durable record store: one SQLite file, `motcua.db`, in the
+//! state directory.
+//!
+//! # Durability contract
+//! When [`Writer`] answers a submission with `Ok`, the dossier row and its
+//! signed journal envelope are in the database file's write-ahead log and
+//! the log has been `fsync`ed: the record survives a killed process and a
+//! power cut. The connection runs with `journal_mode=WAL` and
+//! `synchronous=FULL`, so *every* commit syncs the log before returning;
+//! answers are sent only after the commit returns. Nothing is acknowledged
+//! from memory. Group commit (several callers' records in one transaction)
+//! keeps that promise while sharing one `fsync`.
+//!
+//! A record reaches the DC exactly once because the journal, not MQTT, is
+//! the source of truth: envelopes carry consecutive seqs in one hash chain,
+//! the DC recognises duplicates by seq and hash, and a record is marked
+//! synced only by a verified DC receipt, kept as proof.
+//!
+//! # Refusals
+//! - Below `min_free` free bytes on the state directory's file system, new
+//!   records are refused ([`StoreError::DiskFull`]); reads, receipts and
+//!   pruning go on. A disk that fills anyway makes SQLite fail the commit,
+//!   which rolls back whole: nothing stored is harmed.
+//! - At start-up, `PRAGMA quick_check` must say `ok`; a damaged file is
+//!   refused ([`StoreError::Damaged`]) with the way to recover, never
+//!   silently replaced by an empty store.
+//!
+//! # Tables (schema version 1, `PRAGMA user_version`)
+//! ```text
+//! device      (id=1, device_id, created_at)           whose journal this is
+//! keys        (kid PK, public_key, first_seq)         every key that signed here
+//! journal     (seq PK, hash, prev, kind, dossier_code, at, envelope, synced)
+//!             envelope: complete COSE bytes, NULL once pruned (seq and hash
+//!             stay, so the chain head and links survive pruning)
+//! receipts    (seq PK, receipt, stored_at)            verified DC receipts
+//! dossiers    (code PK, received_at, received_day, appointment_at,
+//!              procedure, status, staff, name_folded, id_number, data,
+//!              created_seq → journal, updated_seq → journal, updated_at,
+//!              pruned_at)
+//!             data: the dossier JSON as signed at creation (personal
+//!             data), NULL once pruned; status is the current one
+//! code_blocks (unit, counter, day, last)              daily code sequence
+//! procedures  (code PK, name, name_folded, working_days, fee, documents)
+//! calendar    (day PK, kind 'holiday'|'workday', name)
+//! reference   (id=1, version, imported_at)            catalogue version
+//! ```
+//!
+//! # Layout
+//! - [`schema`]: opening, pragmas, integrity check, migrations.
+//! - [`writer`]: the single writer thread with group commit.
+//! - [`read`]: queries for the CLI, the kiosk and the sync layer.
+//! - [`reference`]: the procedure catalogue and calendar cache.
+//! - [`disk`]: free space of the state directory.
+
+pub mod disk;
+pub mod read;
+pub mod reference;
+pub mod schema;
+pub mod writer;
+
+use std::path::PathBuf;
+
+use motcua_protocol::Hash32;
+
+pub use read::Reader;
+pub use writer::{Writer, WriterConfig};
+
+use crate::domain::invalid::{Invalid, InvalidInput};
+
+/// The database file's name inside the state directory.
+pub const DB_FILE: &str = "motcua.db";
+
+/// Why a store operation failed. Each variant names what failed; the
+/// clerk-facing ones carry a Vietnamese message through
+/// [`StoreError::for_clerk`].
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The input is not acceptable; nothing was stored.
+    #[error("{0}")]
+    Invalid(#[from] InvalidInput),
+    /// Free space is below the floor; nothing was stored.
+    #[error(
+        "free space on {path} is {free} bytes, below the floor of {floor} bytes: new records are refused until space is freed"
+    )]
+    DiskFull {
+        /// The state directory.
+        path: PathBuf,
+        /// Free bytes.
+        free: u64,
+        /// The configured floor.
+        floor: u64,
+    },
+    /// The clock reads a time before the last record or before the
+    /// software was built: codes and times would be wrong.
+    #[error(
+        "the system clock reads {now}, before {floor}: it is wrong (a box without a real-time clock after a power cut?); \
+         new records are refused until it is set"
+    )]
+    ClockWrong {
+        /// What the clock reads.
+        now: String,
+        /// The earliest acceptable time.
+        floor: String,
+    },
+    /// This counter has handed out every code of its block for the day.
+    #[error("counter {counter} has used all its dossier codes for {day}")]
+    CodesExhausted {
+        /// The counter number.
+        counter: u8,
+        /// The day.
+        day: String,
+    },
+    /// No dossier has this code.
+    #[error("no dossier {0}")]
+    NotFound(String),
+    /// The database file failed its integrity check.
+    #[error(
+        "the database {path} is damaged ({detail}). The agent will not run on it. To recover: stop the agent, move the \
+         file and its -wal and -shm files aside (keep them for analysis), restore the latest backup or start an empty \
+         store, then run 'motcua journal verify'; records already synced are safe at the data centre"
+    )]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What the check reported.
+        detail: String,
+    },
+    /// The database was written by a newer version of motcua.
+    #[error(
+        "the database {path} has schema version {found}, newer than this motcua ({supported}): upgrade motcua"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
+    /// The database belongs to another device.
+    #[error(
+        "the database belongs to device {found}, not {expected}: wrong state directory or configuration"
+    )]
+    WrongDevice {
+        /// The device id the configuration names.
+        expected: String,
+        /// The device id stored in the database.
+        found: String,
+    },
+    /// A DC receipt did not verify or does not match the journal.
+    #[error("DC receipt refused: {0}")]
+    Receipt(String),
+    /// A DC receipt acknowledges a different envelope at its seq than the
+    /// one this counter stored: the histories have forked.
+    #[error(
+        "DC receipt for seq {seq} names hash {theirs}, but this counter's envelope {seq} hashes to {ours}: the histories forked"
+    )]
+    Fork {
+        /// The seq.
+        seq: u64,
+        /// The hash in the receipt.
+        theirs: Hash32,
+        /// The stored hash.
+        ours: Hash32,
+    },
+    /// Creating the state directory or the database file failed.
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// SQLite failed at the named step.
+    #[error("database error while {step}: {source}")]
+    Sqlite {
+        /// What was being done.
+        step: &'static str,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// Signing failed (a record over the size limit).
+    #[error("cannot sign the record: {0}")]
+    Sign(#[from] motcua_protocol::SignError),
+    /// The writer thread has stopped.
+    #[error("the store's writer has stopped")]
+    WriterGone,
+}
+
+impl StoreError {
+    /// The refusal as a clerk sees it: Vietnamese messages with stable
+    /// codes. Technical failures become one "contact the technician" line.
+    pub fn for_clerk(&self) -> InvalidInput {
+        let one = |code, msg: &str| InvalidInput(vec![Invalid::new("(form)", code, msg)]);
+        match self {
+            StoreError::Invalid(i) => i.clone(),
+            StoreError::DiskFull { .. } => one(
+                "disk_full",
+                "Bộ nhớ của máy gần đầy nên chưa thể nhận hồ sơ mới. Các hồ sơ đã lưu vẫn an toàn. Vui lòng báo kỹ thuật viên.",
+            ),
+            StoreError::ClockWrong { .. } => one(
+                "clock_wrong",
+                "Đồng hồ của máy đang sai nên chưa thể nhận hồ sơ mới. Vui lòng kiểm tra kết nối mạng để máy tự chỉnh giờ, hoặc báo kỹ thuật viên.",
+            ),
+            StoreError::CodesExhausted { .. } => one(
+                "codes_exhausted",
+                "Quầy này đã dùng hết số hồ sơ trong ngày. Vui lòng tiếp nhận ở quầy khác hoặc báo kỹ thuật viên.",
+            ),
+            StoreError::NotFound(_) => one("not_found", "Không tìm thấy hồ sơ có mã này."),
+            _ => one(
+                "internal",
+                "Máy gặp lỗi khi lưu hồ sơ. Hồ sơ chưa được lưu. Vui lòng báo kỹ thuật viên.",
+            ),
+        }
+    }
+}
+
+/// Attaches the step name to a SQLite error.
+pub(crate) trait Step<T> {
+    fn step(self, step: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> Step<T> for Result<T, rusqlite::Error> {
+    fn step(self, step: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Sqlite { step, source })
+    }
+}

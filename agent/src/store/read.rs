@@ -1,0 +1,433 @@
+//! Reading the store: dossiers, searches, the journal for the sync layer,
+//! status counts and a full verification of the journal.
+//!
+//! A [`Reader`] has its own connection (WAL lets it read while the writer
+//! commits) and never writes.
+
+use std::fmt;
+use std::path::Path;
+
+use ed25519_dalek::VerifyingKey;
+use motcua_protocol::{
+    ChainHead, Classification, Hash32, KeyId, Opened, Submission, UtcTime, classify,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use super::writer::hash32;
+use super::{Step, StoreError, schema};
+use crate::domain::dossier::Dossier;
+use crate::domain::status::Status;
+use crate::domain::text::fold;
+
+/// A read-only view of the store.
+pub struct Reader {
+    conn: Connection,
+}
+
+/// A dossier as stored now.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredDossier {
+    /// The dossier as signed at creation, with `status` set to the current
+    /// one; `None` once its personal data was pruned.
+    pub dossier: Option<Dossier>,
+    /// Code.
+    pub code: String,
+    /// Current status.
+    pub status: Status,
+    /// Time of the last change.
+    pub updated_at: String,
+    /// Whether every journal record of it has been receipted by the DC.
+    pub synced: bool,
+    /// When its personal data was pruned, if it was.
+    pub pruned_at: Option<String>,
+}
+
+/// One line of a search result. Holds the applicant's name: personal data,
+/// so `Debug` hides it.
+#[derive(Clone, Serialize)]
+pub struct Summary {
+    /// Code.
+    pub code: String,
+    /// Applicant's name (None once pruned).
+    pub name: Option<String>,
+    /// Procedure code.
+    pub procedure: String,
+    /// Status.
+    pub status: Status,
+    /// Received.
+    pub received_at: String,
+    /// Appointment.
+    pub appointment_at: String,
+    /// Whether the appointment has passed and the dossier is not finished.
+    pub overdue: bool,
+}
+
+impl fmt::Debug for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Summary")
+            .field("code", &self.code)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to search for; every given criterion must match.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// A dossier code or its beginning.
+    pub code: Option<String>,
+    /// A personal identification number (exact).
+    pub id_number: Option<String>,
+    /// Part of the applicant's name, with or without diacritics.
+    pub name: Option<String>,
+    /// The day received, `YYYY-MM-DD` (Vietnam time).
+    pub day: Option<String>,
+    /// Only overdue dossiers.
+    pub overdue: bool,
+    /// At most this many results (newest first).
+    pub limit: usize,
+}
+
+/// Counts for `motcua status` and the kiosk's sync indicator.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    /// Dossiers stored.
+    pub dossiers: u64,
+    /// Dossiers received on `day`.
+    pub today: u64,
+    /// Dossiers overdue.
+    pub overdue: u64,
+    /// Journal seq of the last record.
+    pub head_seq: u64,
+    /// Records not yet receipted by the DC.
+    pub unsynced: u64,
+    /// When the oldest unsynced record was signed.
+    pub oldest_unsynced_at: Option<String>,
+    /// Highest seq the DC has receipted.
+    pub synced_through: u64,
+    /// When the last receipt was stored.
+    pub last_receipt_at: Option<String>,
+    /// Reference data version.
+    pub reference_version: Option<u64>,
+}
+
+/// One unsynced envelope, for the sync layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Its seq.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: Hash32,
+    /// The complete envelope bytes.
+    pub envelope: Vec<u8>,
+}
+
+/// The result of verifying the whole journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JournalReport {
+    /// Records checked.
+    pub records: u64,
+    /// Of which signatures verified (the others were pruned: only their
+    /// hash link was checked).
+    pub signatures: u64,
+    /// Records receipted by the DC.
+    pub synced: u64,
+}
+
+/// The first place the journal is broken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("journal broken at seq {seq}: {reason}")]
+pub struct JournalBreak {
+    /// The first bad seq.
+    pub seq: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Reader {
+    /// Opens the store at `path` for reading.
+    pub fn open(path: &Path) -> Result<Reader, StoreError> {
+        Ok(Reader {
+            conn: schema::open_read(path)?,
+        })
+    }
+
+    /// The dossier `code`.
+    pub fn dossier(&self, code: &str) -> Result<Option<StoredDossier>, StoreError> {
+        type Row = (String, u8, String, Option<String>, Option<String>);
+        let row: Option<Row> = self
+            .conn
+            .query_row(
+                "SELECT code, status, updated_at, data, pruned_at FROM dossiers WHERE code = ?",
+                [code],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()
+            .step("reading a dossier")?;
+        let Some((code, status, updated_at, data, pruned_at)) = row else {
+            return Ok(None);
+        };
+        let status = Status::try_from(status).map_err(|e| StoreError::Receipt(e.to_string()))?;
+        let dossier = match data {
+            Some(d) => {
+                let mut d: Dossier = serde_json::from_str(&d).map_err(|e| StoreError::Damaged {
+                    path: "dossiers.data".into(),
+                    detail: format!("dossier {code} does not decode: {:?}", e.classify()),
+                })?;
+                d.status = status;
+                Some(d)
+            }
+            None => None,
+        };
+        let unsynced: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM journal WHERE dossier_code = ? AND synced = 0)",
+                [&code],
+                |r| r.get(0),
+            )
+            .step("reading a dossier's sync state")?;
+        Ok(Some(StoredDossier {
+            dossier,
+            code,
+            status,
+            updated_at,
+            synced: !unsynced,
+            pruned_at,
+        }))
+    }
+
+    /// Dossiers matching `q`, newest first. `now` decides what is overdue.
+    pub fn search(&self, q: &Query, now: &UtcTime) -> Result<Vec<Summary>, StoreError> {
+        let name = q.name.as_deref().map(fold).filter(|n| !n.is_empty());
+        let id = q
+            .id_number
+            .as_deref()
+            .map(|s| s.chars().filter(|c| !c.is_whitespace()).collect::<String>());
+        let limit = if q.limit == 0 { 100 } else { q.limit } as i64;
+        let now = now.to_string();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT code, data, procedure, status, received_at, appointment_at FROM dossiers
+                 WHERE (?1 IS NULL OR code LIKE ?1 || '%')
+                   AND (?2 IS NULL OR id_number = ?2)
+                   AND (?3 IS NULL OR name_folded LIKE '%' || ?3 || '%')
+                   AND (?4 IS NULL OR received_day = ?4)
+                   AND (?5 = 0 OR (appointment_at < ?6 AND status NOT IN (3, 7, 8, 9, 10)))
+                 ORDER BY received_at DESC, code DESC LIMIT ?7",
+            )
+            .step("searching dossiers")?;
+        let rows = stmt
+            .query_map(
+                params![q.code, id, name, q.day, q.overdue, now, limit],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, u8>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                    ))
+                },
+            )
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .step("searching dossiers")?;
+        rows.into_iter()
+            .map(
+                |(code, data, procedure, status, received_at, appointment_at)| {
+                    let status =
+                        Status::try_from(status).map_err(|e| StoreError::Receipt(e.to_string()))?;
+                    let name = data
+                        .and_then(|d| serde_json::from_str::<Dossier>(&d).ok())
+                        .map(|d| d.applicant.name);
+                    let overdue =
+                        appointment_at < now && !matches!(status.get(), 3 | 7 | 8 | 9 | 10);
+                    Ok(Summary {
+                        code,
+                        name,
+                        procedure,
+                        status,
+                        received_at,
+                        appointment_at,
+                        overdue,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Unsynced envelopes with seq above `after`, in seq order, at most
+    /// `limit`: what the sync layer sends next.
+    pub fn unsynced(&self, after: u64, limit: usize) -> Result<Vec<Pending>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, hash, envelope FROM journal WHERE synced = 0 AND seq > ? ORDER BY seq LIMIT ?")
+            .step("reading unsynced envelopes")?;
+        let rows = stmt
+            .query_map(params![after as i64, limit as i64], |r| {
+                Ok(Pending {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    hash: hash32(&r.get::<_, Vec<u8>>(1)?),
+                    envelope: r.get(2)?,
+                })
+            })
+            .and_then(Iterator::collect)
+            .step("reading unsynced envelopes")?;
+        Ok(rows)
+    }
+
+    /// Counts; `day` is today in Vietnam time (`YYYY-MM-DD`), `now` decides
+    /// what is overdue.
+    pub fn counts(&self, day: &str, now: &UtcTime) -> Result<Counts, StoreError> {
+        let c = &self.conn;
+        let one = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<i64, StoreError> {
+            c.query_row(sql, p, |r| r.get(0)).step("counting")
+        };
+        let now = now.to_string();
+        let oldest: Option<String> = c
+            .query_row(
+                "SELECT at FROM journal WHERE synced = 0 ORDER BY seq LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .step("counting")?;
+        let last_receipt: Option<String> = c
+            .query_row(
+                "SELECT stored_at FROM receipts ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .step("counting")?;
+        Ok(Counts {
+            dossiers: one("SELECT count(*) FROM dossiers", &[])? as u64,
+            today: one(
+                "SELECT count(*) FROM dossiers WHERE received_day = ?",
+                &[&day],
+            )? as u64,
+            overdue: one(
+                "SELECT count(*) FROM dossiers WHERE appointment_at < ? AND status NOT IN (3, 7, 8, 9, 10)",
+                &[&now],
+            )? as u64,
+            head_seq: one("SELECT coalesce(max(seq), 0) FROM journal", &[])? as u64,
+            unsynced: one("SELECT count(*) FROM journal WHERE synced = 0", &[])? as u64,
+            oldest_unsynced_at: oldest,
+            synced_through: one(
+                "SELECT coalesce(max(seq), 0) FROM journal WHERE synced = 1",
+                &[],
+            )? as u64,
+            last_receipt_at: last_receipt,
+            reference_version: super::reference::version(c)?,
+        })
+    }
+
+    /// Re-verifies the whole journal: every seq from 1 with no gap, every
+    /// stored hash equal to SHA-256 of its envelope, every signature valid
+    /// under a key recorded for this store, every envelope's device, seq and
+    /// `prev` matching, every link following the chain rules. Stops at the
+    /// first break.
+    pub fn verify_journal(&self) -> Result<Result<JournalReport, JournalBreak>, StoreError> {
+        let device: String = self
+            .conn
+            .query_row("SELECT device_id FROM device WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .step("reading the device")?;
+        let mut keys = std::collections::HashMap::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT kid, public_key FROM keys")
+                .step("reading keys")?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .step("reading keys")?;
+            for (kid, public) in rows {
+                if let (Some(kid), Ok(public)) = (
+                    KeyId::from_slice(&kid),
+                    <[u8; 32]>::try_from(public.as_slice()),
+                ) && let Ok(k) = VerifyingKey::from_bytes(&public)
+                {
+                    keys.insert(kid, k);
+                }
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, hash, prev, envelope, synced FROM journal ORDER BY seq")
+            .step("reading the journal")?;
+        let mut rows = stmt.query([]).step("reading the journal")?;
+        let mut head = ChainHead::EMPTY;
+        let mut report = JournalReport {
+            records: 0,
+            signatures: 0,
+            synced: 0,
+        };
+        let brk = |seq, reason: String| Ok(Err(JournalBreak { seq, reason }));
+        while let Some(row) = rows.next().step("reading the journal")? {
+            let seq = row.get::<_, i64>(0).step("reading the journal")? as u64;
+            let hash = hash32(&row.get::<_, Vec<u8>>(1).step("reading the journal")?);
+            let prev = hash32(&row.get::<_, Vec<u8>>(2).step("reading the journal")?);
+            let envelope: Option<Vec<u8>> = row.get(3).step("reading the journal")?;
+            let synced: bool = row.get(4).step("reading the journal")?;
+            if seq != head.seq + 1 {
+                return brk(
+                    head.seq + 1,
+                    format!("seq {} is missing (next stored is {seq})", head.seq + 1),
+                );
+            }
+            if let Some(bytes) = &envelope {
+                if Hash32::of(bytes) != hash {
+                    return brk(seq, "the stored hash is not the envelope's hash".into());
+                }
+                let opened = match Opened::<Submission>::parse(bytes) {
+                    Ok(o) => o,
+                    Err(e) => return brk(seq, format!("the envelope is malformed: {e}")),
+                };
+                let Some(key) = keys.get(&opened.kid()) else {
+                    return brk(
+                        seq,
+                        format!(
+                            "signed by key {}, which this store does not know",
+                            opened.kid()
+                        ),
+                    );
+                };
+                let v = match opened.verify(key) {
+                    Ok(v) => v,
+                    Err(e) => return brk(seq, format!("the envelope does not verify: {e}")),
+                };
+                if v.message.device.as_str() != device
+                    || v.message.seq != seq
+                    || v.message.prev != prev
+                {
+                    return brk(
+                        seq,
+                        "the envelope's device, seq or prev differs from the journal row".into(),
+                    );
+                }
+                report.signatures += 1;
+            }
+            let link = motcua_protocol::Link { seq, prev, hash };
+            if classify(&head, &link) != Classification::Next {
+                return brk(seq, "prev is not the hash of the record before".into());
+            }
+            head = ChainHead { seq, hash };
+            report.records += 1;
+            report.synced += u64::from(synced);
+        }
+        Ok(Ok(report))
+    }
+
+    /// The underlying connection, for the reference-data queries.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}

@@ -1,0 +1,244 @@
+//! Opening the database: file mode, pragmas, integrity check, migrations.
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::{Step, StoreError};
+
+/// The newest schema version this build writes.
+pub const VERSION: i64 = 1;
+
+const V1: &str = "
+CREATE TABLE device (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    device_id TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE keys (
+    kid BLOB PRIMARY KEY,
+    public_key BLOB NOT NULL,
+    first_seq INTEGER NOT NULL
+);
+CREATE TABLE journal (
+    seq INTEGER PRIMARY KEY CHECK (seq >= 1),
+    hash BLOB NOT NULL CHECK (length(hash) = 32),
+    prev BLOB NOT NULL CHECK (length(prev) = 32),
+    kind TEXT NOT NULL,
+    dossier_code TEXT,
+    at TEXT NOT NULL,
+    envelope BLOB,
+    synced INTEGER NOT NULL DEFAULT 0 CHECK (synced IN (0, 1))
+);
+CREATE INDEX journal_unsynced ON journal (seq) WHERE synced = 0;
+CREATE INDEX journal_dossier ON journal (dossier_code);
+CREATE TABLE receipts (
+    seq INTEGER PRIMARY KEY,
+    receipt BLOB NOT NULL,
+    stored_at TEXT NOT NULL
+);
+CREATE TABLE dossiers (
+    code TEXT PRIMARY KEY,
+    received_at TEXT NOT NULL,
+    received_day TEXT NOT NULL,
+    appointment_at TEXT NOT NULL,
+    procedure TEXT NOT NULL,
+    status INTEGER NOT NULL CHECK (status BETWEEN 1 AND 10),
+    staff TEXT NOT NULL,
+    name_folded TEXT,
+    id_number TEXT,
+    data TEXT,
+    created_seq INTEGER NOT NULL REFERENCES journal (seq),
+    updated_seq INTEGER NOT NULL REFERENCES journal (seq),
+    updated_at TEXT NOT NULL,
+    pruned_at TEXT
+);
+CREATE INDEX dossiers_id_number ON dossiers (id_number);
+CREATE INDEX dossiers_name ON dossiers (name_folded);
+CREATE INDEX dossiers_day ON dossiers (received_day);
+CREATE INDEX dossiers_status ON dossiers (status, appointment_at);
+CREATE TABLE code_blocks (
+    unit TEXT NOT NULL,
+    counter INTEGER NOT NULL,
+    day TEXT NOT NULL,
+    last INTEGER NOT NULL,
+    PRIMARY KEY (unit, counter, day)
+);
+CREATE TABLE procedures (
+    code TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    name_folded TEXT NOT NULL,
+    working_days INTEGER NOT NULL CHECK (working_days >= 0),
+    fee INTEGER,
+    documents TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE calendar (
+    day TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('holiday', 'workday')),
+    name TEXT
+);
+CREATE TABLE reference (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,
+    imported_at TEXT NOT NULL
+);
+";
+
+/// Opens (creating if needed) the database at `path` for reading and
+/// writing: directory mode 0700 and file mode 0600 when created, WAL,
+/// `synchronous=FULL`, foreign keys, a busy timeout, an integrity check,
+/// then migrations.
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    prepare_file(path)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| damaged_or(path, e, "opening the database"))?;
+    configure(&conn, path)?;
+    check(&conn, path)?;
+    migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// Opens an existing database for reading only (no migration, no write).
+pub fn open_read(path: &Path) -> Result<Connection, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no database yet: no record was ever stored",
+            ),
+        });
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| damaged_or(path, e, "opening the database"))?;
+    configure(&conn, path)?;
+    conn.pragma_update(None, "query_only", true)
+        .step("setting query_only")?;
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| damaged_or(path, e, "reading the schema version"))?;
+    if v > VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found: v,
+            supported: VERSION,
+        });
+    }
+    Ok(conn)
+}
+
+fn prepare_file(path: &Path) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io)?;
+    }
+    if !path.exists() {
+        // Created here, with mode 0600, before SQLite writes a byte: the
+        // file holds citizens' personal data.
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
+fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(10))
+        .step("setting the busy timeout")?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))
+        .map_err(|e| damaged_or(path, e, "enabling WAL"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(format!("the file system refused WAL mode (got {mode})")),
+        });
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .step("setting synchronous=FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .step("enabling foreign keys")?;
+    // WAL files are created with the database file's mode; keep them small.
+    conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)
+        .step("limiting the WAL size")?;
+    Ok(())
+}
+
+/// Refuses a damaged file. `quick_check` reads every page (O(N)) but skips
+/// the slow index cross-checks; `motcua journal verify` does the rest.
+fn check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare("PRAGMA quick_check")
+        .map_err(|e| damaged_or(path, e, "checking integrity"))?;
+    let lines: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(Iterator::collect)
+        .map_err(|e| damaged_or(path, e, "checking integrity"))?;
+    if lines.len() == 1 && lines[0] == "ok" {
+        Ok(())
+    } else {
+        Err(StoreError::Damaged {
+            path: path.to_owned(),
+            detail: lines.into_iter().take(3).collect::<Vec<_>>().join("; "),
+        })
+    }
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .step("reading the schema version")?;
+    if v > VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found: v,
+            supported: VERSION,
+        });
+    }
+    if v < 1 {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {V1} PRAGMA user_version = 1; COMMIT;"
+        ))
+        .step("creating the schema")?;
+    }
+    Ok(())
+}
+
+/// SQLite's "not a database" and "corrupt" errors mean a damaged file;
+/// anything else is reported as the step that failed.
+fn damaged_or(path: &Path, e: rusqlite::Error, step: &'static str) -> StoreError {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    match e.sqlite_error_code() {
+        Some(DatabaseCorrupt | NotADatabase) => StoreError::Damaged {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        },
+        _ => StoreError::Sqlite { step, source: e },
+    }
+}
+
+/// Whether the database file exists and is non-empty.
+pub fn exists(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.len() > 0)
+}

@@ -1,0 +1,469 @@
+//! Creating dossiers, changing status, receipts, refusals.
+
+use std::thread;
+
+use motcua_agent::domain::status::Status;
+use motcua_agent::store::read::Query;
+use motcua_agent::store::{StoreError, Writer};
+use motcua_protocol::{Hash32, UtcTime};
+use time::Duration;
+
+use crate::support::*;
+
+#[test]
+fn a_dossier_gets_a_code_an_appointment_and_a_signed_journal_entry() {
+    let s = TestStore::new();
+    let c = s.w().create(input(1), staff()).expect("stored");
+    assert_eq!(c.dossier.code, "H49.12.3-261126-1001");
+    assert_eq!(c.seq, 1);
+    // 3 working days from Thursday 26/11, with Friday 27/11 a holiday: Mon, Tue, Wed.
+    assert_eq!(
+        c.dossier.appointment_at.to_string(),
+        "2026-12-02T02:30:00.000Z"
+    );
+    assert_eq!(c.dossier.status, Status::ACCEPTED);
+    assert_eq!(c.dossier.collect_at, "Bộ phận Một cửa UBND xã Tam Thăng");
+    let r = s.reader();
+    let stored = r.dossier(&c.dossier.code).expect("read").expect("present");
+    assert_eq!(stored.dossier.as_ref(), Some(&c.dossier));
+    assert!(!stored.synced);
+    let pending = r.unsynced(0, 10).expect("pending");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].hash, Hash32::of(&pending[0].envelope));
+    let report = r.verify_journal().expect("reads").expect("intact");
+    assert_eq!((report.records, report.signatures), (1, 1));
+}
+
+#[test]
+fn codes_follow_the_counter_block_and_the_day() {
+    let s = TestStore::with_counter(3);
+    let a = s.w().create(input(1), staff()).expect("stored");
+    let b = s.w().create(input(2), staff()).expect("stored");
+    assert_eq!(a.dossier.code, "H49.12.3-261126-3001");
+    assert_eq!(b.dossier.code, "H49.12.3-261126-3002");
+    // 17:30 UTC is 00:30 the next day in Vietnam: a new day, a new sequence.
+    s.clock.set(T0 + Duration::hours(15), true);
+    let c = s.w().create(input(3), staff()).expect("stored");
+    assert_eq!(c.dossier.code, "H49.12.3-261127-3001");
+}
+
+#[test]
+fn invalid_input_stores_nothing_and_consumes_no_seq() {
+    let s = TestStore::new();
+    let mut bad = input(1);
+    bad.applicant.id_number = "123".into();
+    bad.procedure = "9.999999".into();
+    let err = s.w().create(bad, staff()).expect_err("refused");
+    let StoreError::Invalid(i) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(i.codes(), vec!["procedure_unknown", "id_number_format"]);
+    assert_eq!(err.for_clerk().0.len(), 2);
+    let ok = s.w().create(input(2), staff()).expect("stored");
+    assert_eq!(
+        (ok.seq, ok.dossier.code.as_str()),
+        (1, "H49.12.3-261126-1001")
+    );
+}
+
+#[test]
+fn concurrent_submitters_share_commits_without_gaps_or_duplicates() {
+    let s = TestStore::new();
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let w = s.w();
+            thread::spawn(move || {
+                (0..40)
+                    .map(|i| w.create(input(t * 100 + i), staff()).expect("stored"))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<_> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("thread"))
+        .collect();
+    all.sort_by_key(|c| c.seq);
+    assert_eq!(
+        all.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        (1..=320).collect::<Vec<_>>()
+    );
+    let mut codes: Vec<_> = all.iter().map(|c| c.dossier.code.clone()).collect();
+    codes.sort();
+    codes.dedup();
+    assert_eq!(codes.len(), 320);
+    assert_eq!(
+        s.reader()
+            .verify_journal()
+            .expect("reads")
+            .expect("intact")
+            .records,
+        320
+    );
+}
+
+#[test]
+fn status_changes_follow_the_lifecycle_and_are_journaled() {
+    let s = TestStore::new();
+    let code = s
+        .w()
+        .create(input(1), staff())
+        .expect("stored")
+        .dossier
+        .code;
+    let ch = s
+        .w()
+        .set_status(
+            &code,
+            Status::IN_PROCESS,
+            staff(),
+            Some("Chuyển phòng Tư pháp".into()),
+        )
+        .expect("allowed");
+    assert_eq!(
+        (ch.from, ch.to, ch.seq),
+        (Status::ACCEPTED, Status::IN_PROCESS, 2)
+    );
+    let err = s
+        .w()
+        .set_status(&code, Status::RETURNED, staff(), None)
+        .expect_err("not allowed");
+    let StoreError::Invalid(i) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(i.codes(), vec!["status_transition"]);
+    assert!(i.0[0].message.contains("Đang xử lý"), "{}", i.0[0].message);
+    assert!(matches!(
+        s.w()
+            .set_status("H49.12.3-261126-9999", Status::IN_PROCESS, staff(), None),
+        Err(StoreError::NotFound(_))
+    ));
+    let r = s.reader();
+    assert_eq!(
+        r.dossier(&code).expect("read").expect("present").status,
+        Status::IN_PROCESS
+    );
+    assert_eq!(r.unsynced(0, 10).expect("pending").len(), 2);
+    assert_eq!(
+        r.verify_journal().expect("reads").expect("intact").records,
+        2
+    );
+}
+
+#[test]
+fn only_a_matching_dc_receipt_marks_records_synced() {
+    let s = TestStore::new();
+    for i in 0..5 {
+        s.w().create(input(i), staff()).expect("stored");
+    }
+    let r = s.reader();
+    let pending = r.unsynced(0, 10).expect("pending");
+    // A receipt by another key is refused.
+    let forged = {
+        let rc = motcua_protocol::Receipt {
+            v: 1,
+            device: device(),
+            seq: 3,
+            hash: pending[2].hash,
+            at: UtcTime::new(T0),
+        };
+        motcua_protocol::sign(&rc, &device_key()).expect("signs")
+    };
+    assert!(matches!(
+        s.w().mark_synced(forged, dc_key().verifying_key()),
+        Err(StoreError::Receipt(_))
+    ));
+    // A receipt naming another envelope at seq 3 is a fork.
+    let fork = s.receipt(3, Hash32::of(b"other"));
+    assert!(matches!(
+        s.w().mark_synced(fork, dc_key().verifying_key()),
+        Err(StoreError::Fork { seq: 3, .. })
+    ));
+    // Beyond our head: refused.
+    let beyond = s.receipt(9, Hash32::of(b"x"));
+    assert!(matches!(
+        s.w().mark_synced(beyond, dc_key().verifying_key()),
+        Err(StoreError::Receipt(_))
+    ));
+    assert_eq!(
+        r.counts("2026-11-26", &UtcTime::new(T0))
+            .expect("counts")
+            .unsynced,
+        5
+    );
+    // The right one marks 1..=3.
+    let good = s.receipt(3, pending[2].hash);
+    let synced = s
+        .w()
+        .mark_synced(good.clone(), dc_key().verifying_key())
+        .expect("accepted");
+    assert_eq!((synced.through, synced.newly), (3, 3));
+    let again = s
+        .w()
+        .mark_synced(good, dc_key().verifying_key())
+        .expect("idempotent");
+    assert_eq!(again.newly, 0);
+    let counts = r.counts("2026-11-26", &UtcTime::new(T0)).expect("counts");
+    assert_eq!(
+        (counts.unsynced, counts.synced_through, counts.head_seq),
+        (2, 3, 5)
+    );
+    assert!(counts.last_receipt_at.is_some());
+    assert_eq!(
+        r.unsynced(0, 10)
+            .expect("pending")
+            .iter()
+            .map(|p| p.seq)
+            .collect::<Vec<_>>(),
+        vec![4, 5]
+    );
+}
+
+#[test]
+fn pruning_removes_old_synced_personal_data_and_never_unsynced_records() {
+    let s = TestStore::new();
+    let a = s
+        .w()
+        .create(input(1), staff())
+        .expect("stored")
+        .dossier
+        .code;
+    let b = s
+        .w()
+        .create(input(2), staff())
+        .expect("stored")
+        .dossier
+        .code;
+    s.w()
+        .set_status(&a, Status::REFUSED, staff(), None)
+        .expect("allowed");
+    s.w()
+        .set_status(&b, Status::REFUSED, staff(), None)
+        .expect("allowed");
+    let pending = s.reader().unsynced(0, 10).expect("pending");
+    // The DC has 1..=3 (a's two records and b's creation), not b's status change.
+    s.w()
+        .mark_synced(s.receipt(3, pending[2].hash), dc_key().verifying_key())
+        .expect("accepted");
+    s.clock.advance(Duration::days(400));
+    let p = s.w().prune(Duration::days(365)).expect("pruned");
+    assert_eq!(p.envelopes, 3, "synced envelopes go");
+    assert_eq!(
+        p.dossiers, 1,
+        "only the dossier whose every record is synced"
+    );
+    let r = s.reader();
+    let da = r.dossier(&a).expect("read").expect("row stays");
+    assert!(da.dossier.is_none() && da.pruned_at.is_some());
+    assert!(
+        r.dossier(&b)
+            .expect("read")
+            .expect("present")
+            .dossier
+            .is_some()
+    );
+    assert_eq!(
+        r.unsynced(0, 10).expect("pending").len(),
+        1,
+        "the unsynced envelope is untouched"
+    );
+    assert!(
+        r.search(
+            &Query {
+                id_number: Some("049301000123".into()),
+                ..Query::default()
+            },
+            &UtcTime::new(T0)
+        )
+        .expect("search")
+        .iter()
+        .all(|x| x.code == b)
+    );
+    // The chain still verifies: pruned records keep their hash links.
+    let report = r.verify_journal().expect("reads").expect("intact");
+    assert_eq!((report.records, report.signatures), (4, 1));
+    // And the next record continues the chain after a restart.
+    drop(r);
+    let mut s = s;
+    s.reopen();
+    assert_eq!(s.w().create(input(3), staff()).expect("stored").seq, 5);
+    assert!(s.reader().verify_journal().expect("reads").is_ok());
+}
+
+#[test]
+fn below_the_free_space_floor_new_records_are_refused_and_reads_go_on() {
+    let mut s = TestStore::new();
+    let code = s
+        .w()
+        .create(input(1), staff())
+        .expect("stored")
+        .dossier
+        .code;
+    s.min_free = u64::MAX;
+    s.reopen();
+    let err = s.w().create(input(2), staff()).expect_err("refused");
+    assert!(matches!(err, StoreError::DiskFull { .. }), "{err:?}");
+    assert_eq!(err.for_clerk().codes(), vec!["disk_full"]);
+    assert!(matches!(
+        s.w().set_status(&code, Status::IN_PROCESS, staff(), None),
+        Err(StoreError::DiskFull { .. })
+    ));
+    // Receipts still apply: they free the way for pruning.
+    let pending = s.reader().unsynced(0, 10).expect("pending");
+    s.w()
+        .mark_synced(s.receipt(1, pending[0].hash), dc_key().verifying_key())
+        .expect("receipts go on");
+    assert!(s.reader().dossier(&code).expect("reads go on").is_some());
+}
+
+#[test]
+fn a_clock_that_lost_its_time_refuses_new_records() {
+    let s = TestStore::new();
+    s.w().create(input(1), staff()).expect("stored");
+    // After a power cut without RTC: 1970, not synced.
+    s.clock.set(time::OffsetDateTime::UNIX_EPOCH, false);
+    let err = s.w().create(input(2), staff()).expect_err("refused");
+    assert_eq!(err.for_clerk().codes(), vec!["clock_wrong"]);
+    // Two days behind the last record, unsynced: still wrong.
+    s.clock.set(T0 - Duration::days(2), false);
+    assert!(matches!(
+        s.w().create(input(3), staff()),
+        Err(StoreError::ClockWrong { .. })
+    ));
+    // A small step back is normal, and an NTP-synchronised clock is trusted.
+    s.clock.set(T0 - Duration::minutes(5), false);
+    s.w()
+        .create(input(4), staff())
+        .expect("small step back is fine");
+    s.clock.set(T0 - Duration::days(2), true);
+    s.w()
+        .create(input(5), staff())
+        .expect("synced clock is trusted");
+}
+
+#[test]
+fn a_store_belongs_to_one_device() {
+    let mut s = TestStore::new();
+    let mut cfg = s.config();
+    cfg.device = "another-device".parse().expect("valid");
+    s.stop();
+    assert!(matches!(
+        Writer::start(cfg).map(|_| ()),
+        Err(StoreError::WrongDevice { .. })
+    ));
+}
+
+#[test]
+fn search_finds_by_code_id_name_without_diacritics_day_and_overdue() {
+    let s = TestStore::new();
+    let a = s
+        .w()
+        .create(input(1), staff())
+        .expect("stored")
+        .dossier
+        .code;
+    let mut other = input(2);
+    other.applicant.name = "Trần Văn Đức".into();
+    other.applicant.id_number = "048085000123".into();
+    let b = s.w().create(other, staff()).expect("stored").dossier.code;
+    let r = s.reader();
+    let now = UtcTime::new(T0);
+    let find = |q: Query| {
+        r.search(&q, &now)
+            .expect("search")
+            .into_iter()
+            .map(|x| x.code)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        find(Query {
+            name: Some("tran van duc".into()),
+            ..Query::default()
+        }),
+        vec![b.clone()]
+    );
+    assert_eq!(
+        find(Query {
+            name: Some("ĐỨC".into()),
+            ..Query::default()
+        }),
+        vec![b.clone()]
+    );
+    assert_eq!(
+        find(Query {
+            name: Some("thu ha".into()),
+            ..Query::default()
+        }),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        find(Query {
+            id_number: Some("049 301 000 123".into()),
+            ..Query::default()
+        }),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        find(Query {
+            code: Some("H49.12.3-261126-100".into()),
+            ..Query::default()
+        }),
+        vec![b.clone(), a.clone()]
+    );
+    assert_eq!(
+        find(Query {
+            day: Some("2026-11-26".into()),
+            ..Query::default()
+        })
+        .len(),
+        2
+    );
+    assert!(
+        find(Query {
+            day: Some("2026-11-25".into()),
+            ..Query::default()
+        })
+        .is_empty()
+    );
+    let later = UtcTime::new(T0 + Duration::days(30));
+    let overdue = r
+        .search(
+            &Query {
+                overdue: true,
+                ..Query::default()
+            },
+            &later,
+        )
+        .expect("search");
+    assert_eq!(overdue.len(), 2);
+    assert!(overdue.iter().all(|x| x.overdue));
+    assert_eq!(r.counts("2026-11-26", &later).expect("counts").overdue, 2);
+}
+
+#[test]
+fn the_database_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = TestStore::new();
+    s.w().create(input(1), staff()).expect("stored");
+    let mode = std::fs::metadata(s.db())
+        .expect("exists")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn an_older_reference_version_never_replaces_a_newer_one() {
+    let s = TestStore::new();
+    let mut conn = motcua_agent::store::schema::open(&s.db()).expect("open");
+    let old = motcua_agent::store::reference::import(&mut conn, &reference_data(1), "now");
+    assert!(matches!(
+        old,
+        Err(motcua_agent::store::reference::ImportError::NotNewer {
+            offered: 1,
+            current: 1
+        })
+    ));
+    motcua_agent::store::reference::import(&mut conn, &reference_data(2), "now").expect("newer");
+}
