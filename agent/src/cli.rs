@@ -3,9 +3,20 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use motcua_protocol::DeviceId;
+use motcua_protocol::{DeviceId, StaffId};
 
 use crate::config::DEFAULT_PATH;
+
+/// The exit codes, shown under every command's help.
+pub const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  failure (configuration, key file, database, I/O)
+  2  wrong command-line usage
+  3  input refused (each problem is printed, in Vietnamese, with its code)
+  4  refused by the counter's state: free space below the floor, clock wrong,
+     or the counter's dossier codes for the day used up
+  5  not found
+  6  journal verification found a break";
 
 /// motcua: the counter agent of the one-stop-shop ("Một cửa").
 ///
@@ -61,6 +72,21 @@ pub enum Command {
     /// Check configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Receive, show, find dossiers and change their status.
+    #[command(subcommand)]
+    Dossier(DossierCommand),
+    /// Check the signed journal.
+    #[command(subcommand)]
+    Journal(JournalCommand),
+    /// Show counts: dossiers, today's, overdue, records waiting for the data centre.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the cached reference data (procedure catalogue, holidays).
+    #[command(subcommand)]
+    Reference(ReferenceCommand),
     /// Check signing, verification, key files and chain rules on this box.
     ///
     /// Works in a throw-away directory with throw-away keys; the device's own
@@ -82,5 +108,94 @@ pub enum ConfigCommand {
     Check {
         /// The file to check [default: the --config file].
         file: Option<PathBuf>,
+    },
+}
+
+/// `motcua dossier ...`.
+#[derive(Debug, Subcommand)]
+pub enum DossierCommand {
+    /// Receive a dossier described by a JSON file; print its code.
+    ///
+    /// The file's format is documented in docs/DOSSIER-INPUT.md. The code is
+    /// printed only once the dossier and its signed journal record are
+    /// durably stored. Refused input prints every problem, in Vietnamese,
+    /// with a stable code, and exits 3.
+    Add {
+        /// The JSON file ('-' for standard input).
+        #[arg(long)]
+        json: PathBuf,
+        /// The staff account receiving the dossier.
+        #[arg(long)]
+        staff: StaffId,
+    },
+    /// Show one dossier as its receipt shows it.
+    Show {
+        /// The dossier code, e.g. H49.12.3-261126-1001.
+        code: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find dossiers by code, ID number, name (with or without diacritics) or date.
+    Search {
+        /// A dossier code or its beginning.
+        #[arg(long)]
+        code: Option<String>,
+        /// A personal identification number.
+        #[arg(long = "id")]
+        id_number: Option<String>,
+        /// Part of the applicant's name; "nguyen thi ha" finds "Nguyễn Thị Hà".
+        #[arg(long)]
+        name: Option<String>,
+        /// The day received: dd/mm/yyyy or yyyy-mm-dd.
+        #[arg(long)]
+        date: Option<String>,
+        /// Only today's dossiers.
+        #[arg(long, conflicts_with = "date")]
+        today: bool,
+        /// Only dossiers past their appointment and not finished.
+        #[arg(long)]
+        overdue: bool,
+        /// At most this many results, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a dossier's status (only the allowed moves are accepted).
+    SetStatus {
+        /// The dossier code.
+        code: String,
+        /// The new status, 1 to 10 (see docs/DOSSIER-INPUT.md).
+        status: u8,
+        /// The staff account making the change.
+        #[arg(long)]
+        staff: StaffId,
+        /// A note for the record.
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+/// `motcua journal ...`.
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Re-verify every signature and hash link of the journal; report the first break.
+    Verify,
+}
+
+/// `motcua reference ...`.
+#[derive(Debug, Subcommand)]
+pub enum ReferenceCommand {
+    /// Import a reference data file (procedures, holidays) if it is newer than the cached one.
+    Import {
+        /// The JSON file (format in docs/DOSSIER-INPUT.md).
+        file: PathBuf,
+    },
+    /// List cached procedures, optionally those matching a code or name.
+    List {
+        /// Part of a code or name, with or without diacritics.
+        query: Option<String>,
     },
 }

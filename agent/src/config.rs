@@ -40,6 +40,10 @@ struct RawDevice {
     counter: i64,
     #[serde(default = "default_key_file")]
     key_file: String,
+    #[serde(default = "default_collect_at")]
+    collect_at: String,
+    #[serde(default)]
+    clock_marker: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +53,8 @@ struct RawStore {
     state_dir: String,
     #[serde(default = "default_min_free")]
     min_free: String,
+    #[serde(default = "default_retention")]
+    retention: String,
 }
 
 impl Default for RawStore {
@@ -56,6 +62,7 @@ impl Default for RawStore {
         RawStore {
             state_dir: default_state_dir(),
             min_free: default_min_free(),
+            retention: default_retention(),
         }
     }
 }
@@ -78,6 +85,12 @@ struct RawDc {
 
 fn default_key_file() -> String {
     "/var/lib/motcua/device.key".into()
+}
+fn default_collect_at() -> String {
+    "Bộ phận tiếp nhận và trả kết quả".into()
+}
+fn default_retention() -> String {
+    "90days".into()
 }
 fn default_state_dir() -> String {
     "/var/lib/motcua".into()
@@ -118,6 +131,12 @@ pub struct DeviceSection {
     pub counter: u8,
     /// The device's Ed25519 signing key (PKCS#8 PEM, mode 0600).
     pub key_file: AbsPath,
+    /// Where results are collected, printed on receipts unless the clerk
+    /// says otherwise.
+    pub collect_at: String,
+    /// A file whose existence means the clock is synchronised (besides
+    /// systemd-timesyncd's own marker).
+    pub clock_marker: Option<AbsPath>,
 }
 
 /// `[store]`.
@@ -127,6 +146,9 @@ pub struct StoreSection {
     pub state_dir: AbsPath,
     /// Below this much free space, new records are refused.
     pub min_free: ByteSize,
+    /// How long synced records and finished dossiers' personal data are
+    /// kept before pruning.
+    pub retention: Duration,
 }
 
 /// `[dc]`.
@@ -165,8 +187,28 @@ impl AgentConfig {
             }
         };
         let key_file = p.parse::<AbsPath>("device.key_file", &raw.device.key_file);
+        let collect_at = crate::domain::text::clean(&raw.device.collect_at);
+        if collect_at.is_empty()
+            || collect_at.chars().count() > crate::domain::dossier::MAX_SHORT_TEXT
+        {
+            p.push(
+                "device.collect_at",
+                "must be a place name of 1 to 200 characters",
+            );
+        }
+        let clock_marker = match &raw.device.clock_marker {
+            Some(m) => p.parse::<AbsPath>("device.clock_marker", m).map(Some),
+            None => Some(None),
+        };
         let state_dir = p.parse::<AbsPath>("store.state_dir", &raw.store.state_dir);
         let min_free = p.parse::<ByteSize>("store.min_free", &raw.store.min_free);
+        let retention = bounded(
+            &mut p,
+            "store.retention",
+            &raw.store.retention,
+            86_400,
+            20 * 366 * 86_400,
+        );
 
         let conn = BrokerConnection::validate(
             &mut p,
@@ -191,10 +233,13 @@ impl AgentConfig {
                     unit: unit?,
                     counter: counter?,
                     key_file: key_file?,
+                    collect_at,
+                    clock_marker: clock_marker?,
                 },
                 store: StoreSection {
                     state_dir: state_dir?,
                     min_free: min_free?,
+                    retention: retention?,
                 },
                 dc: DcSection {
                     broker: conn?,
@@ -234,9 +279,18 @@ impl fmt::Display for AgentConfig {
         writeln!(f, "unit = {:?}", d.unit.as_str())?;
         writeln!(f, "counter = {}", d.counter)?;
         writeln!(f, "key_file = {:?}", d.key_file.to_string())?;
+        writeln!(f, "collect_at = {:?}", d.collect_at)?;
+        if let Some(m) = &d.clock_marker {
+            writeln!(f, "clock_marker = {:?}", m.to_string())?;
+        }
         writeln!(f, "\n[store]")?;
         writeln!(f, "state_dir = {:?}", self.store.state_dir.to_string())?;
         writeln!(f, "min_free = {:?}", self.store.min_free.to_string())?;
+        writeln!(
+            f,
+            "retention = {:?}",
+            HumanDuration(self.store.retention).to_string()
+        )?;
         let dc = &self.dc;
         writeln!(f, "\n[dc]")?;
         write!(f, "{}", dc.broker)?;

@@ -6,6 +6,8 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap), parsed into [`cli::Command`].
+//! - [`cmd`]: the store commands (`dossier`, `journal`, `status`,
+//!   `reference`) and their exit codes.
 //! - [`config`]: `/etc/motcua/agent.toml`, parsed raw then validated once.
 //! - [`clock`]: the wall clock and whether it is synchronised.
 //! - [`domain`]: dossiers, codes, statuses, citizens' identifiers, working
@@ -18,6 +20,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod cmd;
 pub mod config;
 pub mod domain;
 pub mod identity;

@@ -8,10 +8,14 @@ use clap::Parser;
 use motcua_agent::cli::{Cli, Command, ConfigCommand};
 use motcua_agent::config::AgentConfig;
 use motcua_agent::identity::{self, IdentityTarget};
-use motcua_agent::selftest;
+use motcua_agent::{cmd, selftest};
+use motcua_common::config::{LogFormat, LogLevel};
+use motcua_common::logging;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Commands log warnings and errors only; RUST_LOG raises the level.
+    logging::init(LogFormat::Text, &LogLevel("warn".into()));
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -54,6 +58,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+        Command::Dossier(cmd) => return cmd::dossier(&cli.config, cmd),
+        Command::Journal(cmd) => return cmd::journal(&cli.config, cmd),
+        Command::Status { json } => return cmd::status(&cli.config, json),
+        Command::Reference(cmd) => return cmd::reference(&cli.config, cmd),
         Command::Selftest { records } => {
             let steps = selftest::run(records);
             let mut failed = 0;

@@ -152,9 +152,20 @@ impl FromStr for HumanDuration {
     }
 }
 
+/// The largest whole unit: `90days`, `5m`, `30s` (humantime's own format
+/// would write 90 days as months of 30.44 days).
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        humantime::format_duration(self.0).fmt(f)
+        let s = self.0.as_secs();
+        if self.0.subsec_nanos() != 0 || s == 0 {
+            return humantime::format_duration(self.0).fmt(f);
+        }
+        for (unit, size) in [("days", 86_400), ("h", 3_600), ("m", 60)] {
+            if s.is_multiple_of(size) {
+                return write!(f, "{}{unit}", s / size);
+            }
+        }
+        write!(f, "{s}s")
     }
 }
 

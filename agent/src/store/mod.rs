@@ -182,6 +182,10 @@ pub enum StoreError {
     /// Signing failed (a record over the size limit).
     #[error("cannot sign the record: {0}")]
     Sign(#[from] motcua_protocol::SignError),
+    /// A value in the database or a serialisation broke an invariant the
+    /// code relies on (a bug or a hand-edited file).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The writer thread has stopped.
     #[error("the store's writer has stopped")]
     WriterGone,

@@ -168,7 +168,7 @@ impl Reader {
         let Some((code, status, updated_at, data, pruned_at)) = row else {
             return Ok(None);
         };
-        let status = Status::try_from(status).map_err(|e| StoreError::Receipt(e.to_string()))?;
+        let status = Status::try_from(status).map_err(|e| StoreError::Internal(e.to_string()))?;
         let dossier = match data {
             Some(d) => {
                 let mut d: Dossier = serde_json::from_str(&d).map_err(|e| StoreError::Damaged {
@@ -238,8 +238,8 @@ impl Reader {
         rows.into_iter()
             .map(
                 |(code, data, procedure, status, received_at, appointment_at)| {
-                    let status =
-                        Status::try_from(status).map_err(|e| StoreError::Receipt(e.to_string()))?;
+                    let status = Status::try_from(status)
+                        .map_err(|e| StoreError::Internal(e.to_string()))?;
                     let name = data
                         .and_then(|d| serde_json::from_str::<Dossier>(&d).ok())
                         .map(|d| d.applicant.name);
@@ -331,6 +331,20 @@ impl Reader {
     /// `prev` matching, every link following the chain rules. Stops at the
     /// first break.
     pub fn verify_journal(&self) -> Result<Result<JournalReport, JournalBreak>, StoreError> {
+        self.verify_journal_with(|_, _| {})
+    }
+
+    /// [`Reader::verify_journal`], calling `progress(done, total)` every
+    /// 1000 records and at the end.
+    pub fn verify_journal_with(
+        &self,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<Result<JournalReport, JournalBreak>, StoreError> {
+        let total: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM journal", [], |r| r.get(0))
+            .step("counting the journal")?;
+        let total = total as u64;
         let device: String = self
             .conn
             .query_row("SELECT device_id FROM device WHERE id = 1", [], |r| {
@@ -421,8 +435,12 @@ impl Reader {
             }
             head = ChainHead { seq, hash };
             report.records += 1;
+            if report.records.is_multiple_of(1000) {
+                progress(report.records, total);
+            }
             report.synced += u64::from(synced);
         }
+        progress(report.records, total);
         Ok(Ok(report))
     }
 

@@ -412,7 +412,6 @@ impl State {
     }
 
     fn commit_group(&mut self, batch: Vec<Job>) {
-        let before = self.head;
         let adds_data = batch
             .iter()
             .any(|j| matches!(j, Job::Create { .. } | Job::SetStatus { .. }));
@@ -437,6 +436,20 @@ impl State {
                 return;
             }
         };
+        // Another process (the CLI beside the running agent) may have
+        // appended since our last group: the head is read again under the
+        // write lock, so two writers can never sign the same seq.
+        match load_head(&tx) {
+            Ok(h) => self.head = h,
+            Err(e) => {
+                let msg = e.to_string();
+                for job in batch {
+                    answer_err(job, StoreError::Internal(msg.clone()));
+                }
+                return;
+            }
+        }
+        let before = self.head;
         let mut answers = Vec::with_capacity(batch.len());
         for job in batch {
             let mut sp = match tx.savepoint() {
@@ -560,7 +573,7 @@ impl StoreError {
                 free: *free,
                 floor: *floor,
             },
-            other => StoreError::Receipt(other.to_string()),
+            other => StoreError::Internal(other.to_string()),
         }
     }
 }
@@ -639,7 +652,7 @@ fn append(
         staff,
         kind: kind
             .parse::<RecordKind>()
-            .map_err(|e| StoreError::Receipt(e.to_string()))?,
+            .map_err(|e| StoreError::Internal(e.to_string()))?,
         body,
     };
     let bytes = sign(&msg, &cfg.key)?;
@@ -747,7 +760,7 @@ fn create(
         status: Status::ACCEPTED,
         note: valid.note,
     };
-    let body = serde_json::to_value(&dossier).map_err(|e| StoreError::Receipt(e.to_string()))?;
+    let body = serde_json::to_value(&dossier).map_err(|e| StoreError::Internal(e.to_string()))?;
     let seq = append(
         conn,
         cfg,
@@ -760,7 +773,7 @@ fn create(
             body,
         },
     )?;
-    let data = serde_json::to_string(&dossier).map_err(|e| StoreError::Receipt(e.to_string()))?;
+    let data = serde_json::to_string(&dossier).map_err(|e| StoreError::Internal(e.to_string()))?;
     conn.prepare_cached(
         "INSERT INTO dossiers (code, received_at, received_day, appointment_at, procedure, status, staff,
                                name_folded, id_number, data, created_seq, updated_seq, updated_at)
@@ -800,7 +813,7 @@ fn set_status(
         .and_then(|mut s| s.query_row([code], |r| r.get(0)).optional())
         .step("reading the dossier's status")?
         .ok_or_else(|| StoreError::NotFound(code.to_owned()))?;
-    let from = Status::try_from(from).map_err(|e| StoreError::Receipt(e.to_string()))?;
+    let from = Status::try_from(from).map_err(|e| StoreError::Internal(e.to_string()))?;
     if !from.may_become(to) {
         let allowed: Vec<String> = from.next().iter().map(|s| s.to_string()).collect();
         return Err(InvalidInput(vec![Invalid::new(

@@ -165,7 +165,19 @@ fn a_missing_file_is_named() {
 #[test]
 fn every_command_has_help() {
     for (bin, cmds) in [
-        ("motcua", &["keygen", "identity", "config", "selftest"][..]),
+        (
+            "motcua",
+            &[
+                "keygen",
+                "identity",
+                "config",
+                "selftest",
+                "dossier",
+                "journal",
+                "status",
+                "reference",
+            ][..],
+        ),
         ("motcua-dc", &["keygen", "public-key", "config"][..]),
     ] {
         let top = run(bin, ["--help"]);

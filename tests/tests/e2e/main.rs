@@ -2,5 +2,6 @@
 //! data-centre operator would run them.
 
 mod config;
+mod dossier;
 mod identity;
 mod selftest;

@@ -1,0 +1,484 @@
+//! The store commands of the `motcua` binary: `dossier`, `journal`,
+//! `status`, `reference`. Each returns the process exit code documented in
+//! [`crate::cli::EXIT_CODES`].
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use motcua_common::keyfile;
+use motcua_protocol::{StaffId, UtcTime};
+use time::OffsetDateTime;
+
+use crate::cli::{DossierCommand, JournalCommand, ReferenceCommand};
+use crate::clock::{Clock, SystemClock};
+use crate::config::AgentConfig;
+use crate::domain::VIETNAM;
+use crate::domain::code::Counter;
+use crate::domain::dossier::DossierInput;
+use crate::domain::status::Status;
+use crate::store::read::{Query, StoredDossier};
+use crate::store::reference::{self, ReferenceData, format_day, parse_day};
+use crate::store::writer::DEFAULT_MAX_BATCH;
+use crate::store::{DB_FILE, Reader, StoreError, Writer, WriterConfig, schema};
+
+/// Exit code: input refused.
+pub const EXIT_INVALID: u8 = 3;
+/// Exit code: refused by the counter's state.
+pub const EXIT_REFUSED: u8 = 4;
+/// Exit code: not found.
+pub const EXIT_NOT_FOUND: u8 = 5;
+/// Exit code: the journal is broken.
+pub const EXIT_BROKEN: u8 = 6;
+
+fn db_path(cfg: &AgentConfig) -> std::path::PathBuf {
+    cfg.store.state_dir.as_path().join(DB_FILE)
+}
+
+fn clock(cfg: &AgentConfig) -> SystemClock {
+    SystemClock {
+        marker: cfg
+            .device
+            .clock_marker
+            .as_ref()
+            .map(|m| m.as_path().to_owned()),
+    }
+}
+
+/// Starts a writer on the configured store with the device key.
+pub fn open_writer(cfg: &AgentConfig) -> Result<Writer> {
+    let key = keyfile::load(cfg.device.key_file.as_path())
+        .context("the device key signs every record; create it with 'motcua keygen'")?;
+    let counter =
+        Counter::new(cfg.device.counter).context("device.counter is validated to be 1 to 9")?;
+    Ok(Writer::start(WriterConfig {
+        db: db_path(cfg),
+        device: cfg.device.id.clone(),
+        unit: cfg.device.unit.clone(),
+        counter,
+        min_free: cfg.store.min_free.0,
+        key,
+        clock: Arc::new(clock(cfg)),
+        default_collect_at: cfg.device.collect_at.clone(),
+        max_batch: DEFAULT_MAX_BATCH,
+    })?)
+}
+
+fn reader(cfg: &AgentConfig) -> Result<Reader> {
+    Ok(Reader::open(&db_path(cfg))?)
+}
+
+/// Prints a refusal the way a clerk reads it, plus the technical cause for
+/// failures that are not about the input, and returns the exit code.
+fn refusal(e: &StoreError) -> ExitCode {
+    match e {
+        StoreError::Invalid(i) => {
+            eprint!("{i}");
+            ExitCode::from(EXIT_INVALID)
+        }
+        StoreError::DiskFull { .. }
+        | StoreError::ClockWrong { .. }
+        | StoreError::CodesExhausted { .. } => {
+            eprint!("{}", e.for_clerk());
+            eprintln!("cause: {e}");
+            ExitCode::from(EXIT_REFUSED)
+        }
+        StoreError::NotFound(_) => {
+            eprint!("{}", e.for_clerk());
+            ExitCode::from(EXIT_NOT_FOUND)
+        }
+        other => {
+            eprintln!("error: {other}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `HH:MM dd/mm/yyyy`, Vietnam time.
+fn local(t: &str) -> String {
+    UtcTime::parse(t)
+        .ok()
+        .and_then(|u| {
+            u.get()
+                .to_offset(VIETNAM)
+                .format(time::macros::format_description!(
+                    "[hour]:[minute] [day]/[month]/[year]"
+                ))
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_owned())
+}
+
+fn today() -> (String, UtcTime) {
+    let now = OffsetDateTime::now_utc();
+    (format_day(now.to_offset(VIETNAM).date()), UtcTime::new(now))
+}
+
+/// `dd/mm/yyyy` or `yyyy-mm-dd` to `yyyy-mm-dd`.
+fn parse_date(s: &str) -> Option<String> {
+    if let Some(d) = parse_day(s) {
+        return Some(format_day(d));
+    }
+    let mut parts = s.split('/');
+    let (d, m, y) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    parse_day(&format!("{y:0>4}-{m:0>2}-{d:0>2}")).map(format_day)
+}
+
+/// Runs `motcua dossier ...`.
+pub fn dossier(config: &Path, cmd: DossierCommand) -> Result<ExitCode> {
+    let cfg = AgentConfig::load(config)
+        .map_err(anyhow::Error::new)
+        .context("reading the configuration")?;
+    match cmd {
+        DossierCommand::Add { json, staff } => add(&cfg, &json, staff),
+        DossierCommand::Show { code, json } => {
+            let Some(d) = reader(&cfg)?.dossier(&code)? else {
+                return Ok(refusal(&StoreError::NotFound(code)));
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                print!("{}", render(&d));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DossierCommand::Search {
+            code,
+            id_number,
+            name,
+            date,
+            today: only_today,
+            overdue,
+            limit,
+            json,
+        } => {
+            let (day_today, now) = today();
+            let day = match (date, only_today) {
+                (Some(d), _) => match parse_date(&d) {
+                    Some(d) => Some(d),
+                    None => {
+                        eprintln!("Ngày {d:?} không hợp lệ: nhập dd/mm/yyyy, ví dụ 26/11/2026.");
+                        return Ok(ExitCode::from(EXIT_INVALID));
+                    }
+                },
+                (None, true) => Some(day_today),
+                (None, false) => None,
+            };
+            let q = Query {
+                code,
+                id_number,
+                name,
+                day,
+                overdue,
+                limit,
+            };
+            let found = reader(&cfg)?.search(&q, &now)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&found)?);
+            } else {
+                for s in &found {
+                    println!(
+                        "{}  {:<28}  nhận {}  hẹn {}  {}{}",
+                        s.code,
+                        s.status.to_string(),
+                        local(&s.received_at),
+                        local(&s.appointment_at),
+                        s.name.as_deref().unwrap_or("(đã xoá dữ liệu cá nhân)"),
+                        if s.overdue { "  [QUÁ HẠN]" } else { "" }
+                    );
+                }
+                eprintln!("{} hồ sơ", found.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DossierCommand::SetStatus {
+            code,
+            status,
+            staff,
+            note,
+        } => {
+            let Ok(to) = Status::try_from(status) else {
+                eprintln!("Trạng thái {status} không hợp lệ: nhập một số từ 1 đến 10.");
+                return Ok(ExitCode::from(EXIT_INVALID));
+            };
+            let writer = open_writer(&cfg)?;
+            let r = writer.handle().set_status(&code, to, staff, note);
+            writer.shutdown();
+            match r {
+                Ok(ch) => {
+                    println!("{} {} -> {}", ch.code, ch.from, ch.to);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Ok(refusal(&e)),
+            }
+        }
+    }
+}
+
+fn add(cfg: &AgentConfig, json: &Path, staff: StaffId) -> Result<ExitCode> {
+    let text = if json == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading standard input")?;
+        s
+    } else {
+        std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?
+    };
+    let input: DossierInput = match serde_json::from_str(&text) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!(
+                "Tệp hồ sơ không đúng mẫu (dòng {}, cột {}): {e}. Xem mẫu trong docs/DOSSIER-INPUT.md.",
+                e.line(),
+                e.column()
+            );
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    let writer = open_writer(cfg)?;
+    let r = writer.handle().create(input, staff);
+    writer.shutdown();
+    match r {
+        Ok(c) => {
+            println!("{}", c.dossier.code);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Ok(refusal(&e)),
+    }
+}
+
+/// The receipt's fields, in Vietnamese.
+fn render(d: &StoredDossier) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut line = |k: &str, v: &str| {
+        let _ = writeln!(out, "{k:<22}{v}");
+    };
+    line("Mã hồ sơ:", &d.code);
+    match &d.dossier {
+        Some(x) => {
+            line("Đơn vị tiếp nhận:", x.unit.as_str());
+            line("Thủ tục:", &format!("{} {}", x.procedure, x.procedure_name));
+            line("Người nộp:", &x.applicant.name);
+            line("Số định danh cá nhân:", &x.applicant.id_number);
+            line("Điện thoại:", x.applicant.phone.as_deref().unwrap_or("-"));
+            line("Email:", x.applicant.email.as_deref().unwrap_or("-"));
+            line("Địa chỉ:", &x.applicant.address);
+            for (i, doc) in x.documents.iter().enumerate() {
+                let form = doc
+                    .form
+                    .as_deref()
+                    .map(|f| format!(", {f}"))
+                    .unwrap_or_default();
+                line(
+                    if i == 0 {
+                        "Thành phần hồ sơ:"
+                    } else {
+                        ""
+                    },
+                    &format!("{}. {} ({} bản{form})", i + 1, doc.name, doc.copies),
+                );
+            }
+            line("Số bộ hồ sơ:", &x.sets.to_string());
+            line("Tiếp nhận lúc:", &local(&x.received_at.to_string()));
+            line(
+                "Hẹn trả kết quả:",
+                &format!(
+                    "{} ({} ngày làm việc)",
+                    local(&x.appointment_at.to_string()),
+                    x.working_days
+                ),
+            );
+            line("Nơi trả kết quả:", &x.collect_at);
+            line("Cán bộ tiếp nhận:", x.staff.as_str());
+            if let Some(n) = &x.note {
+                line("Ghi chú:", n);
+            }
+        }
+        None => line(
+            "Dữ liệu cá nhân:",
+            &format!("đã xoá lúc {}", local(d.pruned_at.as_deref().unwrap_or(""))),
+        ),
+    }
+    line("Trạng thái:", &d.status.to_string());
+    line(
+        "Đồng bộ:",
+        if d.synced {
+            "trung tâm dữ liệu đã xác nhận"
+        } else {
+            "chưa được trung tâm dữ liệu xác nhận"
+        },
+    );
+    out
+}
+
+/// Runs `motcua journal ...`.
+pub fn journal(config: &Path, cmd: JournalCommand) -> Result<ExitCode> {
+    let cfg = AgentConfig::load(config)
+        .map_err(anyhow::Error::new)
+        .context("reading the configuration")?;
+    match cmd {
+        JournalCommand::Verify => {
+            let r = reader(&cfg)?;
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({eta})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message("verifying");
+            let result = r.verify_journal_with(|done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })?;
+            bar.finish_and_clear();
+            match result {
+                Ok(report) => {
+                    println!(
+                        "journal intact: {} records, {} signatures verified ({} pruned), {} receipted by the data centre",
+                        report.records,
+                        report.signatures,
+                        report.records - report.signatures,
+                        report.synced
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(brk) => {
+                    println!("{brk}");
+                    Ok(ExitCode::from(EXIT_BROKEN))
+                }
+            }
+        }
+    }
+}
+
+/// Runs `motcua status`.
+pub fn status(config: &Path, json: bool) -> Result<ExitCode> {
+    let cfg = AgentConfig::load(config)
+        .map_err(anyhow::Error::new)
+        .context("reading the configuration")?;
+    let (day, now) = today();
+    let c = reader(&cfg)?.counts(&day, &now)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&c)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let age = c
+        .oldest_unsynced_at
+        .as_deref()
+        .and_then(|t| UtcTime::parse(t).ok())
+        .map(|t| {
+            let secs = (now.get() - t.get()).whole_seconds().max(0) as u64;
+            age(secs)
+        });
+    println!("device               {}", cfg.device.id);
+    println!(
+        "dossiers             {} ({} today, {} overdue)",
+        c.dossiers, c.today, c.overdue
+    );
+    println!(
+        "journal              {} records, receipted through {}",
+        c.head_seq, c.synced_through
+    );
+    match age {
+        Some(a) => println!(
+            "waiting for the DC   {} records, oldest {a} old",
+            c.unsynced
+        ),
+        None => println!("waiting for the DC   none"),
+    }
+    println!(
+        "last receipt         {}",
+        c.last_receipt_at
+            .as_deref()
+            .map(local)
+            .unwrap_or_else(|| "never".into())
+    );
+    println!(
+        "reference data       {}",
+        c.reference_version
+            .map(|v| format!("version {v}"))
+            .unwrap_or_else(|| "none".into())
+    );
+    println!(
+        "clock synchronised   {}",
+        if clock(&cfg).now().synced {
+            "yes"
+        } else {
+            "no"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `motcua reference ...`.
+pub fn reference(config: &Path, cmd: ReferenceCommand) -> Result<ExitCode> {
+    let cfg = AgentConfig::load(config)
+        .map_err(anyhow::Error::new)
+        .context("reading the configuration")?;
+    match cmd {
+        ReferenceCommand::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let data: ReferenceData = match serde_json::from_str(&text) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!(
+                        "{}: not reference data ({e}); see docs/DOSSIER-INPUT.md",
+                        file.display()
+                    );
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+            };
+            let mut conn = schema::open(&db_path(&cfg))?;
+            match reference::import(
+                &mut conn,
+                &data,
+                &UtcTime::new(OffsetDateTime::now_utc()).to_string(),
+            ) {
+                Ok(()) => {
+                    println!(
+                        "imported reference data version {}: {} procedures, {} holidays, {} make-up working days",
+                        data.version,
+                        data.procedures.len(),
+                        data.holidays.len(),
+                        data.workdays.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(
+                    e @ (reference::ImportError::Invalid(_)
+                    | reference::ImportError::NotNewer { .. }),
+                ) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::from(EXIT_INVALID))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        ReferenceCommand::List { query } => {
+            let r = reader(&cfg)?;
+            let list =
+                reference::search_procedures(r.connection(), query.as_deref().unwrap_or(""))?;
+            for p in &list {
+                println!("{:<24} {:>3} ngày  {}", p.code, p.working_days, p.name);
+            }
+            eprintln!("{} thủ tục", list.len());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A short age: `45s`, `12m`, `3h 20m`, `2d 4h`.
+fn age(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86_400 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d {}h", secs / 86_400, secs % 86_400 / 3600),
+    }
+}
