@@ -2,6 +2,7 @@
 //! directories, the real writer thread.
 
 mod corruption;
+mod full_disk;
 mod journal;
 mod model;
 mod support;

@@ -2,6 +2,7 @@
 //! data-centre operator would run them.
 
 mod config;
+mod crash;
 mod dossier;
 mod identity;
 mod selftest;
