@@ -183,6 +183,14 @@ pub enum DossierCommand {
 pub enum JournalCommand {
     /// Re-verify every signature and hash link of the journal; report the first break.
     Verify,
+    /// Remove what store.retention says is no longer needed at the counter.
+    ///
+    /// Journal envelopes the data centre has receipted and that are older
+    /// than the retention period lose their bytes (their seq and hash stay,
+    /// so the chain still verifies); finished dossiers whose every record is
+    /// receipted lose their personal data. Nothing not yet receipted is
+    /// ever removed.
+    Prune,
 }
 
 /// `motcua reference ...`.

@@ -324,6 +324,25 @@ pub fn journal(config: &Path, cmd: JournalCommand) -> Result<ExitCode> {
         .map_err(anyhow::Error::new)
         .context("reading the configuration")?;
     match cmd {
+        JournalCommand::Prune => {
+            let writer = open_writer(&cfg)?;
+            let retention = time::Duration::try_from(cfg.store.retention)
+                .context("store.retention is bounded")?;
+            let r = writer.handle().prune(retention);
+            writer.shutdown();
+            match r {
+                Ok(p) => {
+                    println!(
+                        "pruned {} receipted envelopes and the personal data of {} finished dossiers (retention {})",
+                        p.envelopes,
+                        p.dossiers,
+                        motcua_common::config::HumanDuration(cfg.store.retention)
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Ok(refusal(&e)),
+            }
+        }
         JournalCommand::Verify => {
             let r = reader(&cfg)?;
             let bar = indicatif::ProgressBar::new(0).with_style(

@@ -134,6 +134,8 @@ enum Job {
         retention: Duration,
         reply: oneshot::Sender<Result<Pruned, StoreError>>,
     },
+    /// Finish the jobs queued before this one, then stop.
+    Shutdown,
 }
 
 /// The running writer. Dropping it (or [`Writer::shutdown`]) lets the
@@ -141,6 +143,7 @@ enum Job {
 pub struct Writer {
     handle: WriterHandle,
     thread: Option<JoinHandle<()>>,
+    checkpointer: Option<JoinHandle<()>>,
 }
 
 /// A cheap, cloneable way to send jobs to the writer.
@@ -160,6 +163,36 @@ struct State {
     conn: Connection,
     cfg: WriterConfig,
     head: Head,
+    /// Tells the checkpointer that the WAL grew; dropped at the end.
+    wal_grew: Option<std::sync::mpsc::SyncSender<()>>,
+}
+
+/// How long the checkpointer lets a burst of commits run before copying the
+/// WAL into the database (and so how large the WAL gets between resets).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Copies committed WAL frames into the database file from its own
+/// connection, so no submission waits for a checkpoint: the writer's
+/// connection has automatic checkpoints turned off. PASSIVE checkpoints
+/// never block the writer or readers. Stops when the writer drops its end.
+fn checkpointer(conn: Connection, wal_grew: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    while wal_grew.recv().is_ok() {
+        // Let a burst of commits finish, then copy them in one go; leave at
+        // once if the writer stops meanwhile (it checkpoints on its way out).
+        let deadline = std::time::Instant::now() + CHECKPOINT_EVERY;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match wal_grew.recv_timeout(left) {
+                Ok(()) => {}
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+        }
+    }
 }
 
 impl Writer {
@@ -179,8 +212,26 @@ impl Writer {
             ],
         )
         .step("recording the signing key")?;
+        // Checkpoints happen on the checkpointer's connection, off the
+        // path of any submission.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .step("turning off automatic checkpoints")?;
+        let ckpt_conn = schema::open(&cfg.db)?;
+        let (grew_tx, grew_rx) = std::sync::mpsc::sync_channel(1);
+        let checkpointer = std::thread::Builder::new()
+            .name("motcua-store-checkpoint".into())
+            .spawn(move || checkpointer(ckpt_conn, grew_rx))
+            .map_err(|source| StoreError::Io {
+                path: "checkpoint thread".into(),
+                source,
+            })?;
         let (tx, rx) = mpsc::channel(1024);
-        let mut state = State { conn, cfg, head };
+        let mut state = State {
+            conn,
+            cfg,
+            head,
+            wal_grew: Some(grew_tx),
+        };
         let thread = std::thread::Builder::new()
             .name("motcua-store-writer".into())
             .spawn(move || state.run(rx))
@@ -191,6 +242,7 @@ impl Writer {
         Ok(Writer {
             handle: WriterHandle { tx },
             thread: Some(thread),
+            checkpointer: Some(checkpointer),
         })
     }
 
@@ -199,19 +251,22 @@ impl Writer {
         self.handle.clone()
     }
 
-    /// Waits for queued jobs to finish and closes the database. Other
-    /// handles still alive keep the thread running until they are dropped.
+    /// Lets the jobs already queued finish, then stops the thread and
+    /// closes the database (folding the WAL into it). Handles still held
+    /// elsewhere get [`StoreError::WriterGone`] from then on. Blocking: call
+    /// it from a plain thread (or `spawn_blocking`), not from async code.
     pub fn shutdown(mut self) {
         self.join();
     }
 
     fn join(&mut self) {
-        // Replace our sender with a closed one so the thread sees the end
-        // once every other handle is gone.
-        let (closed, _) = mpsc::channel(1);
-        self.handle.tx = closed;
         if let Some(t) = self.thread.take() {
+            // A send error means the thread already ended.
+            let _ = self.handle.tx.blocking_send(Job::Shutdown);
             let _ = t.join();
+        }
+        if let Some(c) = self.checkpointer.take() {
+            let _ = c.join();
         }
     }
 }
@@ -397,7 +452,11 @@ impl Answer {
 
 impl State {
     fn run(&mut self, mut rx: mpsc::Receiver<Job>) {
-        while let Some(first) = rx.blocking_recv() {
+        let mut stopping = false;
+        while !stopping {
+            let Some(first) = rx.blocking_recv() else {
+                break;
+            };
             let mut batch = vec![first];
             while batch.len() < self.cfg.max_batch.max(1) {
                 match rx.try_recv() {
@@ -405,9 +464,23 @@ impl State {
                     Err(_) => break,
                 }
             }
-            self.commit_group(batch);
+            if let Some(i) = batch.iter().position(|j| matches!(j, Job::Shutdown)) {
+                stopping = true;
+                for late in batch.drain(i..) {
+                    answer_err(late, StoreError::WriterGone);
+                }
+            }
+            if !batch.is_empty() {
+                self.commit_group(batch);
+            }
         }
-        // Every handle is gone: fold the WAL into the database before closing.
+        // Refuse whatever is still queued; handles see WriterGone from now on.
+        rx.close();
+        while let Ok(late) = rx.try_recv() {
+            answer_err(late, StoreError::WriterGone);
+        }
+        // Stop the checkpointer, then fold the WAL into the database.
+        self.wal_grew = None;
         let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
     }
 
@@ -501,6 +574,8 @@ impl State {
                     reply,
                     mark_synced(&sp, &self.cfg, &self.head, &receipt, &dc_key),
                 ),
+                // Never in a group: run() takes it out.
+                Job::Shutdown => continue,
                 Job::Prune { retention, reply } => {
                     Answer::Pruned(reply, prune(&sp, &self.cfg, retention))
                 }
@@ -525,6 +600,10 @@ impl State {
             Ok(()) => {
                 for a in answers {
                     a.send();
+                }
+                if let Some(g) = &self.wal_grew {
+                    // Full means a checkpoint is already due: fine.
+                    let _ = g.try_send(());
                 }
             }
             Err(source) => {
@@ -601,6 +680,7 @@ fn answer_err(job: Job, e: StoreError) {
         Job::Prune { reply, .. } => {
             let _ = reply.send(Err(e));
         }
+        Job::Shutdown => {}
     }
 }
 

@@ -467,3 +467,17 @@ fn an_older_reference_version_never_replaces_a_newer_one() {
     ));
     motcua_agent::store::reference::import(&mut conn, &reference_data(2), "now").expect("newer");
 }
+
+#[test]
+fn shutdown_does_not_wait_for_handles_held_elsewhere() {
+    let mut s = TestStore::new();
+    let kept = s.w();
+    kept.create(input(1), staff()).expect("stored");
+    s.stop(); // must return although `kept` is alive
+    assert!(matches!(
+        kept.create(input(2), staff()),
+        Err(StoreError::WriterGone)
+    ));
+    s.start();
+    assert_eq!(s.w().create(input(3), staff()).expect("stored").seq, 2);
+}

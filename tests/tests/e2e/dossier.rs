@@ -138,6 +138,12 @@ fn a_dossier_is_received_shown_found_and_advanced() {
         "{bad:?}"
     );
 
+    // Nothing is receipted yet, so pruning removes nothing.
+    let prune = c.run(&["journal", "prune"]);
+    assert!(
+        prune.ok && prune.stdout.contains("pruned 0 receipted envelopes"),
+        "{prune:?}"
+    );
     let verify = c.run(&["journal", "verify"]);
     assert!(
         verify.ok
