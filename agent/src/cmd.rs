@@ -233,8 +233,16 @@ fn add(cfg: &AgentConfig, json: &Path, staff: StaffId) -> Result<ExitCode> {
     let input: DossierInput = match serde_json::from_str(&text) {
         Ok(i) => i,
         Err(e) => {
+            // serde's own message can quote a value (an ID number typed as a
+            // number): only where and what kind of error is shown.
+            let what = match e.classify() {
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                    "không phải JSON hợp lệ"
+                }
+                _ => "có trường thiếu, thừa hoặc sai kiểu",
+            };
             eprintln!(
-                "Tệp hồ sơ không đúng mẫu (dòng {}, cột {}): {e}. Xem mẫu trong docs/DOSSIER-INPUT.md.",
+                "Tệp hồ sơ {what} (dòng {}, cột {}). Xem mẫu trong docs/DOSSIER-INPUT.md.",
                 e.line(),
                 e.column()
             );

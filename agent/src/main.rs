@@ -47,16 +47,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Config(ConfigCommand::Check { file }) => {
             let path = file.unwrap_or(cli.config);
-            match AgentConfig::load(&path) {
-                Ok(cfg) => {
-                    eprintln!("{}: valid. Effective configuration:", path.display());
-                    print!("{cfg}");
-                }
-                Err(problems) => {
-                    eprint!("{}: {problems}", path.display());
-                    return Ok(ExitCode::FAILURE);
-                }
-            }
+            return Ok(motcua_common::config::check_command(
+                &path,
+                AgentConfig::load,
+            ));
         }
         Command::Dossier(cmd) => return cmd::dossier(&cli.config, cmd),
         Command::Journal(cmd) => return cmd::journal(&cli.config, cmd),

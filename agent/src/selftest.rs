@@ -6,7 +6,9 @@
 //! back; refuse it once group-readable; sign a chain of sample envelopes and
 //! verify each the way the DC does (kid lookup, signature, chain rule);
 //! recognise a replay as a duplicate and a flipped bit as a forgery; sign a
-//! DC receipt and accept it only with the pinned DC key.
+//! DC receipt and accept it only with the pinned DC key; store dossiers in a
+//! fresh SQLite store, read them back, verify its journal and apply a
+//! receipt.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -187,7 +189,97 @@ pub fn run(records: u64) -> Vec<Step> {
             Ok(format!("acknowledges seq {}", head.seq))
         })(),
     );
+    step(
+        "store: dossiers stored durably, journal verified, receipt applied",
+        store_round_trip(dir.path(), &device_key),
+    );
     steps
+}
+
+/// Stores sample dossiers in a fresh store in `dir`, reads them back,
+/// verifies the journal, and applies a DC receipt.
+fn store_round_trip(dir: &std::path::Path, key: &ed25519_dalek::SigningKey) -> Result<String> {
+    use crate::clock::ManualClock;
+    use crate::domain::code::Counter;
+    use crate::store::reference::{self, Procedure, ReferenceData};
+    use crate::store::writer::DEFAULT_MAX_BATCH;
+    use crate::store::{DB_FILE, Reader, Writer, WriterConfig, schema};
+
+    let db = dir.join(DB_FILE);
+    let mut conn = schema::open(&db)?;
+    let data = ReferenceData {
+        version: 1,
+        procedures: vec![Procedure {
+            code: "1.000000".into(),
+            name: "Thủ tục thử nghiệm".into(),
+            working_days: 3,
+            fee: None,
+            documents: vec![],
+        }],
+        holidays: vec![],
+        workdays: vec![],
+    };
+    reference::import(&mut conn, &data, &now().to_string())?;
+    drop(conn);
+    let clock = std::sync::Arc::new(ManualClock::new(
+        time::OffsetDateTime::now_utc().max(crate::store::writer::CLOCK_FLOOR),
+        true,
+    ));
+    let writer = Writer::start(WriterConfig {
+        db: db.clone(),
+        device: "selftest-device".parse()?,
+        unit: "H00.1".parse()?,
+        counter: Counter::new(1).context("counter 1")?,
+        min_free: 0,
+        key: key.clone(),
+        clock,
+        default_collect_at: "Bộ phận Một cửa".into(),
+        max_batch: DEFAULT_MAX_BATCH,
+    })?;
+    let w = writer.handle();
+    let mut codes = Vec::new();
+    for i in 0..50 {
+        let input = serde_json::from_value(json!({
+            "procedure": "1.000000",
+            "applicant": {
+                "name": "Mẫu Thử Nghiệm",
+                "id_number": "001099000000",
+                "address": format!("Địa chỉ thử nghiệm {i}")
+            }
+        }))?;
+        codes.push(w.create(input, "selftest".parse()?)?.dossier.code);
+    }
+    let reader = Reader::open(&db)?;
+    for code in &codes {
+        ensure!(
+            reader.dossier(code)?.is_some(),
+            "dossier {code} not read back"
+        );
+    }
+    let report = reader
+        .verify_journal()?
+        .map_err(|b| anyhow::anyhow!("{b}"))?;
+    ensure!(
+        report.records == 50 && report.signatures == 50,
+        "journal: {report:?}"
+    );
+    let last = reader
+        .unsynced(0, 100)?
+        .pop()
+        .context("unsynced envelopes")?;
+    let dc_key = keyfile::generate()?;
+    let receipt = Receipt {
+        v: 1,
+        device: "selftest-device".parse()?,
+        seq: last.seq,
+        hash: last.hash,
+        at: now(),
+    };
+    let synced = w.mark_synced(sign(&receipt, &dc_key)?, dc_key.verifying_key())?;
+    ensure!(synced.newly == 50, "receipt marked {} of 50", synced.newly);
+    drop(w);
+    writer.shutdown();
+    Ok(format!("50 dossiers, codes {} to {}", codes[0], codes[49]))
 }
 
 fn now() -> UtcTime {

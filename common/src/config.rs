@@ -80,6 +80,27 @@ impl Problems {
     }
 }
 
+/// What `config check FILE` does in both binaries: on success, says so on
+/// standard error and prints the effective configuration (TOML, defaults
+/// filled in) on standard output; otherwise prints every problem and
+/// returns a failure exit code.
+pub fn check_command<T: fmt::Display>(
+    path: &Path,
+    load: impl FnOnce(&Path) -> Result<T, Problems>,
+) -> std::process::ExitCode {
+    match load(path) {
+        Ok(cfg) => {
+            eprintln!("{}: valid. Effective configuration:", path.display());
+            print!("{cfg}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            eprint!("{}: {problems}", path.display());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Reads and parses a TOML file into its raw struct (unknown keys refused by
 /// the struct's `deny_unknown_fields`).
 pub fn read_toml<Raw: DeserializeOwned>(path: &Path) -> Result<Raw, Problems> {

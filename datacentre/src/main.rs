@@ -61,16 +61,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Config(ConfigCommand::Check { file }) => {
             let path = file.unwrap_or(cli.config);
-            match DcConfig::load(&path) {
-                Ok(cfg) => {
-                    eprintln!("{}: valid. Effective configuration:", path.display());
-                    print!("{cfg}");
-                }
-                Err(problems) => {
-                    eprint!("{}: {problems}", path.display());
-                    return Ok(ExitCode::FAILURE);
-                }
-            }
+            return Ok(motcua_common::config::check_command(&path, DcConfig::load));
         }
     }
     Ok(ExitCode::SUCCESS)

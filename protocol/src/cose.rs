@@ -266,8 +266,8 @@ pub fn sign_payload(
 }
 
 /// A message whose structure and headers passed every check that needs no
-/// key. Its signature is not verified yet: use [`Opened::verify`].
-#[derive(Debug)]
+/// key. Its signature is not verified yet: use [`Opened::verify`]. `Debug`
+/// shows the key id only (the payload may hold personal data).
 pub struct Opened<'a, M> {
     bytes: &'a [u8],
     kid: KeyId,
@@ -276,7 +276,9 @@ pub struct Opened<'a, M> {
 }
 
 /// A message whose signature verified and whose payload passed every check.
-#[derive(Debug, Clone, PartialEq)]
+/// `Debug` shows the message's own `Debug`, the hash and the key id, never
+/// the raw bytes.
+#[derive(Clone, PartialEq)]
 pub struct Verified<M> {
     /// The payload.
     pub message: M,
@@ -286,6 +288,25 @@ pub struct Verified<M> {
     pub hash: Hash32,
     /// The key that signed it.
     pub kid: KeyId,
+}
+
+impl<M> fmt::Debug for Opened<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opened")
+            .field("kid", &self.kid)
+            .field("len", &self.bytes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: fmt::Debug> fmt::Debug for Verified<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("message", &self.message)
+            .field("hash", &self.hash)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
 }
 
 fn header_err(what: impl Into<String>) -> VerifyError {

@@ -27,8 +27,9 @@ use crate::time::UtcTime;
 /// JSON implementation (JavaScript's included) reads exactly.
 pub const MAX_SEQ: u64 = (1 << 53) - 1;
 
-/// A counter's signed record change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A counter's signed record change. `Debug` leaves out `body`, which
+/// holds citizens' personal data.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Submission {
     /// Format version: [`crate::FORMAT_VERSION`].
@@ -50,6 +51,21 @@ pub struct Submission {
     pub kind: RecordKind,
     /// The record; a JSON object whose schema belongs to `kind`.
     pub body: serde_json::Value,
+}
+
+impl std::fmt::Debug for Submission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submission")
+            .field("v", &self.v)
+            .field("device", &self.device)
+            .field("seq", &self.seq)
+            .field("prev", &self.prev)
+            .field("at", &self.at)
+            .field("clock", &self.clock)
+            .field("staff", &self.staff)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Message for Submission {

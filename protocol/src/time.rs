@@ -55,6 +55,12 @@ impl UtcTime {
     /// Parses the wire form. Any RFC 3339 time whose offset is `Z` or
     /// `+00:00` is accepted; sub-millisecond digits are truncated.
     pub fn parse(s: &str) -> Result<UtcTime, TimeParseError> {
+        // RFC 3339 allows "-00:00" for "offset unknown": not UTC. Only "Z"
+        // and "+00:00" say UTC; and the separator must be "T".
+        let utc_suffix = s.ends_with('Z') || s.ends_with('z') || s.ends_with("+00:00");
+        if !utc_suffix || !matches!(s.as_bytes().get(10), Some(b'T' | b't')) {
+            return Err(TimeParseError(s.to_owned()));
+        }
         let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| TimeParseError(s.to_owned()))?;
         if t.offset() != UtcOffset::UTC {
             return Err(TimeParseError(s.to_owned()));
@@ -111,5 +117,10 @@ mod tests {
         assert!(UtcTime::parse("2026-11-26T15:15:00.000+07:00").is_err());
         assert!(UtcTime::parse("2026-11-26 08:15:00").is_err());
         assert!(UtcTime::parse("2026-11-26T08:15:00+00:00").is_ok());
+        assert!(
+            UtcTime::parse("2026-11-26T08:15:00-00:00").is_err(),
+            "offset unknown is not UTC"
+        );
+        assert!(UtcTime::parse("2026-11-26 08:15:00Z").is_err());
     }
 }

@@ -35,8 +35,9 @@ pub const MAX_DOCUMENTS: usize = 50;
 /// Most copies of one document, and most sets of one dossier.
 pub const MAX_COPIES: u32 = 99;
 
-/// What a clerk enters for a new dossier.
-#[derive(Debug, Clone, Deserialize)]
+/// What a clerk enters for a new dossier. `Debug` shows the procedure only:
+/// the rest may hold personal data (the note, document names).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DossierInput {
     /// National procedure code, e.g. `1.000948`.
@@ -55,6 +56,14 @@ pub struct DossierInput {
     /// A free note for the processing department.
     #[serde(default)]
     pub note: Option<String>,
+}
+
+impl fmt::Debug for DossierInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DossierInput")
+            .field("procedure", &self.procedure)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The applicant as entered.
@@ -145,8 +154,8 @@ pub struct Document {
 }
 
 /// A validated input: what the clerk entered, cleaned, with the procedure
-/// resolved from the catalogue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// resolved from the catalogue. `Debug` shows the procedure only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ValidInput {
     /// The procedure.
     pub procedure: ProcedureRef,
@@ -162,9 +171,17 @@ pub struct ValidInput {
     pub note: Option<String>,
 }
 
+impl fmt::Debug for ValidInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValidInput")
+            .field("procedure", &self.procedure.code)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A dossier: the body of the signed `dossier.created` record, and what
-/// the receipt prints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// the receipt prints. `Debug` shows code, procedure and status only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dossier {
     /// Dossier code, `UNITCODE-YYMMDD-XXXX`.
@@ -197,6 +214,16 @@ pub struct Dossier {
     pub status: Status,
     /// Note.
     pub note: Option<String>,
+}
+
+impl fmt::Debug for Dossier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dossier")
+            .field("code", &self.code)
+            .field("procedure", &self.procedure)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Cleans a required text field; records an error when empty or too long.
@@ -307,10 +334,7 @@ pub fn validate(
             e.push(Invalid::new(
                 "procedure",
                 "procedure_unknown",
-                format!(
-                    "Thủ tục có mã {} không có trong danh mục thủ tục đã lưu trên máy. Vui lòng chọn thủ tục từ danh mục.",
-                    code.chars().take(40).collect::<String>()
-                ),
+                "Mã thủ tục không có trong danh mục thủ tục đã lưu trên máy. Vui lòng chọn thủ tục từ danh mục.",
             ));
         }
         found

@@ -23,7 +23,9 @@ pub fn fold(input: &str) -> String {
         .nfd()
         .filter(|c| !is_combining_mark(*c))
         .map(|c| match c {
-            'đ' | 'Đ' => 'd',
+            // U+00D0/U+00F0 (eth) is what some legacy TCVN3 conversions
+            // produce for Đ/đ.
+            'đ' | 'Đ' | 'Ð' | 'ð' => 'd',
             other => other,
         })
         .flat_map(char::to_lowercase)
@@ -53,6 +55,7 @@ mod tests {
     fn folding_strips_diacritics_and_maps_d() {
         assert_eq!(fold("Nguyễn Thị Hà"), "nguyen thi ha");
         assert_eq!(fold("ĐẶNG Đức"), "dang duc");
+        assert_eq!(fold("\u{00D0}\u{1EB6}NG"), "dang");
         assert_eq!(
             fold("Thôn Phú Thạnh, xã Tam Thăng"),
             "thon phu thanh, xa tam thang"

@@ -9,7 +9,15 @@
 //! `synchronous=FULL`, so *every* commit syncs the log before returning;
 //! answers are sent only after the commit returns. Nothing is acknowledged
 //! from memory. Group commit (several callers' records in one transaction)
-//! keeps that promise while sharing one `fsync`.
+//! keeps that promise while sharing one `fsync`. If SQLite rolls a group's
+//! transaction back by itself (disk full, I/O error), every job of the group
+//! is answered with an error: none is reported stored. Checkpoints (copying
+//! the WAL into the database) run on a separate connection and thread, off
+//! every submission's path.
+//!
+//! Pruned personal data does not linger: `secure_delete` zeroes freed
+//! space, and after pruning the WAL, which still holds the old pages, is
+//! checkpointed and truncated.
 //!
 //! A record reaches the DC exactly once because the journal, not MQTT, is
 //! the source of truth: envelopes carry consecutive seqs in one hash chain,
@@ -116,8 +124,11 @@ pub enum StoreError {
     /// The database file failed its integrity check.
     #[error(
         "the database {path} is damaged ({detail}). The agent will not run on it. To recover: stop the agent, move the \
-         file and its -wal and -shm files aside (keep them for analysis), restore the latest backup or start an empty \
-         store, then run 'motcua journal verify'; records already synced are safe at the data centre"
+         file and its -wal and -shm files aside (keep them: the records not yet at the data centre are in them), and \
+         restore the latest backup, then run 'motcua journal verify'. Do not start an empty store under the same \
+         device id and counter: its chain would restart at seq 1, which the data centre refuses as a fork, and it \
+         would hand out again dossier codes already given today; provision the box as a new device with another \
+         counter number instead"
     )]
     Damaged {
         /// The database file.

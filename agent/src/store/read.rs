@@ -72,8 +72,9 @@ impl fmt::Debug for Summary {
     }
 }
 
-/// What to search for; every given criterion must match.
-#[derive(Debug, Clone, Default)]
+/// What to search for; every given criterion must match. Holds personal
+/// data (an ID number, a name), so `Debug` shows only which criteria are set.
+#[derive(Clone, Default)]
 pub struct Query {
     /// A dossier code or its beginning.
     pub code: Option<String>,
@@ -87,6 +88,26 @@ pub struct Query {
     pub overdue: bool,
     /// At most this many results (newest first).
     pub limit: usize,
+}
+
+/// Escapes LIKE's wildcards so a search term matches literally.
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+impl fmt::Debug for Query {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Query")
+            .field("code", &self.code)
+            .field("id_number", &self.id_number.as_ref().map(|_| "<set>"))
+            .field("name", &self.name.as_ref().map(|_| "<set>"))
+            .field("day", &self.day)
+            .field("overdue", &self.overdue)
+            .field("limit", &self.limit)
+            .finish()
+    }
 }
 
 /// Counts for `motcua status` and the kiosk's sync indicator.
@@ -200,7 +221,13 @@ impl Reader {
 
     /// Dossiers matching `q`, newest first. `now` decides what is overdue.
     pub fn search(&self, q: &Query, now: &UtcTime) -> Result<Vec<Summary>, StoreError> {
-        let name = q.name.as_deref().map(fold).filter(|n| !n.is_empty());
+        let name = q
+            .name
+            .as_deref()
+            .map(fold)
+            .filter(|n| !n.is_empty())
+            .map(|n| like_escape(&n));
+        let code = q.code.as_deref().map(like_escape);
         let id = q
             .id_number
             .as_deref()
@@ -211,28 +238,25 @@ impl Reader {
             .conn
             .prepare_cached(
                 "SELECT code, data, procedure, status, received_at, appointment_at FROM dossiers
-                 WHERE (?1 IS NULL OR code LIKE ?1 || '%')
+                 WHERE (?1 IS NULL OR code LIKE ?1 || '%' ESCAPE '\\')
                    AND (?2 IS NULL OR id_number = ?2)
-                   AND (?3 IS NULL OR name_folded LIKE '%' || ?3 || '%')
+                   AND (?3 IS NULL OR name_folded LIKE '%' || ?3 || '%' ESCAPE '\\')
                    AND (?4 IS NULL OR received_day = ?4)
                    AND (?5 = 0 OR (appointment_at < ?6 AND status NOT IN (3, 7, 8, 9, 10)))
                  ORDER BY received_at DESC, code DESC LIMIT ?7",
             )
             .step("searching dossiers")?;
         let rows = stmt
-            .query_map(
-                params![q.code, id, name, q.day, q.overdue, now, limit],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, Option<String>>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, u8>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, String>(5)?,
-                    ))
-                },
-            )
+            .query_map(params![code, id, name, q.day, q.overdue, now, limit], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u8>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
             .step("searching dossiers")?;
         rows.into_iter()
@@ -296,12 +320,7 @@ impl Reader {
             .optional()
             .step("counting")?;
         let last_receipt: Option<String> = c
-            .query_row(
-                "SELECT stored_at FROM receipts ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
+            .query_row("SELECT max(stored_at) FROM receipts", [], |r| r.get(0))
             .step("counting")?;
         Ok(Counts {
             dossiers: one("SELECT count(*) FROM dossiers", &[])? as u64,
@@ -407,6 +426,12 @@ impl Reader {
                 return brk(
                     head.seq + 1,
                     format!("seq {} is missing (next stored is {seq})", head.seq + 1),
+                );
+            }
+            if envelope.is_none() && !synced {
+                return brk(
+                    seq,
+                    "a record not yet receipted by the data centre has lost its envelope".into(),
                 );
             }
             if let Some(bytes) = &envelope

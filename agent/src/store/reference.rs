@@ -123,10 +123,17 @@ pub fn import(conn: &mut Connection, data: &ReferenceData, now: &str) -> Result<
             )));
         }
     }
+    let mut days = BTreeSet::new();
     for d in data.holidays.iter().chain(&data.workdays) {
-        if parse_day(&d.day).is_none() {
+        let Some(day) = parse_day(&d.day) else {
             return Err(ImportError::Invalid(format!(
                 "{:?} is not a date (YYYY-MM-DD)",
+                d.day
+            )));
+        };
+        if !days.insert(day) {
+            return Err(ImportError::Invalid(format!(
+                "{} is listed twice (as a holiday and a working day, or twice in one list)",
                 d.day
             )));
         }

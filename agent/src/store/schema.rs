@@ -104,6 +104,18 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Opens a second connection to a database that [`open`] has just opened
+/// and checked: pragmas only, no integrity check, no migration.
+pub fn open_more(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| damaged_or(path, e, "opening the database"))?;
+    configure(&conn, path)?;
+    Ok(conn)
+}
+
 /// Opens an existing database for reading only (no migration, no write).
 pub fn open_read(path: &Path) -> Result<Connection, StoreError> {
     if !path.exists() {
@@ -177,6 +189,10 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")
         .step("setting synchronous=FULL")?;
+    // Pruned personal data is overwritten with zeros, not left in free
+    // space: a box at a counter can be stolen.
+    conn.pragma_update(None, "secure_delete", true)
+        .step("enabling secure delete")?;
     conn.pragma_update(None, "foreign_keys", true)
         .step("enabling foreign keys")?;
     // WAL files are created with the database file's mode; keep them small.
@@ -206,23 +222,36 @@ fn check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 }
 
 fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    let v: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .step("reading the schema version")?;
-    if v > VERSION {
-        return Err(StoreError::TooNew {
-            path: path.to_owned(),
-            found: v,
-            supported: VERSION,
-        });
+    // Under the write lock, so two processes creating one new store at the
+    // same moment cannot both create the tables.
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .step("locking for migration")?;
+    let result = (|| {
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .step("reading the schema version")?;
+        if v > VERSION {
+            return Err(StoreError::TooNew {
+                path: path.to_owned(),
+                found: v,
+                supported: VERSION,
+            });
+        }
+        if v < 1 {
+            conn.execute_batch(&format!("{V1} PRAGMA user_version = 1;"))
+                .step("creating the schema")?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn
+            .execute_batch("COMMIT")
+            .step("committing the migration"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
     }
-    if v < 1 {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {V1} PRAGMA user_version = 1; COMMIT;"
-        ))
-        .step("creating the schema")?;
-    }
-    Ok(())
 }
 
 /// SQLite's "not a database" and "corrupt" errors mean a damaged file;

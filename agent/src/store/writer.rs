@@ -165,6 +165,8 @@ struct State {
     head: Head,
     /// Tells the checkpointer that the WAL grew; dropped at the end.
     wal_grew: Option<std::sync::mpsc::SyncSender<()>>,
+    /// Pruning ran in the last group: the WAL still holds the old pages.
+    scrub_wal: bool,
 }
 
 /// How long the checkpointer lets a burst of commits run before copying the
@@ -216,7 +218,7 @@ impl Writer {
         // path of any submission.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .step("turning off automatic checkpoints")?;
-        let ckpt_conn = schema::open(&cfg.db)?;
+        let ckpt_conn = schema::open_more(&cfg.db)?;
         let (grew_tx, grew_rx) = std::sync::mpsc::sync_channel(1);
         let checkpointer = std::thread::Builder::new()
             .name("motcua-store-checkpoint".into())
@@ -231,6 +233,7 @@ impl Writer {
             cfg,
             head,
             wal_grew: Some(grew_tx),
+            scrub_wal: false,
         };
         let thread = std::thread::Builder::new()
             .name("motcua-store-writer".into())
@@ -273,6 +276,15 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Inside async code blocking would panic: ask the thread to
+            // stop and let it finish on its own.
+            if let Some(t) = self.thread.take() {
+                let _ = self.handle.tx.try_send(Job::Shutdown);
+                drop(t);
+            }
+            return;
+        }
         self.join();
     }
 }
@@ -481,6 +493,9 @@ impl State {
         }
         // Stop the checkpointer, then fold the WAL into the database.
         self.wal_grew = None;
+        // Without waiting: if readers (the kiosk, another process) are in
+        // the WAL, it stays as it is, which is harmless.
+        let _ = self.conn.busy_timeout(std::time::Duration::ZERO);
         let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
     }
 
@@ -523,8 +538,33 @@ impl State {
             }
         }
         let before = self.head;
-        let mut answers = Vec::with_capacity(batch.len());
-        for job in batch {
+        let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
+        let mut jobs = batch.into_iter();
+        while let Some(job) = jobs.next() {
+            // SQLite rolls the whole transaction back by itself on some
+            // errors (disk full, I/O error, out of memory). A savepoint
+            // opened now would start a fresh transaction and commit on its
+            // own, after a hole in the chain: the whole group fails instead.
+            if tx.is_autocommit() {
+                let gone = || {
+                    StoreError::Internal(
+                        "the transaction was rolled back by an earlier error in its group".into(),
+                    )
+                };
+                tracing::error!(
+                    "a storage error rolled back the whole group; none of its records were stored"
+                );
+                for a in answers {
+                    a.fail(gone).send();
+                }
+                answer_err(job, gone());
+                for late in jobs {
+                    answer_err(late, gone());
+                }
+                drop(tx);
+                self.head = load_head(&self.conn).unwrap_or(before);
+                return;
+            }
             let mut sp = match tx.savepoint() {
                 Ok(sp) => sp,
                 Err(source) => {
@@ -577,7 +617,11 @@ impl State {
                 // Never in a group: run() takes it out.
                 Job::Shutdown => continue,
                 Job::Prune { retention, reply } => {
-                    Answer::Pruned(reply, prune(&sp, &self.cfg, retention))
+                    let r = prune(&sp, &self.cfg, &self.head, retention);
+                    if r.as_ref().is_ok_and(|p| p.envelopes + p.dossiers > 0) {
+                        self.scrub_wal = true;
+                    }
+                    Answer::Pruned(reply, r)
                 }
             };
             if answer.is_ok() {
@@ -596,6 +640,21 @@ impl State {
             }
             answers.push(answer);
         }
+        if tx.is_autocommit() {
+            // The last job's error rolled everything back: nothing of the
+            // group is stored, whatever the earlier answers said.
+            for a in answers {
+                a.fail(|| {
+                    StoreError::Internal(
+                        "the transaction was rolled back by an error in its group".into(),
+                    )
+                })
+                .send();
+            }
+            drop(tx);
+            self.head = load_head(&self.conn).unwrap_or(before);
+            return;
+        }
         match tx.commit() {
             Ok(()) => {
                 for a in answers {
@@ -604,6 +663,16 @@ impl State {
                 if let Some(g) = &self.wal_grew {
                     // Full means a checkpoint is already due: fine.
                     let _ = g.try_send(());
+                }
+                if std::mem::take(&mut self.scrub_wal) {
+                    // Copy the pruned pages into the database (where secure
+                    // delete zeroed the old values) and empty the WAL, which
+                    // still holds them, unless a reader is in it right now.
+                    let _ = self
+                        .conn
+                        .busy_timeout(std::time::Duration::from_millis(200));
+                    let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+                    let _ = self.conn.busy_timeout(std::time::Duration::from_secs(10));
                 }
             }
             Err(source) => {
@@ -917,6 +986,17 @@ fn set_status(
         .filter(|n| !n.is_empty());
     if note
         .as_ref()
+        .is_some_and(|n| n.chars().any(char::is_control))
+    {
+        return Err(InvalidInput(vec![Invalid::new(
+            "note",
+            "control_characters",
+            "Ghi chú có ký tự điều khiển không hợp lệ.",
+        )])
+        .into());
+    }
+    if note
+        .as_ref()
         .is_some_and(|n| n.chars().count() > crate::domain::dossier::MAX_NOTE)
     {
         return Err(InvalidInput(vec![Invalid::new(
@@ -983,6 +1063,18 @@ fn mark_synced(
             r.seq, head.chain.seq
         )));
     }
+    // Kept as proof, and as the time of the DC's last word (a repeated
+    // receipt for the same seq refreshes it).
+    conn.execute(
+        "INSERT INTO receipts (seq, receipt, stored_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (seq) DO UPDATE SET receipt = ?2, stored_at = ?3",
+        params![
+            r.seq as i64,
+            bytes,
+            UtcTime::new(cfg.clock.now().at).to_string()
+        ],
+    )
+    .step("keeping the receipt")?;
     if r.seq == 0 {
         return Ok(Synced {
             through: 0,
@@ -1010,15 +1102,6 @@ fn mark_synced(
             [r.seq as i64],
         )
         .step("marking envelopes synced")?;
-    conn.execute(
-        "INSERT OR IGNORE INTO receipts (seq, receipt, stored_at) VALUES (?, ?, ?)",
-        params![
-            r.seq as i64,
-            bytes,
-            UtcTime::new(cfg.clock.now().at).to_string()
-        ],
-    )
-    .step("keeping the receipt")?;
     if newly > 0 {
         tracing::info!(
             through = r.seq,
@@ -1032,8 +1115,16 @@ fn mark_synced(
     })
 }
 
-fn prune(conn: &Connection, cfg: &WriterConfig, retention: Duration) -> Result<Pruned, StoreError> {
-    let now = cfg.clock.now().at;
+fn prune(
+    conn: &Connection,
+    cfg: &WriterConfig,
+    head: &Head,
+    retention: Duration,
+) -> Result<Pruned, StoreError> {
+    // Pruning compares times: a clock known to be wrong refuses it too.
+    let reading = cfg.clock.now();
+    check_clock(&reading, head)?;
+    let now = reading.at;
     let cutoff = UtcTime::new(now - retention).to_string();
     let stamp = UtcTime::new(now).to_string();
     // A dossier's personal data goes when it is finished, its last change

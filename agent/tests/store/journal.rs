@@ -84,7 +84,7 @@ fn verify_reports_a_rewritten_link() {
     s.stop();
     let conn = schema::open(&s.db()).expect("open");
     conn.execute(
-        "UPDATE journal SET envelope = NULL, hash = ? WHERE seq = 2",
+        "UPDATE journal SET envelope = NULL, synced = 1, hash = ? WHERE seq = 2",
         [Hash32::of(b"forged").0.to_vec()],
     )
     .expect("tamper");
@@ -95,4 +95,19 @@ fn verify_reports_a_rewritten_link() {
         .expect("reads")
         .expect_err("broken");
     assert_eq!(brk.seq, 3, "seq 3's prev no longer matches seq 2's hash");
+}
+
+#[test]
+fn verify_reports_an_unsynced_record_without_its_envelope() {
+    let mut s = TestStore::new();
+    for i in 0..3 {
+        s.w().create(input(i), staff()).expect("stored");
+    }
+    s.stop();
+    let conn = schema::open(&s.db()).expect("open");
+    conn.execute("UPDATE journal SET envelope = NULL WHERE seq = 2", []).expect("tamper");
+    drop(conn);
+    let brk = s.reader().verify_journal().expect("reads").expect_err("broken");
+    assert_eq!(brk.seq, 2);
+    assert!(brk.reason.contains("lost its envelope"), "{}", brk.reason);
 }

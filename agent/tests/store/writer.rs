@@ -481,3 +481,86 @@ fn shutdown_does_not_wait_for_handles_held_elsewhere() {
     s.start();
     assert_eq!(s.w().create(input(3), staff()).expect("stored").seq, 2);
 }
+
+#[test]
+fn search_terms_are_literal_not_wildcards() {
+    let s = TestStore::new();
+    s.w().create(input(1), staff()).expect("stored");
+    let r = s.reader();
+    let now = UtcTime::new(T0);
+    for term in ["%", "_", "thu%ha"] {
+        let q = Query {
+            name: Some(term.into()),
+            ..Query::default()
+        };
+        assert!(r.search(&q, &now).expect("search").is_empty(), "{term}");
+    }
+    let q = Query {
+        code: Some("H49.12.3-261126-1_01".into()),
+        ..Query::default()
+    };
+    assert!(r.search(&q, &now).expect("search").is_empty());
+}
+
+#[test]
+fn a_status_note_with_control_characters_is_refused() {
+    let s = TestStore::new();
+    let code = s
+        .w()
+        .create(input(1), staff())
+        .expect("stored")
+        .dossier
+        .code;
+    let err = s
+        .w()
+        .set_status(
+            &code,
+            Status::IN_PROCESS,
+            staff(),
+            Some("a\u{0007}b".into()),
+        )
+        .expect_err("refused");
+    let StoreError::Invalid(i) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(i.codes(), vec!["control_characters"]);
+}
+
+#[test]
+fn a_day_both_holiday_and_working_day_is_refused() {
+    let s = TestStore::new();
+    let mut conn = motcua_agent::store::schema::open(&s.db()).expect("open");
+    let mut data = reference_data(5);
+    data.workdays
+        .push(motcua_agent::store::reference::CalendarDay {
+            day: "2026-11-27".into(),
+            name: None,
+        });
+    let err = motcua_agent::store::reference::import(&mut conn, &data, "now").expect_err("refused");
+    assert!(err.to_string().contains("2026-11-27"), "{err}");
+}
+
+#[test]
+fn the_last_receipt_time_follows_the_latest_receipt_even_for_the_same_seq() {
+    let s = TestStore::new();
+    s.w().create(input(1), staff()).expect("stored");
+    let hash = s.reader().unsynced(0, 1).expect("pending")[0].hash;
+    s.w()
+        .mark_synced(s.receipt(1, hash), dc_key().verifying_key())
+        .expect("accepted");
+    let first = s
+        .reader()
+        .counts("2026-11-26", &UtcTime::new(T0))
+        .expect("counts")
+        .last_receipt_at;
+    s.clock.advance(Duration::hours(1));
+    s.w()
+        .mark_synced(s.receipt(1, hash), dc_key().verifying_key())
+        .expect("accepted again");
+    let second = s
+        .reader()
+        .counts("2026-11-26", &UtcTime::new(T0))
+        .expect("counts")
+        .last_receipt_at;
+    assert!(second > first, "{first:?} then {second:?}");
+}

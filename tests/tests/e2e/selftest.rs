@@ -7,6 +7,6 @@ fn selftest_passes_every_step() {
     let r = run("motcua", ["selftest", "--records", "200"]);
     assert!(r.ok, "{r:?}");
     assert!(!r.stdout.contains("FAIL"), "{r:?}");
-    assert!(r.stdout.contains("selftest: 5 of 5 steps passed"), "{r:?}");
+    assert!(r.stdout.contains("selftest: 6 of 6 steps passed"), "{r:?}");
     assert!(r.stdout.contains("200 envelopes"), "{r:?}");
 }
