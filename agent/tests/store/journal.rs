@@ -1,7 +1,7 @@
 //! The journal across restarts, and its verification.
 
 use motcua_agent::store::schema;
-use motcua_protocol::{Hash32, Submission, verify};
+use motcua_protocol::{Submission, verify};
 
 use crate::support::*;
 
@@ -31,83 +31,65 @@ fn the_chain_continues_across_restarts() {
     );
 }
 
-#[test]
-fn verify_reports_the_first_break() {
+/// Stores `n` records, applies `tamper` (SQL) to the closed file, and checks
+/// that the journal check reports its first break at `seq`, saying `reason`.
+fn check_break(n: u32, tamper: &str, seq: u64, reason: &str) {
     let mut s = TestStore::new();
-    for i in 0..4 {
+    for i in 0..n {
         s.w().create(input(i), staff()).expect("stored");
     }
     s.stop();
     let conn = schema::open(&s.db()).expect("open");
-    // Tampering: replace envelope 3 with envelope 2's bytes.
-    conn.execute(
-        "UPDATE journal SET envelope = (SELECT envelope FROM journal WHERE seq = 2) WHERE seq = 3",
-        [],
-    )
-    .expect("tamper");
+    conn.execute_batch(tamper).expect("tamper");
     drop(conn);
     let brk = s
         .reader()
         .verify_journal()
         .expect("reads")
         .expect_err("broken");
-    assert_eq!(brk.seq, 3);
-    assert!(brk.reason.contains("hash"), "{}", brk.reason);
+    assert_eq!(brk.seq, seq, "{}", brk.reason);
+    assert!(brk.reason.contains(reason), "{}", brk.reason);
+}
+
+#[test]
+fn verify_reports_the_first_break() {
+    // Envelope 3 replaced by envelope 2's bytes.
+    check_break(
+        4,
+        "UPDATE journal SET envelope = (SELECT envelope FROM journal WHERE seq = 2) WHERE seq = 3",
+        3,
+        "hash",
+    );
 }
 
 #[test]
 fn verify_reports_a_missing_seq() {
-    let mut s = TestStore::new();
-    for i in 0..3 {
-        s.w().create(input(i), staff()).expect("stored");
-    }
-    s.stop();
-    let conn = schema::open(&s.db()).expect("open");
-    conn.execute_batch("PRAGMA foreign_keys = OFF; DELETE FROM journal WHERE seq = 2;")
-        .expect("tamper");
-    drop(conn);
-    let brk = s
-        .reader()
-        .verify_journal()
-        .expect("reads")
-        .expect_err("broken");
-    assert_eq!(brk.seq, 2);
-    assert!(brk.reason.contains("missing"), "{}", brk.reason);
+    check_break(
+        3,
+        "PRAGMA foreign_keys = OFF; DELETE FROM journal WHERE seq = 2;",
+        2,
+        "missing",
+    );
 }
 
 #[test]
 fn verify_reports_a_rewritten_link() {
-    let mut s = TestStore::new();
-    for i in 0..3 {
-        s.w().create(input(i), staff()).expect("stored");
-    }
-    s.stop();
-    let conn = schema::open(&s.db()).expect("open");
-    conn.execute(
-        "UPDATE journal SET envelope = NULL, synced = 1, hash = ? WHERE seq = 2",
-        [Hash32::of(b"forged").0.to_vec()],
-    )
-    .expect("tamper");
-    drop(conn);
-    let brk = s
-        .reader()
-        .verify_journal()
-        .expect("reads")
-        .expect_err("broken");
-    assert_eq!(brk.seq, 3, "seq 3's prev no longer matches seq 2's hash");
+    // Record 2, receipted and pruned, given another hash: seq 3's prev no
+    // longer matches it.
+    check_break(
+        3,
+        "UPDATE journal SET envelope = NULL, synced = 1, hash = zeroblob(32) WHERE seq = 2",
+        3,
+        "prev is not the hash",
+    );
 }
 
 #[test]
 fn verify_reports_an_unsynced_record_without_its_envelope() {
-    let mut s = TestStore::new();
-    for i in 0..3 {
-        s.w().create(input(i), staff()).expect("stored");
-    }
-    s.stop();
-    let conn = schema::open(&s.db()).expect("open");
-    conn.execute("UPDATE journal SET envelope = NULL WHERE seq = 2", []).expect("tamper");
-    drop(conn);
-    let brk = s.reader().verify_journal().expect("reads").expect_err("broken");
-    assert_eq!(brk.seq, 2);
-    assert!(brk.reason.contains("lost its envelope"), "{}", brk.reason);
+    check_break(
+        3,
+        "UPDATE journal SET envelope = NULL WHERE seq = 2",
+        2,
+        "lost its envelope",
+    );
 }
