@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use motcua_agent::store::{DB_FILE, Reader};
 use rand::Rng;
@@ -36,20 +36,24 @@ fn acknowledged_records_survive_sigkill_at_random_moments() {
             .spawn()
             .expect("child starts");
         let stdout = child.stdout.take().expect("piped");
+        let (first_tx, first_rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<String>>()
-        });
-        let started = Instant::now();
-        let wait = Duration::from_millis(rng.random_range(5..80));
-        while started.elapsed() < wait {
-            if child.try_wait().expect("wait").is_some() {
-                break;
+            let mut lines = Vec::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.is_empty() {
+                    let _ = first_tx.send(());
+                }
+                lines.push(line);
             }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+            lines
+        });
+        // Kill while the child is writing: a random moment after its first
+        // acknowledgement (whatever the machine's load, so every cycle
+        // tests something).
+        first_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the child acknowledges a record within 30 s");
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..40_000)));
         let still_running = child.try_wait().expect("wait").is_none();
         child.kill().ok(); // SIGKILL
         let status = child.wait().expect("reaped");
