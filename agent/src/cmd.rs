@@ -141,9 +141,9 @@ pub fn dossier(config: &Path, cmd: DossierCommand) -> Result<ExitCode> {
                 return Ok(refusal(&StoreError::NotFound(code)));
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&d)?);
+                motcua_common::outln!("{}", serde_json::to_string_pretty(&d)?);
             } else {
-                print!("{}", render(&d));
+                motcua_common::out!("{}", render(&d));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -179,10 +179,10 @@ pub fn dossier(config: &Path, cmd: DossierCommand) -> Result<ExitCode> {
             };
             let found = reader(&cfg)?.search(&q, &now)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&found)?);
+                motcua_common::outln!("{}", serde_json::to_string_pretty(&found)?);
             } else {
                 for s in &found {
-                    println!(
+                    motcua_common::outln!(
                         "{}  {:<28}  nhận {}  hẹn {}  {}{}",
                         s.code,
                         s.status.to_string(),
@@ -211,7 +211,7 @@ pub fn dossier(config: &Path, cmd: DossierCommand) -> Result<ExitCode> {
             writer.shutdown();
             match r {
                 Ok(ch) => {
-                    println!("{} {} -> {}", ch.code, ch.from, ch.to);
+                    motcua_common::outln!("{} {} -> {}", ch.code, ch.from, ch.to);
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => Ok(refusal(&e)),
@@ -254,7 +254,7 @@ fn add(cfg: &AgentConfig, json: &Path, staff: StaffId) -> Result<ExitCode> {
     writer.shutdown();
     match r {
         Ok(c) => {
-            println!("{}", c.dossier.code);
+            motcua_common::outln!("{}", c.dossier.code);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Ok(refusal(&e)),
@@ -340,7 +340,7 @@ pub fn journal(config: &Path, cmd: JournalCommand) -> Result<ExitCode> {
             writer.shutdown();
             match r {
                 Ok(p) => {
-                    println!(
+                    motcua_common::outln!(
                         "pruned {} receipted envelopes and the personal data of {} finished dossiers (retention {})",
                         p.envelopes,
                         p.dossiers,
@@ -365,7 +365,7 @@ pub fn journal(config: &Path, cmd: JournalCommand) -> Result<ExitCode> {
             bar.finish_and_clear();
             match result {
                 Ok(report) => {
-                    println!(
+                    motcua_common::outln!(
                         "journal intact: {} records, {} signatures verified ({} pruned), {} receipted by the data centre",
                         report.records,
                         report.signatures,
@@ -375,7 +375,7 @@ pub fn journal(config: &Path, cmd: JournalCommand) -> Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(brk) => {
-                    println!("{brk}");
+                    motcua_common::outln!("{brk}");
                     Ok(ExitCode::from(EXIT_BROKEN))
                 }
             }
@@ -391,7 +391,7 @@ pub fn status(config: &Path, json: bool) -> Result<ExitCode> {
     let (day, now) = today();
     let c = reader(&cfg)?.counts(&day, &now)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&c)?);
+        motcua_common::outln!("{}", serde_json::to_string_pretty(&c)?);
         return Ok(ExitCode::SUCCESS);
     }
     let age = c
@@ -402,36 +402,39 @@ pub fn status(config: &Path, json: bool) -> Result<ExitCode> {
             let secs = (now.get() - t.get()).whole_seconds().max(0) as u64;
             age(secs)
         });
-    println!("device               {}", cfg.device.id);
-    println!(
+    motcua_common::outln!("device               {}", cfg.device.id);
+    motcua_common::outln!(
         "dossiers             {} ({} today, {} overdue)",
-        c.dossiers, c.today, c.overdue
+        c.dossiers,
+        c.today,
+        c.overdue
     );
-    println!(
+    motcua_common::outln!(
         "journal              {} records, receipted through {}",
-        c.head_seq, c.synced_through
+        c.head_seq,
+        c.synced_through
     );
     match age {
-        Some(a) => println!(
+        Some(a) => motcua_common::outln!(
             "waiting for the DC   {} records, oldest {a} old",
             c.unsynced
         ),
-        None => println!("waiting for the DC   none"),
+        None => motcua_common::outln!("waiting for the DC   none"),
     }
-    println!(
+    motcua_common::outln!(
         "last receipt         {}",
         c.last_receipt_at
             .as_deref()
             .map(local)
             .unwrap_or_else(|| "never".into())
     );
-    println!(
+    motcua_common::outln!(
         "reference data       {}",
         c.reference_version
             .map(|v| format!("version {v}"))
             .unwrap_or_else(|| "none".into())
     );
-    println!(
+    motcua_common::outln!(
         "clock synchronised   {}",
         if clock(&cfg).now().synced {
             "yes"
@@ -468,7 +471,7 @@ pub fn reference(config: &Path, cmd: ReferenceCommand) -> Result<ExitCode> {
                 &UtcTime::new(OffsetDateTime::now_utc()).to_string(),
             ) {
                 Ok(()) => {
-                    println!(
+                    motcua_common::outln!(
                         "imported reference data version {}: {} procedures, {} holidays, {} make-up working days",
                         data.version,
                         data.procedures.len(),
@@ -492,7 +495,7 @@ pub fn reference(config: &Path, cmd: ReferenceCommand) -> Result<ExitCode> {
             let list =
                 reference::search_procedures(r.connection(), query.as_deref().unwrap_or(""))?;
             for p in &list {
-                println!("{:<24} {:>3} ngày  {}", p.code, p.working_days, p.name);
+                motcua_common::outln!("{:<24} {:>3} ngày  {}", p.code, p.working_days, p.name);
             }
             eprintln!("{} thủ tục", list.len());
             Ok(ExitCode::SUCCESS)

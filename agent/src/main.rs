@@ -39,11 +39,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 target.key_file.display()
             );
             eprintln!("Give this line to the data-centre operator for 'motcua-dc device add':");
-            println!("{line}");
+            motcua_common::outln!("{line}");
         }
         Command::Identity { key_file, device } => {
             let target = IdentityTarget::resolve(&cli.config, key_file, device)?;
-            println!("{}", identity::show(&target)?);
+            motcua_common::outln!("{}", identity::show(&target)?);
         }
         Command::Config(ConfigCommand::Check { file }) => {
             let path = file.unwrap_or(cli.config);
@@ -61,15 +61,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut failed = 0;
             for s in &steps {
                 match &s.outcome {
-                    Ok(detail) => println!("ok    {}: {detail}", s.name),
+                    Ok(detail) => motcua_common::outln!("ok    {}: {detail}", s.name),
                     Err(e) => {
                         failed += 1;
-                        println!("FAIL  {}: {e:#}", s.name);
+                        motcua_common::outln!("FAIL  {}: {e:#}", s.name);
                     }
                 }
             }
             let n = steps.len();
-            println!("selftest: {} of {n} steps passed", n - failed);
+            motcua_common::outln!("selftest: {} of {n} steps passed", n - failed);
             if failed > 0 {
                 return Ok(ExitCode::FAILURE);
             }

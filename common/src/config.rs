@@ -91,7 +91,7 @@ pub fn check_command<T: fmt::Display>(
     match load(path) {
         Ok(cfg) => {
             eprintln!("{}: valid. Effective configuration:", path.display());
-            print!("{cfg}");
+            crate::out!("{cfg}");
             std::process::ExitCode::SUCCESS
         }
         Err(problems) => {

@@ -11,8 +11,11 @@
 //!   value types (durations, sizes, broker URLs, public keys) that config
 //!   structs convert raw strings into once.
 //! - [`logging`]: tracing-subscriber set up for journald or JSON.
+//! - [`output`]: `outln!`/`out!`, standard output that a closed pipe ends
+//!   quietly.
 
 pub mod atomic;
 pub mod config;
 pub mod keyfile;
 pub mod logging;
+pub mod output;

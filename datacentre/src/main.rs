@@ -50,11 +50,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 path.display()
             );
             eprintln!("Put this line in the [dc] section of every counter's agent.toml:");
-            println!("{}", identity::agent_config_line(&public));
+            motcua_common::outln!("{}", identity::agent_config_line(&public));
         }
         Command::PublicKey { key_file: flag } => {
             let path = key_file(&cli.config, flag)?;
-            println!(
+            motcua_common::outln!(
                 "{}",
                 identity::agent_config_line(&identity::public_key(&path)?)
             );

@@ -192,3 +192,34 @@ fn every_command_has_help() {
         }
     }
 }
+
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    // Like `motcua config check ... | head -1`: the reader closes early.
+    let mut child = Command::new(motcua_e2e::bin("motcua"))
+        .args([
+            "config",
+            "check",
+            workspace()
+                .join("firmware-config/agent.toml")
+                .to_str()
+                .expect("utf-8"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    drop(child.stdout.take());
+    let status = child.wait().expect("ends");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut err)
+        .expect("read");
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
