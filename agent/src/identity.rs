@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use ed25519_dalek::SigningKey;
-use motcua_common::atomic::{AtomicWriteError, Overwrite};
+use motcua_common::atomic::Overwrite;
 use motcua_common::keyfile::{self, KeyFileError};
 use motcua_protocol::{DeviceId, Enrollment};
 
@@ -53,21 +53,19 @@ impl IdentityTarget {
 
 /// Creates the device key and returns its enrollment line.
 pub fn keygen(target: &IdentityTarget, force: bool) -> Result<Enrollment> {
-    let key = keyfile::generate()?;
     let overwrite = if force {
         Overwrite::Allow
     } else {
         Overwrite::Refuse
     };
-    match keyfile::save(&target.key_file, &key, overwrite) {
-        Err(KeyFileError::Write(AtomicWriteError::Exists(path))) => bail!(
+    match keyfile::create(&target.key_file, overwrite) {
+        Err(KeyFileError::Exists(path)) => bail!(
             "{} already exists: it is this device's identity. Pass --force only to replace it on purpose \
              (the DC operator must then enroll the new key)",
             path.display()
         ),
-        other => other?,
+        other => Ok(enrollment(&target.device, &other?)),
     }
-    Ok(enrollment(&target.device, &key))
 }
 
 /// Loads the existing key (refusing loose permissions) and returns its

@@ -51,10 +51,7 @@ pub fn run(records: u64) -> Vec<Step> {
     let key_path = dir.path().join("device.key");
     let mut step = |name, outcome| steps.push(Step { name, outcome });
 
-    let device_key = keyfile::generate().and_then(|k| {
-        keyfile::save(&key_path, &k, Overwrite::Refuse)?;
-        Ok(k)
-    });
+    let device_key = keyfile::create(&key_path, Overwrite::Refuse);
     let device_key = match device_key {
         Ok(k) => k,
         Err(e) => {

@@ -25,6 +25,10 @@ pub enum KeyFileError {
     /// The operating system's random source failed.
     #[error("cannot read the system random source to generate a key: {0}")]
     Random(String),
+    /// A key file is already there; keys are identities and are replaced
+    /// only when the caller says so.
+    #[error("{0} already exists; refusing to replace a key")]
+    Exists(PathBuf),
     /// Writing the key file failed.
     #[error("cannot write key file: {0}")]
     Write(#[from] AtomicWriteError),
@@ -66,6 +70,15 @@ pub fn generate() -> Result<SigningKey, KeyFileError> {
     Ok(key)
 }
 
+/// Generates a key and writes it to `path` (mode 0600, atomically):
+/// `keygen` for the device and the DC alike. An existing file is refused
+/// with [`KeyFileError::Exists`] unless `overwrite` allows replacing it.
+pub fn create(path: &Path, overwrite: Overwrite) -> Result<SigningKey, KeyFileError> {
+    let key = generate()?;
+    save(path, &key, overwrite)?;
+    Ok(key)
+}
+
 /// Writes `key` to `path` (mode 0600, atomically). Refuses to replace an
 /// existing file unless `overwrite` allows it.
 pub fn save(path: &Path, key: &SigningKey, overwrite: Overwrite) -> Result<(), KeyFileError> {
@@ -74,7 +87,10 @@ pub fn save(path: &Path, key: &SigningKey, overwrite: Overwrite) -> Result<(), K
         .map_err(|_| KeyFileError::Format {
             path: path.to_owned(),
         })?;
-    atomic::write(path, pem.as_bytes(), 0o600, overwrite)?;
+    atomic::write(path, pem.as_bytes(), 0o600, overwrite).map_err(|e| match e {
+        AtomicWriteError::Exists(p) => KeyFileError::Exists(p),
+        other => KeyFileError::Write(other),
+    })?;
     Ok(())
 }
 

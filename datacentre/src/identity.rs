@@ -8,27 +8,25 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 use ed25519_dalek::VerifyingKey;
-use motcua_common::atomic::{AtomicWriteError, Overwrite};
+use motcua_common::atomic::Overwrite;
 use motcua_common::keyfile::{self, KeyFileError};
 use motcua_protocol::KeyId;
 
 /// Creates the DC key at `path` and returns its public key.
 pub fn keygen(path: &Path, force: bool) -> Result<VerifyingKey> {
-    let key = keyfile::generate()?;
     let overwrite = if force {
         Overwrite::Allow
     } else {
         Overwrite::Refuse
     };
-    match keyfile::save(path, &key, overwrite) {
-        Err(KeyFileError::Write(AtomicWriteError::Exists(path))) => bail!(
+    match keyfile::create(path, overwrite) {
+        Err(KeyFileError::Exists(path)) => bail!(
             "{} already exists: every counter trusts receipts signed by it. Pass --force only to replace it \
              on purpose, after provisioning the new public key to every counter",
             path.display()
         ),
-        other => other?,
+        other => Ok(other?.verifying_key()),
     }
-    Ok(key.verifying_key())
 }
 
 /// Loads the DC key at `path` (refusing loose permissions) and returns its
