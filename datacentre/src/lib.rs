@@ -9,7 +9,10 @@
 //! - [`cli`]: the command line (clap).
 //! - [`config`]: `/etc/motcua/dc.toml`, parsed raw then validated once.
 //! - [`identity`]: the DC's receipt-signing key.
+//! - [`store`]: registry, records, held envelopes and alerts; SQLite or
+//!   PostgreSQL behind one trait.
 
 pub mod cli;
 pub mod config;
 pub mod identity;
+pub mod store;

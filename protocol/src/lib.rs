@@ -16,11 +16,13 @@
 //!   [`Message`] type so a signature made for one kind of message is never
 //!   accepted as another.
 //! - [`envelope`]: the submission a counter signs for every record change.
+//! - [`bundle`]: several submissions in one MQTT message.
 //! - [`receipt`]: the DC's signed acknowledgement.
 //! - [`chain`]: pure functions classifying a verified envelope against the
 //!   last accepted link of its device's chain.
 //! - [`topics`]: every MQTT topic name and its QoS.
 
+pub mod bundle;
 pub mod chain;
 pub mod cose;
 pub mod envelope;

@@ -1,0 +1,308 @@
+//! Where the DC keeps what arrived: the device registry, every accepted
+//! record exactly once, envelopes held for a gap, and alerts with their
+//! evidence.
+//!
+//! One trait, [`Store`], two backends with the same behaviour and the same
+//! test suite (`datacentre/tests/store.rs`): [`sqlite::SqliteStore`] (the
+//! embedded default, zero set-up) and [`postgres::PgStore`] (production).
+//! Both run the chain decisions of [`accept`] inside one transaction that
+//! first locks the device's row (`BEGIN IMMEDIATE` in SQLite, `SELECT ...
+//! FOR UPDATE` in PostgreSQL), so two receivers handed one device's messages
+//! out of order still store each seq once and never skip one.
+//!
+//! Tables (same names and meaning in both backends):
+//!
+//! | table     | one row per | holds |
+//! |-----------|-------------|-------|
+//! | `devices` | enrolled device | head of its chain (seq, hash), enrolled and revoked times, last seen |
+//! | `keys`    | public key  | kid, device, the key, enrolled time; never deleted (old records stay verifiable) |
+//! | `records` | accepted envelope | device, seq, hash, prev, kid, the device's `at` and clock flag, kind, the complete signed bytes |
+//! | `held`    | envelope beyond a gap | as `records`; removed when the gap closes |
+//! | `alerts`  | refused message | time, device (if known), topic, reason code, seq, a detail without personal data, the raw bytes as evidence |
+
+pub mod accept;
+pub mod postgres;
+pub mod sqlite;
+
+use std::fmt;
+
+use ed25519_dalek::VerifyingKey;
+use motcua_protocol::{ChainHead, ConflictKind, DeviceId, Enrollment, Hash32, KeyId, UtcTime};
+
+use crate::config::DatabaseUrl;
+
+pub use accept::{Accepted, Incoming, Outcome};
+
+/// Most envelopes held beyond a gap per device. Past it, further
+/// out-of-order envelopes are not held (the counter resends them after the
+/// next receipt), so a confused or hostile device cannot fill the disk.
+pub const MAX_HELD_PER_DEVICE: u64 = 10_000;
+
+/// A storage failure. Input problems are never errors here: they are
+/// outcomes or alerts.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused.
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL refused or the connection broke.
+    #[error("PostgreSQL: {}", pg_detail(.0))]
+    Postgres(#[from] ::postgres::Error),
+    /// The database holds something this build cannot have written.
+    #[error("database content is damaged: {0}")]
+    Corrupt(String),
+    /// Anything else on the way to the database (directory, file).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The server's own message and SQLSTATE when there is one: the client's
+/// `Display` says only "db error".
+fn pg_detail(e: &::postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// The result type of this module.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// What `device add` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enrolled {
+    /// A new device with its first key.
+    NewDevice,
+    /// A known device got a new key (rotation).
+    NewKey,
+    /// This exact key was already enrolled for this device.
+    AlreadyEnrolled,
+}
+
+/// Why an enrollment was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnrollError {
+    /// The key is enrolled for another device.
+    #[error("this key (kid {kid}) is already enrolled for device {other}")]
+    KeyOfAnotherDevice {
+        /// The key id.
+        kid: KeyId,
+        /// The device it belongs to.
+        other: DeviceId,
+    },
+    /// The device was revoked; a revoked id is never reused.
+    #[error("device {0} was revoked; enroll the replacement box under a new device id")]
+    Revoked(DeviceId),
+}
+
+/// One enrolled key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceKey {
+    /// Its key id.
+    pub kid: KeyId,
+    /// The key.
+    pub key: VerifyingKey,
+    /// When it was enrolled.
+    pub added_at: String,
+}
+
+/// A device as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Its id.
+    pub device: DeviceId,
+    /// When it was enrolled.
+    pub added_at: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+    /// The last accepted link of its chain.
+    pub head: ChainHead,
+    /// When a message from it was last processed.
+    pub last_seen: Option<String>,
+    /// Every key it has had.
+    pub keys: Vec<DeviceKey>,
+}
+
+/// A refused message, kept as evidence.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Alert {
+    /// When it was refused.
+    pub at: UtcTime,
+    /// The device the topic or payload named, if it is a valid id.
+    pub device: Option<String>,
+    /// The MQTT topic it arrived on.
+    pub topic: String,
+    /// A stable reason code (`bad_signature`, `conflict_rewrite`, ...).
+    pub reason: String,
+    /// The seq, when the envelope could be read.
+    pub seq: Option<u64>,
+    /// What was wrong, for the operator; never payload content.
+    pub detail: String,
+    /// The raw bytes as received (at most one message).
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for Alert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Alert")
+            .field("at", &self.at)
+            .field("device", &self.device)
+            .field("reason", &self.reason)
+            .field("seq", &self.seq)
+            .field("detail", &self.detail)
+            .field("len", &self.bytes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An alert as stored, with its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAlert {
+    /// Its id, increasing.
+    pub id: i64,
+    /// The alert.
+    pub alert: Alert,
+}
+
+/// An alert row as both backends read it.
+pub(crate) struct AlertRow {
+    pub id: i64,
+    pub at: String,
+    pub device: Option<String>,
+    pub topic: String,
+    pub reason: String,
+    pub seq: Option<i64>,
+    pub detail: String,
+    pub bytes: Vec<u8>,
+}
+
+impl AlertRow {
+    pub(crate) fn into_stored(self) -> Result<StoredAlert> {
+        Ok(StoredAlert {
+            id: self.id,
+            alert: Alert {
+                at: UtcTime::parse(&self.at).map_err(|e| StoreError::Corrupt(e.0))?,
+                device: self.device,
+                topic: self.topic,
+                reason: self.reason,
+                seq: self.seq.map(|s| seq_from(s, "alert seq")).transpose()?,
+                detail: self.detail,
+                bytes: self.bytes,
+            },
+        })
+    }
+}
+
+/// An accepted record.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Its seq.
+    pub seq: u64,
+    /// SHA-256 of `bytes`.
+    pub hash: Hash32,
+    /// The `prev` it carries.
+    pub prev: Hash32,
+    /// The key that signed it.
+    pub kid: KeyId,
+    /// The complete signed envelope.
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("seq", &self.seq)
+            .field("hash", &self.hash)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Totals for status displays and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// Enrolled devices, revoked ones included.
+    pub devices: u64,
+    /// Accepted records.
+    pub records: u64,
+    /// Envelopes held beyond a gap.
+    pub held: u64,
+    /// Alerts.
+    pub alerts: u64,
+}
+
+/// The DC's storage. Every method is one transaction.
+pub trait Store: Send {
+    /// Enrolls `e` (a new device, or a new key of a known one).
+    fn enroll(
+        &mut self,
+        e: &Enrollment,
+        now: &UtcTime,
+    ) -> Result<std::result::Result<Enrolled, EnrollError>>;
+
+    /// Revokes a device: from now on its envelopes are refused and recorded.
+    /// `false` when no such device is enrolled; revoking twice keeps the
+    /// first time.
+    fn revoke(&mut self, device: &DeviceId, now: &UtcTime) -> Result<bool>;
+
+    /// One device, with its keys.
+    fn device(&mut self, device: &DeviceId) -> Result<Option<Device>>;
+
+    /// Every device, with its keys, ordered by id.
+    fn devices(&mut self) -> Result<Vec<Device>>;
+
+    /// Applies the chain rules to verified envelopes of one device, in
+    /// order, in one transaction (see [`accept::accept`]).
+    fn accept(&mut self, device: &DeviceId, items: &[Incoming], now: &UtcTime) -> Result<Accepted>;
+
+    /// Records a refused message.
+    fn alert(&mut self, alert: &Alert) -> Result<()>;
+
+    /// Alerts with an id above `after`, oldest first, at most `limit`.
+    fn alerts(&mut self, after: i64, limit: u32) -> Result<Vec<StoredAlert>>;
+
+    /// Accepted records of `device` with seq above `after`, in seq order, at
+    /// most `limit`.
+    fn records(&mut self, device: &DeviceId, after: u64, limit: u32) -> Result<Vec<Record>>;
+
+    /// Totals.
+    fn totals(&mut self) -> Result<Totals>;
+}
+
+/// Opens (creating when needed) the store `url` names.
+pub fn open(url: &DatabaseUrl) -> Result<Box<dyn Store>> {
+    Ok(match url {
+        DatabaseUrl::Sqlite(path) => Box::new(sqlite::SqliteStore::open(path.as_path())?),
+        DatabaseUrl::Postgres(u) => Box::new(postgres::PgStore::connect(u.as_str())?),
+    })
+}
+
+/// The reason code of a conflict, for alerts and metrics.
+pub fn conflict_reason(kind: ConflictKind) -> &'static str {
+    match kind {
+        ConflictKind::Rewrite => "conflict_rewrite",
+        ConflictKind::BrokenLink => "conflict_broken_link",
+    }
+}
+
+pub(crate) fn hash_from(bytes: &[u8], what: &str) -> Result<Hash32> {
+    <[u8; 32]>::try_from(bytes)
+        .map(Hash32)
+        .map_err(|_| StoreError::Corrupt(format!("{what} is {} bytes, not 32", bytes.len())))
+}
+
+pub(crate) fn kid_from(bytes: &[u8]) -> Result<KeyId> {
+    KeyId::from_slice(bytes)
+        .ok_or_else(|| StoreError::Corrupt(format!("a kid is {} bytes, not 16", bytes.len())))
+}
+
+pub(crate) fn key_from(bytes: &[u8]) -> Result<VerifyingKey> {
+    <[u8; 32]>::try_from(bytes)
+        .ok()
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+        .ok_or_else(|| StoreError::Corrupt("a stored public key is not a valid Ed25519 key".into()))
+}
+
+pub(crate) fn seq_from(v: i64, what: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} is negative")))
+}

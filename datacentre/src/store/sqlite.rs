@@ -1,0 +1,501 @@
+//! The embedded backend: one SQLite file, WAL, `synchronous=FULL`.
+//!
+//! Several receiver processes on one machine may share the file: every
+//! write transaction starts with `BEGIN IMMEDIATE`, which takes SQLite's
+//! write lock before the device's head is read, and a busy timeout makes
+//! the others wait for it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use motcua_protocol::{ChainHead, DeviceId, Enrollment, Hash32, UtcTime};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::accept::{self, Accepted, ChainTx, Incoming};
+use super::{
+    Alert, AlertRow, Device, DeviceKey, EnrollError, Enrolled, Record, Result, StoreError,
+    StoredAlert, Totals, hash_from, key_from, kid_from, seq_from,
+};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS devices (
+    device     TEXT PRIMARY KEY,
+    added_at   TEXT NOT NULL,
+    revoked_at TEXT,
+    head_seq   INTEGER NOT NULL DEFAULT 0,
+    head_hash  BLOB NOT NULL,
+    last_seen  TEXT
+) STRICT;
+CREATE TABLE IF NOT EXISTS keys (
+    kid        BLOB PRIMARY KEY,
+    device     TEXT NOT NULL REFERENCES devices (device),
+    public_key BLOB NOT NULL,
+    added_at   TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS records (
+    device      TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    hash        BLOB NOT NULL,
+    prev        BLOB NOT NULL,
+    kid         BLOB NOT NULL,
+    signed_at   TEXT NOT NULL,
+    clock       INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    bytes       BLOB NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (device, seq)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS held (
+    device      TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    hash        BLOB NOT NULL,
+    prev        BLOB NOT NULL,
+    kid         BLOB NOT NULL,
+    signed_at   TEXT NOT NULL,
+    clock       INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    bytes       BLOB NOT NULL,
+    topic       TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (device, seq, hash)
+) STRICT;
+CREATE TABLE IF NOT EXISTS alerts (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     TEXT NOT NULL,
+    device TEXT,
+    topic  TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    seq    INTEGER,
+    detail TEXT NOT NULL,
+    bytes  BLOB NOT NULL
+) STRICT;
+";
+
+/// The SQLite backend.
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Opens or creates the database at `path` (and its directory).
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        let mut store = SqliteStore { conn };
+        let tx = store.begin()?;
+        tx.execute_batch(SCHEMA)?;
+        tx.commit()?;
+        Ok(store)
+    }
+
+    fn begin(&mut self) -> Result<Transaction<'_>> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+}
+
+struct Tx<'a, 'c>(&'a Transaction<'c>);
+
+fn i(v: u64) -> i64 {
+    // Seqs are at most 2^53 - 1 (checked by the protocol), so they fit.
+    v as i64
+}
+
+fn incoming_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<[Vec<u8>; 4]> {
+    Ok([row.get(1)?, row.get(2)?, row.get(3)?, row.get(7)?])
+}
+
+impl ChainTx for Tx<'_, '_> {
+    fn lock_device(&mut self, device: &DeviceId) -> Result<Option<(ChainHead, bool)>> {
+        // The IMMEDIATE transaction already holds the write lock.
+        let row = self
+            .0
+            .query_row(
+                "SELECT head_seq, head_hash, revoked_at IS NOT NULL FROM devices WHERE device = ?",
+                [device.as_str()],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        row.map(|(seq, hash, revoked)| {
+            Ok((
+                ChainHead {
+                    seq: seq_from(seq, "head_seq")?,
+                    hash: hash_from(&hash, "head_hash")?,
+                },
+                revoked,
+            ))
+        })
+        .transpose()
+    }
+
+    fn stored_hash(&mut self, device: &DeviceId, seq: u64) -> Result<Option<Hash32>> {
+        let h: Option<Vec<u8>> = self
+            .0
+            .prepare_cached("SELECT hash FROM records WHERE device = ? AND seq = ?")?
+            .query_row(params![device.as_str(), i(seq)], |r| r.get(0))
+            .optional()?;
+        h.map(|h| hash_from(&h, "hash")).transpose()
+    }
+
+    fn insert_record(&mut self, device: &DeviceId, item: &Incoming, now: &UtcTime) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO records (device, seq, hash, prev, kid, signed_at, clock, kind, bytes, received_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![
+                device.as_str(),
+                i(item.seq),
+                &item.hash.0[..],
+                &item.prev.0[..],
+                &item.kid.0[..],
+                item.at.to_string(),
+                item.clock,
+                item.kind,
+                item.bytes,
+                now.to_string()
+            ])?;
+        Ok(())
+    }
+
+    fn set_head(&mut self, device: &DeviceId, head: &ChainHead, now: &UtcTime) -> Result<()> {
+        self.0.execute(
+            "UPDATE devices SET head_seq = ?, head_hash = ?, last_seen = ? WHERE device = ?",
+            params![
+                i(head.seq),
+                &head.hash.0[..],
+                now.to_string(),
+                device.as_str()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn held_count(&mut self, device: &DeviceId) -> Result<u64> {
+        let n: i64 = self.0.query_row(
+            "SELECT count(*) FROM held WHERE device = ?",
+            [device.as_str()],
+            |r| r.get(0),
+        )?;
+        seq_from(n, "held count")
+    }
+
+    fn hold(&mut self, device: &DeviceId, item: &Incoming, now: &UtcTime) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO held (device, seq, hash, prev, kid, signed_at, clock, kind, bytes, topic, received_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                device.as_str(),
+                i(item.seq),
+                &item.hash.0[..],
+                &item.prev.0[..],
+                &item.kid.0[..],
+                item.at.to_string(),
+                item.clock,
+                item.kind,
+                item.bytes,
+                item.topic,
+                now.to_string()
+            ])?;
+        Ok(())
+    }
+
+    fn take_held(&mut self, device: &DeviceId, through: u64) -> Result<Vec<Incoming>> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT seq, hash, prev, kid, signed_at, clock, kind, bytes, topic FROM held
+             WHERE device = ? AND seq <= ? ORDER BY seq",
+        )?;
+        let rows = stmt
+            .query_map(params![device.as_str(), i(through)], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    incoming_row(r)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, bool>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(8)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.0.execute(
+            "DELETE FROM held WHERE device = ? AND seq <= ?",
+            params![device.as_str(), i(through)],
+        )?;
+        rows.into_iter()
+            .map(|(seq, [hash, prev, kid, bytes], at, clock, kind, topic)| {
+                Ok(Incoming {
+                    seq: seq_from(seq, "held seq")?,
+                    hash: hash_from(&hash, "held hash")?,
+                    prev: hash_from(&prev, "held prev")?,
+                    kid: kid_from(&kid)?,
+                    at: UtcTime::parse(&at).map_err(|e| StoreError::Corrupt(e.0))?,
+                    clock,
+                    kind,
+                    bytes,
+                    topic,
+                })
+            })
+            .collect()
+    }
+
+    fn alert(&mut self, a: &Alert) -> Result<()> {
+        insert_alert(self.0, a)
+    }
+}
+
+fn insert_alert(conn: &Connection, a: &Alert) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO alerts (at, device, topic, reason, seq, detail, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        a.at.to_string(),
+        a.device,
+        a.topic,
+        a.reason,
+        a.seq.map(i),
+        a.detail,
+        a.bytes
+    ])?;
+    Ok(())
+}
+
+fn load_keys(conn: &Connection, device: &str) -> Result<Vec<DeviceKey>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT kid, public_key, added_at FROM keys WHERE device = ? ORDER BY added_at, kid",
+    )?;
+    let rows = stmt
+        .query_map([device], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(kid, key, added_at)| {
+            Ok(DeviceKey {
+                kid: kid_from(&kid)?,
+                key: key_from(&key)?,
+                added_at,
+            })
+        })
+        .collect()
+}
+
+type DeviceRow = (String, String, Option<String>, i64, Vec<u8>, Option<String>);
+
+fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn to_device(conn: &Connection, row: DeviceRow) -> Result<Device> {
+    let (device, added_at, revoked_at, seq, hash, last_seen) = row;
+    let keys = load_keys(conn, &device)?;
+    Ok(Device {
+        device: device
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("stored device id: {e}")))?,
+        added_at,
+        revoked_at,
+        head: ChainHead {
+            seq: seq_from(seq, "head_seq")?,
+            hash: hash_from(&hash, "head_hash")?,
+        },
+        last_seen,
+        keys,
+    })
+}
+
+const DEVICE_COLUMNS: &str = "device, added_at, revoked_at, head_seq, head_hash, last_seen";
+
+impl super::Store for SqliteStore {
+    fn enroll(
+        &mut self,
+        e: &Enrollment,
+        now: &UtcTime,
+    ) -> Result<std::result::Result<Enrolled, EnrollError>> {
+        let tx = self.begin()?;
+        let owner: Option<String> = tx
+            .query_row(
+                "SELECT device FROM keys WHERE kid = ?",
+                [&e.kid().0[..]],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(owner) = owner {
+            return Ok(if owner == e.device.as_str() {
+                Ok(Enrolled::AlreadyEnrolled)
+            } else {
+                Err(EnrollError::KeyOfAnotherDevice {
+                    kid: e.kid(),
+                    other: owner
+                        .parse()
+                        .map_err(|e| StoreError::Corrupt(format!("stored device id: {e}")))?,
+                })
+            });
+        }
+        let revoked: Option<bool> = tx
+            .query_row(
+                "SELECT revoked_at IS NOT NULL FROM devices WHERE device = ?",
+                [e.device.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let outcome = match revoked {
+            Some(true) => return Ok(Err(EnrollError::Revoked(e.device.clone()))),
+            Some(false) => Enrolled::NewKey,
+            None => {
+                tx.execute(
+                    "INSERT INTO devices (device, added_at, head_seq, head_hash) VALUES (?, ?, 0, ?)",
+                    params![e.device.as_str(), now.to_string(), &Hash32::ZERO.0[..]],
+                )?;
+                Enrolled::NewDevice
+            }
+        };
+        tx.execute(
+            "INSERT INTO keys (kid, device, public_key, added_at) VALUES (?, ?, ?, ?)",
+            params![
+                &e.kid().0[..],
+                e.device.as_str(),
+                &e.key.as_bytes()[..],
+                now.to_string()
+            ],
+        )?;
+        tx.commit()?;
+        Ok(Ok(outcome))
+    }
+
+    fn revoke(&mut self, device: &DeviceId, now: &UtcTime) -> Result<bool> {
+        let tx = self.begin()?;
+        let n = tx.execute(
+            "UPDATE devices SET revoked_at = coalesce(revoked_at, ?) WHERE device = ?",
+            params![now.to_string(), device.as_str()],
+        )?;
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    fn device(&mut self, device: &DeviceId) -> Result<Option<Device>> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE device = ?"),
+                [device.as_str()],
+                device_row,
+            )
+            .optional()?;
+        row.map(|r| to_device(&self.conn, r)).transpose()
+    }
+
+    fn devices(&mut self) -> Result<Vec<Device>> {
+        let rows = self
+            .conn
+            .prepare(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices ORDER BY device"
+            ))?
+            .query_map([], device_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(|r| to_device(&self.conn, r)).collect()
+    }
+
+    fn accept(&mut self, device: &DeviceId, items: &[Incoming], now: &UtcTime) -> Result<Accepted> {
+        let tx = self.begin()?;
+        let accepted = accept::accept(&mut Tx(&tx), device, items, now)?;
+        tx.commit()?;
+        Ok(accepted)
+    }
+
+    fn alert(&mut self, alert: &Alert) -> Result<()> {
+        insert_alert(&self.conn, alert)
+    }
+
+    fn alerts(&mut self, after: i64, limit: u32) -> Result<Vec<StoredAlert>> {
+        let rows = self
+            .conn
+            .prepare(
+                "SELECT id, at, device, topic, reason, seq, detail, bytes FROM alerts
+                 WHERE id > ? ORDER BY id LIMIT ?",
+            )?
+            .query_map(params![after, limit], |r| {
+                Ok(AlertRow {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    device: r.get(2)?,
+                    topic: r.get(3)?,
+                    reason: r.get(4)?,
+                    seq: r.get(5)?,
+                    detail: r.get(6)?,
+                    bytes: r.get(7)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(AlertRow::into_stored).collect()
+    }
+
+    fn records(&mut self, device: &DeviceId, after: u64, limit: u32) -> Result<Vec<Record>> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, hash, prev, kid, bytes FROM records
+                 WHERE device = ? AND seq > ? ORDER BY seq LIMIT ?",
+            )?
+            .query_map(params![device.as_str(), i(after), limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(seq, hash, prev, kid, bytes)| {
+                Ok(Record {
+                    seq: seq_from(seq, "seq")?,
+                    hash: hash_from(&hash, "hash")?,
+                    prev: hash_from(&prev, "prev")?,
+                    kid: kid_from(&kid)?,
+                    bytes,
+                })
+            })
+            .collect()
+    }
+
+    fn totals(&mut self) -> Result<Totals> {
+        let count = |table: &str| -> Result<u64> {
+            let n: i64 =
+                self.conn
+                    .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+            seq_from(n, "count")
+        };
+        Ok(Totals {
+            devices: count("devices")?,
+            records: count("records")?,
+            held: count("held")?,
+            alerts: count("alerts")?,
+        })
+    }
+}

@@ -1,0 +1,386 @@
+//! One suite, run against both storage backends: the embedded SQLite file
+//! and a PostgreSQL database that each test creates on 127.0.0.1:5432 and
+//! drops afterwards (`MOTCUA_TEST_PG` overrides the server URL).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use ed25519_dalek::SigningKey;
+use motcua_dc::store::{
+    EnrollError, Enrolled, Incoming, Outcome, Store, postgres::PgStore, sqlite::SqliteStore,
+};
+use motcua_protocol::{
+    ChainHead, ConflictKind, DeviceId, Enrollment, Hash32, RecordKind, StaffId, Submission,
+    UtcTime, sign, verify,
+};
+
+fn now() -> UtcTime {
+    UtcTime::from_unix_millis(1_795_000_000_000).expect("valid")
+}
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+fn dev(name: &str) -> DeviceId {
+    name.parse().expect("valid id")
+}
+
+fn enrollment(name: &str, k: &SigningKey) -> Enrollment {
+    Enrollment {
+        device: dev(name),
+        key: k.verifying_key(),
+    }
+}
+
+/// A signed envelope for `device` at `seq` after `prev`; `salt` changes the
+/// body so two envelopes for one seq differ.
+fn envelope(device: &str, k: &SigningKey, seq: u64, prev: Hash32, salt: u32) -> Incoming {
+    let sub = Submission {
+        v: 1,
+        device: dev(device),
+        seq,
+        prev,
+        at: now(),
+        clock: true,
+        staff: "canbo01".parse::<StaffId>().expect("valid"),
+        kind: "dossier.created".parse::<RecordKind>().expect("valid"),
+        body: serde_json::json!({ "code": format!("X-{seq}"), "salt": salt }),
+    };
+    let bytes = sign(&sub, k).expect("signs");
+    let v = verify::<Submission>(&bytes, &k.verifying_key()).expect("verifies");
+    Incoming::from_verified(v, &format!("motcua/v1/d/{device}/up"))
+}
+
+/// A valid chain of `n` envelopes.
+fn chain(device: &str, k: &SigningKey, n: u64) -> Vec<Incoming> {
+    let mut prev = Hash32::ZERO;
+    (1..=n)
+        .map(|seq| {
+            let e = envelope(device, k, seq, prev, 0);
+            prev = e.hash;
+            e
+        })
+        .collect()
+}
+
+fn head_of(items: &[Incoming]) -> ChainHead {
+    items.last().map_or(ChainHead::EMPTY, |e| ChainHead {
+        seq: e.seq,
+        hash: e.hash,
+    })
+}
+
+/// Checks the stored chain of `device` is exactly `expected`, seq 1 up,
+/// every link intact.
+fn assert_stored(store: &mut dyn Store, device: &str, expected: &[Incoming]) {
+    let records = store.records(&dev(device), 0, 1_000_000).expect("reads");
+    assert_eq!(records.len(), expected.len(), "record count of {device}");
+    let mut prev = Hash32::ZERO;
+    for (i, (r, e)) in records.iter().zip(expected).enumerate() {
+        assert_eq!(r.seq, i as u64 + 1);
+        assert_eq!(r.hash, Hash32::of(&r.bytes));
+        assert_eq!(r.prev, prev, "link at seq {}", r.seq);
+        assert_eq!(r.bytes, e.bytes, "bytes at seq {}", r.seq);
+        prev = r.hash;
+    }
+    let d = store
+        .device(&dev(device))
+        .expect("reads")
+        .expect("enrolled");
+    assert_eq!(d.head, head_of(expected));
+}
+
+// --- Backends -------------------------------------------------------------
+
+trait Backend {
+    fn open(&self) -> Box<dyn Store>;
+}
+
+struct Sqlite(tempfile::TempDir);
+
+impl Backend for Sqlite {
+    fn open(&self) -> Box<dyn Store> {
+        Box::new(SqliteStore::open(&self.0.path().join("dc.db")).expect("opens"))
+    }
+}
+
+fn sqlite() -> Sqlite {
+    Sqlite(tempfile::tempdir().expect("tempdir"))
+}
+
+/// A database of its own on the local PostgreSQL server, dropped at the end.
+struct Pg {
+    admin: String,
+    url: String,
+    name: String,
+}
+
+fn server() -> String {
+    std::env::var("MOTCUA_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn pg() -> Pg {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "motcua_test_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let admin = format!("{}/postgres", server());
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls)
+        .expect("PostgreSQL must run on 127.0.0.1:5432 (or set MOTCUA_TEST_PG)");
+    c.batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .expect("creates the test database");
+    Pg {
+        url: format!("{}/{name}", server()),
+        admin,
+        name,
+    }
+}
+
+impl Backend for Pg {
+    fn open(&self) -> Box<dyn Store> {
+        Box::new(PgStore::connect(&self.url).expect("connects"))
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP DATABASE \"{}\" WITH (FORCE)", self.name));
+        }
+    }
+}
+
+/// Declares each check once and runs it on both backends.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite { $( #[test] fn $name() { super::$name(&super::sqlite()) } )* }
+        mod on_postgres { $( #[test] fn $name() { super::$name(&super::pg()) } )* }
+    };
+}
+
+both!(
+    enrollment_rules,
+    in_order_envelopes_are_stored_once,
+    gaps_are_held_and_released,
+    conflicts_are_evidence_never_records,
+    revoked_and_unknown_devices_are_refused,
+    two_writers_out_of_order,
+    alerts_keep_their_fields,
+);
+
+// --- Checks ---------------------------------------------------------------
+
+fn enrollment_rules(b: &dyn Backend) {
+    let mut s = b.open();
+    let (k1, k2) = (key(1), key(2));
+    assert_eq!(
+        s.enroll(&enrollment("dev-a", &k1), &now()).expect("ok"),
+        Ok(Enrolled::NewDevice)
+    );
+    assert_eq!(
+        s.enroll(&enrollment("dev-a", &k1), &now()).expect("ok"),
+        Ok(Enrolled::AlreadyEnrolled)
+    );
+    assert_eq!(
+        s.enroll(&enrollment("dev-a", &k2), &now()).expect("ok"),
+        Ok(Enrolled::NewKey)
+    );
+    assert!(matches!(
+        s.enroll(&enrollment("dev-b", &k1), &now()).expect("ok"),
+        Err(EnrollError::KeyOfAnotherDevice { .. })
+    ));
+    let d = s.device(&dev("dev-a")).expect("reads").expect("exists");
+    assert_eq!(d.keys.len(), 2);
+    assert_eq!(d.head, ChainHead::EMPTY);
+    assert!(s.revoke(&dev("dev-a"), &now()).expect("ok"));
+    assert!(!s.revoke(&dev("nobody"), &now()).expect("ok"));
+    assert_eq!(
+        s.enroll(&enrollment("dev-a", &key(3)), &now()).expect("ok"),
+        Err(EnrollError::Revoked(dev("dev-a")))
+    );
+    let all = s.devices().expect("lists");
+    assert_eq!(all.len(), 1);
+    assert!(all[0].revoked_at.is_some());
+    // A second connection sees the same registry.
+    assert_eq!(b.open().devices().expect("lists"), all);
+}
+
+fn in_order_envelopes_are_stored_once(b: &dyn Backend) {
+    let mut s = b.open();
+    let k = key(1);
+    s.enroll(&enrollment("dev-a", &k), &now())
+        .expect("ok")
+        .expect("enrolled");
+    let c = chain("dev-a", &k, 50);
+    let a = s.accept(&dev("dev-a"), &c[..30], &now()).expect("accepts");
+    assert_eq!(a.outcomes, vec![Outcome::Stored; 30]);
+    assert_eq!(a.head, Some(head_of(&c[..30])));
+    // Redelivery of an old stretch together with new ones.
+    let a = s.accept(&dev("dev-a"), &c[20..], &now()).expect("accepts");
+    assert_eq!(&a.outcomes[..10], &[Outcome::Duplicate; 10]);
+    assert_eq!(&a.outcomes[10..], &[Outcome::Stored; 20]);
+    let a = s.accept(&dev("dev-a"), &c[49..], &now()).expect("accepts");
+    assert_eq!(a.outcomes, vec![Outcome::Duplicate]);
+    assert_stored(&mut *s, "dev-a", &c);
+    let t = s.totals().expect("totals");
+    assert_eq!((t.records, t.held, t.alerts), (50, 0, 0));
+}
+
+fn gaps_are_held_and_released(b: &dyn Backend) {
+    let mut s = b.open();
+    let k = key(1);
+    s.enroll(&enrollment("dev-a", &k), &now())
+        .expect("ok")
+        .expect("enrolled");
+    let c = chain("dev-a", &k, 10);
+    let a = s.accept(&dev("dev-a"), &c[5..8], &now()).expect("accepts");
+    assert_eq!(a.outcomes, vec![Outcome::Held; 3]);
+    assert_eq!(
+        a.head,
+        Some(ChainHead::EMPTY),
+        "receipts only the contiguous prefix"
+    );
+    // Held twice is held once.
+    s.accept(&dev("dev-a"), &c[6..7], &now()).expect("accepts");
+    assert_eq!(s.totals().expect("totals").held, 3);
+    let a = s.accept(&dev("dev-a"), &c[..3], &now()).expect("accepts");
+    assert_eq!(a.head, Some(head_of(&c[..3])));
+    let a = s.accept(&dev("dev-a"), &c[3..5], &now()).expect("accepts");
+    assert_eq!(a.released, 3);
+    assert_eq!(a.head, Some(head_of(&c[..8])));
+    let a = s.accept(&dev("dev-a"), &c[8..], &now()).expect("accepts");
+    assert_eq!(a.head, Some(head_of(&c)));
+    assert_stored(&mut *s, "dev-a", &c);
+    assert_eq!(s.totals().expect("totals").held, 0);
+}
+
+fn conflicts_are_evidence_never_records(b: &dyn Backend) {
+    let mut s = b.open();
+    let k = key(1);
+    s.enroll(&enrollment("dev-a", &k), &now())
+        .expect("ok")
+        .expect("enrolled");
+    let c = chain("dev-a", &k, 5);
+    s.accept(&dev("dev-a"), &c[..4], &now()).expect("accepts");
+    // Same seq as the head, other bytes; an older seq rewritten; the next
+    // seq linked to the wrong hash.
+    let rewrite_head = envelope("dev-a", &k, 4, c[2].hash, 1);
+    let rewrite_old = envelope("dev-a", &k, 2, c[0].hash, 1);
+    let broken = envelope("dev-a", &k, 5, c[0].hash, 0);
+    let a = s
+        .accept(
+            &dev("dev-a"),
+            &[rewrite_head.clone(), rewrite_old.clone(), broken.clone()],
+            &now(),
+        )
+        .expect("accepts");
+    assert_eq!(
+        a.outcomes,
+        vec![
+            Outcome::Conflict(ConflictKind::Rewrite),
+            Outcome::Conflict(ConflictKind::Rewrite),
+            Outcome::Conflict(ConflictKind::BrokenLink),
+        ]
+    );
+    // A held envelope that turns out to be a fork is evidence too.
+    let held_fork = envelope("dev-a", &k, 6, Hash32([7; 32]), 0);
+    assert_eq!(
+        s.accept(&dev("dev-a"), std::slice::from_ref(&held_fork), &now())
+            .expect("ok")
+            .outcomes,
+        vec![Outcome::Held]
+    );
+    s.accept(&dev("dev-a"), &c[4..], &now()).expect("accepts");
+    assert_stored(&mut *s, "dev-a", &c);
+    let alerts = s.alerts(0, 100).expect("reads");
+    let reasons: Vec<_> = alerts.iter().map(|a| a.alert.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "conflict_rewrite",
+            "conflict_rewrite",
+            "conflict_broken_link",
+            "conflict_broken_link"
+        ]
+    );
+    assert_eq!(alerts[0].alert.bytes, rewrite_head.bytes);
+    assert_eq!(alerts[2].alert.bytes, broken.bytes);
+    assert_eq!(alerts[3].alert.bytes, held_fork.bytes);
+    assert_eq!(alerts[3].alert.seq, Some(6));
+}
+
+fn revoked_and_unknown_devices_are_refused(b: &dyn Backend) {
+    let mut s = b.open();
+    let k = key(1);
+    s.enroll(&enrollment("dev-a", &k), &now())
+        .expect("ok")
+        .expect("enrolled");
+    let c = chain("dev-a", &k, 3);
+    s.accept(&dev("dev-a"), &c[..1], &now()).expect("accepts");
+    s.revoke(&dev("dev-a"), &now()).expect("revokes");
+    let a = s.accept(&dev("dev-a"), &c[1..], &now()).expect("accepts");
+    assert_eq!(a.outcomes, vec![Outcome::Refused; 2]);
+    assert_eq!(a.head, None);
+    let x = chain("dev-x", &key(9), 1);
+    let a = s.accept(&dev("dev-x"), &x, &now()).expect("accepts");
+    assert_eq!(a.outcomes, vec![Outcome::Refused]);
+    assert_stored(&mut *s, "dev-a", &c[..1]);
+    let reasons: Vec<_> = s
+        .alerts(0, 100)
+        .expect("reads")
+        .into_iter()
+        .map(|a| a.alert.reason)
+        .collect();
+    assert_eq!(reasons, ["revoked", "revoked", "unknown_device"]);
+}
+
+/// Two receivers, each with its own connection, get one device's envelopes
+/// in different orders with redeliveries: every seq is stored once.
+fn two_writers_out_of_order(b: &dyn Backend) {
+    let k = key(1);
+    b.open()
+        .enroll(&enrollment("dev-a", &k), &now())
+        .expect("ok")
+        .expect("enrolled");
+    let c = chain("dev-a", &k, 120);
+    // Receiver 1 gets the even seqs backwards then the odd; receiver 2 the
+    // odd seqs then everything again, in small batches.
+    let mut first: Vec<Incoming> = c.iter().filter(|e| e.seq % 2 == 0).rev().cloned().collect();
+    first.extend(c.iter().filter(|e| e.seq % 2 == 1).cloned());
+    let mut second: Vec<Incoming> = c.iter().filter(|e| e.seq % 2 == 1).cloned().collect();
+    second.extend(c.iter().cloned());
+    std::thread::scope(|scope| {
+        for part in [first, second] {
+            let mut s = b.open();
+            scope.spawn(move || {
+                for batch in part.chunks(7) {
+                    s.accept(&dev("dev-a"), batch, &now()).expect("accepts");
+                }
+            });
+        }
+    });
+    let mut s = b.open();
+    assert_stored(&mut *s, "dev-a", &c);
+    let t = s.totals().expect("totals");
+    assert_eq!((t.records, t.held, t.alerts), (120, 0, 0));
+}
+
+fn alerts_keep_their_fields(b: &dyn Backend) {
+    let mut s = b.open();
+    let a = motcua_dc::store::Alert {
+        at: now(),
+        device: None,
+        topic: "motcua/v1/d/???/up".into(),
+        reason: "not_cose".into(),
+        seq: None,
+        detail: "first byte 0x00".into(),
+        bytes: vec![0, 1, 2],
+    };
+    s.alert(&a).expect("records");
+    let stored = s.alerts(0, 10).expect("reads");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].alert, a);
+    assert!(s.alerts(stored[0].id, 10).expect("reads").is_empty());
+}
