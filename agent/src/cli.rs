@@ -96,6 +96,13 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         records: u64,
     },
+    /// Run the counter's agent: open the store and sync it to the DC.
+    ///
+    /// Sends every unsynced record to the DC's broker (TLS with the pinned
+    /// CA and this device's certificate), marks records synced only on the
+    /// DC's signed receipts, and reconnects with growing, jittered waits
+    /// when the link drops. Runs until SIGINT or SIGTERM.
+    Run,
 }
 
 /// `motcua config ...`.

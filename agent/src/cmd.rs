@@ -512,3 +512,54 @@ fn age(secs: u64) -> String {
         _ => format!("{}d {}h", secs / 86_400, secs % 86_400 / 3600),
     }
 }
+
+/// `motcua run`: the store and sync until SIGINT or SIGTERM.
+pub fn run(config: &Path) -> Result<ExitCode> {
+    let cfg = AgentConfig::load(config)
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("reading {}", config.display()))?;
+    motcua_common::logging::init(cfg.log.format, &cfg.log.level);
+    let writer = open_writer(&cfg)?;
+    let sync_cfg = crate::sync::SyncConfig {
+        device: cfg.device.id.clone(),
+        db: db_path(&cfg),
+        broker: cfg.dc.broker.clone(),
+        dc_key: cfg.dc.public_key.0,
+        keep_alive: cfg.dc.keep_alive,
+        reconnect_max: cfg.dc.reconnect_max,
+        window: cfg.dc.window,
+        batch: cfg.dc.batch,
+        resend_after: cfg.dc.resend_after,
+    };
+    tracing::info!(device = %cfg.device.id, broker = %cfg.dc.broker.url, "agent starting");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (state, _) = tokio::sync::watch::channel(crate::sync::SyncState::default());
+    let result = rt.block_on(crate::sync::run(
+        sync_cfg,
+        writer.handle(),
+        state,
+        shutdown_signal(),
+    ));
+    writer.shutdown();
+    result?;
+    tracing::info!("agent stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

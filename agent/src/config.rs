@@ -81,6 +81,12 @@ struct RawDc {
     keep_alive: String,
     #[serde(default = "default_reconnect_max")]
     reconnect_max: String,
+    #[serde(default = "default_window")]
+    window: i64,
+    #[serde(default = "default_batch")]
+    batch: i64,
+    #[serde(default = "default_resend_after")]
+    resend_after: String,
 }
 
 fn default_key_file() -> String {
@@ -103,6 +109,15 @@ fn default_keep_alive() -> String {
 }
 fn default_reconnect_max() -> String {
     "5m".into()
+}
+fn default_window() -> i64 {
+    2048
+}
+fn default_batch() -> i64 {
+    64
+}
+fn default_resend_after() -> String {
+    "30s".into()
 }
 /// The validated configuration. Every value is checked; nothing downstream
 /// parses strings.
@@ -163,6 +178,13 @@ pub struct DcSection {
     pub keep_alive: Duration,
     /// Longest wait between reconnection attempts.
     pub reconnect_max: Duration,
+    /// Most envelopes sent and not yet receipted.
+    pub window: usize,
+    /// Most envelopes per MQTT message.
+    pub batch: usize,
+    /// Without a new receipt for this long while envelopes are out, send
+    /// again from the last receipt.
+    pub resend_after: Duration,
 }
 
 impl AgentConfig {
@@ -224,6 +246,15 @@ impl AgentConfig {
         let public_key = p.parse::<PublicKey>("dc.public_key", &raw.dc.public_key);
         let keep_alive = bounded(&mut p, "dc.keep_alive", &raw.dc.keep_alive, 5, 1200);
         let reconnect_max = bounded(&mut p, "dc.reconnect_max", &raw.dc.reconnect_max, 1, 3600);
+        let window = range(&mut p, "dc.window", raw.dc.window, 1, 100_000);
+        let batch = range(
+            &mut p,
+            "dc.batch",
+            raw.dc.batch,
+            1,
+            motcua_protocol::bundle::MAX_BUNDLE_MESSAGES as i64,
+        );
+        let resend_after = bounded(&mut p, "dc.resend_after", &raw.dc.resend_after, 2, 3600);
         let log = raw.log.validate(&mut p);
 
         p.finish(|| {
@@ -246,10 +277,22 @@ impl AgentConfig {
                     public_key: public_key?,
                     keep_alive: keep_alive?,
                     reconnect_max: reconnect_max?,
+                    window: window?,
+                    batch: batch?,
+                    resend_after: resend_after?,
                 },
                 log: log?,
             })
         })
+    }
+}
+
+fn range(p: &mut Problems, key: &str, v: i64, min: i64, max: i64) -> Option<usize> {
+    if (min..=max).contains(&v) {
+        usize::try_from(v).ok()
+    } else {
+        p.push(key, format!("{v} is out of range: use {min} to {max}"));
+        None
     }
 }
 
@@ -309,6 +352,13 @@ impl fmt::Display for AgentConfig {
             f,
             "reconnect_max = {:?}",
             HumanDuration(dc.reconnect_max).to_string()
+        )?;
+        writeln!(f, "window = {}", dc.window)?;
+        writeln!(f, "batch = {}", dc.batch)?;
+        writeln!(
+            f,
+            "resend_after = {:?}",
+            HumanDuration(dc.resend_after).to_string()
         )?;
         write!(f, "\n{}", self.log)
     }

@@ -7,7 +7,7 @@
 //! # Layout
 //! - [`cli`]: the command line (clap), parsed into [`cli::Command`].
 //! - [`cmd`]: the store commands (`dossier`, `journal`, `status`,
-//!   `reference`) and their exit codes.
+//!   `reference`), `run`, and their exit codes.
 //! - [`config`]: `/etc/motcua/agent.toml`, parsed raw then validated once.
 //! - [`clock`]: the wall clock and whether it is synchronised.
 //! - [`domain`]: dossiers, codes, statuses, citizens' identifiers, working
@@ -15,6 +15,7 @@
 //! - [`store`]: the durable SQLite store, its signed journal and the single
 //!   writer with group commit.
 //! - [`identity`]: the device key and the enrollment line.
+//! - [`sync`]: unsynced envelopes to the DC over MQTT, receipts back.
 //! - [`selftest`]: an on-box check of keys, signing, verification and chain
 //!   rules in a throw-away directory.
 
@@ -26,3 +27,4 @@ pub mod domain;
 pub mod identity;
 pub mod selftest;
 pub mod store;
+pub mod sync;

@@ -15,7 +15,10 @@ use motcua_common::logging;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Commands log warnings and errors only; RUST_LOG raises the level.
-    logging::init(LogFormat::Text, &LogLevel("warn".into()));
+    // `run` logs as its configuration says.
+    if !matches!(cli.command, Command::Run) {
+        logging::init(LogFormat::Text, &LogLevel("warn".into()));
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -56,6 +59,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Journal(cmd) => return cmd::journal(&cli.config, cmd),
         Command::Status { json } => return cmd::status(&cli.config, json),
         Command::Reference(cmd) => return cmd::reference(&cli.config, cmd),
+        Command::Run => return cmd::run(&cli.config),
         Command::Selftest { records } => {
             let steps = selftest::run(records);
             let mut failed = 0;

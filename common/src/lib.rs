@@ -10,6 +10,8 @@
 //! - [`config`]: the diagnostics list that `config check` prints, and checked
 //!   value types (durations, sizes, broker URLs, public keys) that config
 //!   structs convert raw strings into once.
+//! - [`mqtt`]: rumqttc options with rustls (ring) mutual TLS, and the
+//!   reconnection backoff.
 //! - [`logging`]: tracing-subscriber set up for journald or JSON.
 //! - [`output`]: `outln!`/`out!`, standard output that a closed pipe ends
 //!   quietly.
@@ -18,4 +20,5 @@ pub mod atomic;
 pub mod config;
 pub mod keyfile;
 pub mod logging;
+pub mod mqtt;
 pub mod output;

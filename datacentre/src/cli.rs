@@ -22,6 +22,12 @@ pub struct Cli {
     #[arg(long, short, global = true, env = "MOTCUA_DC_CONFIG", default_value = DEFAULT_PATH)]
     pub config: PathBuf,
 
+    /// Database URL, overriding database.url of the configuration:
+    /// sqlite:///var/lib/motcua-dc/motcua-dc.db or postgres://user@host/db.
+    /// With it, the registry commands need no configuration file.
+    #[arg(long, global = true, env = "MOTCUA_DC_DATABASE")]
+    pub database: Option<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -53,6 +59,54 @@ pub enum Command {
     /// Check configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Receive counters' submissions: verify, store each once, receipt.
+    ///
+    /// Connects to the broker of the configuration, joins the shared
+    /// subscription group (several receivers may run against one broker and
+    /// one database), and runs until SIGINT or SIGTERM. Refused messages
+    /// are kept in the alerts table with their raw bytes.
+    Run,
+    /// Enroll, list and revoke counters.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Show refused messages (bad signatures, conflicts, unknown devices...).
+    Alerts {
+        /// Only alerts with an id above this.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Re-verify stored chains: every signature against the enrolled keys,
+    /// every link, from seq 1 to the head. Exits 1 on any break.
+    Verify {
+        /// Only this device [default: every device].
+        device: Option<String>,
+    },
+}
+
+/// `motcua-dc device ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Enroll a counter from the line `motcua keygen` printed on it.
+    ///
+    /// The line is `motcua-enroll v1 DEVICE ed25519:HEX kid:HEX`; the kid is
+    /// recomputed and must match (a copying error is refused). Enrolling a
+    /// new key for a known device adds it (key rotation); old keys stay so
+    /// old records remain verifiable.
+    Add {
+        /// The enrollment line [default: read from standard input].
+        line: Option<String>,
+    },
+    /// List enrolled counters with their chain heads and keys.
+    List,
+    /// Revoke a counter (e.g. a stolen box): its envelopes are refused and
+    /// recorded from now on. A revoked id is never enrolled again.
+    Revoke {
+        /// The device id.
+        device: String,
+    },
 }
 
 /// `motcua-dc config ...`.

@@ -9,10 +9,14 @@
 //! - [`cli`]: the command line (clap).
 //! - [`config`]: `/etc/motcua/dc.toml`, parsed raw then validated once.
 //! - [`identity`]: the DC's receipt-signing key.
+//! - [`receiver`]: MQTT in, verification and chain rules, receipts out.
+//! - [`verify`]: re-verification of stored chains.
 //! - [`store`]: registry, records, held envelopes and alerts; SQLite or
 //!   PostgreSQL behind one trait.
 
 pub mod cli;
 pub mod config;
 pub mod identity;
+pub mod receiver;
 pub mod store;
+pub mod verify;

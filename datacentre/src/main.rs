@@ -1,14 +1,23 @@
 //! `motcua-dc`: parses the command line and dispatches. All work is in the
 //! library crate.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
-use motcua_dc::cli::{Cli, Command, ConfigCommand};
-use motcua_dc::config::DcConfig;
-use motcua_dc::identity;
+use motcua_common::config::{LogFormat, LogLevel};
+use motcua_common::{logging, outln};
+use motcua_dc::cli::{Cli, Command, ConfigCommand, DeviceCommand};
+use motcua_dc::config::{DatabaseUrl, DcConfig};
+use motcua_dc::receiver::{self, Processor, RunOptions};
+use motcua_dc::store::{self, EnrollError, Enrolled};
+use motcua_dc::{identity, verify};
+use motcua_protocol::{DeviceId, Enrollment};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -21,50 +30,240 @@ fn main() -> ExitCode {
     }
 }
 
+fn load(config: &Path) -> Result<DcConfig> {
+    DcConfig::load(config)
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("reading {}", config.display()))
+}
+
 /// The key file from the flag, else from the configuration.
 fn key_file(config: &Path, flag: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(path) = flag {
         return Ok(path);
     }
-    let cfg = DcConfig::load(config)
-        .map_err(anyhow::Error::new)
-        .with_context(|| {
-            format!(
-                "--key-file was not given, so it is read from {}",
-                config.display()
-            )
-        })?;
+    let cfg =
+        load(config).context("--key-file was not given, so it is read from the configuration")?;
     Ok(cfg.key_file.as_path().to_owned())
 }
 
+/// The database from --database, else from the configuration.
+fn database(cli: &Cli) -> Result<DatabaseUrl> {
+    match &cli.database {
+        Some(url) => url
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--database: {e}")),
+        None => Ok(load(&cli.config)
+            .context("--database was not given, so it is read from the configuration")?
+            .database),
+    }
+}
+
+fn open_store(cli: &Cli) -> Result<Box<dyn store::Store>> {
+    let url = database(cli)?;
+    store::open(&url).with_context(|| format!("opening the database {url}"))
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
+    if !matches!(cli.command, Command::Run) {
+        logging::init(LogFormat::Text, &LogLevel("warn".into()));
+    }
+    match &cli.command {
         Command::Keygen {
             key_file: flag,
             force,
         } => {
-            let path = key_file(&cli.config, flag)?;
-            let public = identity::keygen(&path, force)?;
+            let path = key_file(&cli.config, flag.clone())?;
+            let public = identity::keygen(&path, *force)?;
             eprintln!(
                 "Wrote the data-centre key to {} (mode 0600).",
                 path.display()
             );
             eprintln!("Put this line in the [dc] section of every counter's agent.toml:");
-            motcua_common::outln!("{}", identity::agent_config_line(&public));
+            outln!("{}", identity::agent_config_line(&public));
         }
         Command::PublicKey { key_file: flag } => {
-            let path = key_file(&cli.config, flag)?;
-            motcua_common::outln!(
+            let path = key_file(&cli.config, flag.clone())?;
+            outln!(
                 "{}",
                 identity::agent_config_line(&identity::public_key(&path)?)
             );
         }
         Command::Config(ConfigCommand::Check { file }) => {
-            let path = file.unwrap_or(cli.config);
+            let path = file.clone().unwrap_or(cli.config);
             return Ok(motcua_common::config::check_command(&path, DcConfig::load));
+        }
+        Command::Run => return serve(&cli),
+        Command::Device(cmd) => return device(&cli, cmd),
+        Command::Alerts { after, limit } => {
+            let mut s = open_store(&cli)?;
+            for a in s.alerts(*after, *limit)? {
+                let x = &a.alert;
+                outln!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{} bytes\t{}",
+                    a.id,
+                    x.at,
+                    x.device.as_deref().unwrap_or("-"),
+                    x.reason,
+                    x.seq.map_or("-".into(), |s| s.to_string()),
+                    x.topic,
+                    x.bytes.len(),
+                    x.detail
+                );
+            }
+        }
+        Command::Verify { device } => {
+            let mut s = open_store(&cli)?;
+            let only = device
+                .as_deref()
+                .map(str::parse::<DeviceId>)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("device id: {e}"))?;
+            let reports = verify::chains(&mut *s, only.as_ref())?;
+            let mut broken = 0;
+            for r in &reports {
+                match &r.problem {
+                    None => outln!("ok      {}: seq 1..={} intact", r.device, r.records),
+                    Some(p) => {
+                        broken += 1;
+                        outln!("BROKEN  {}: {p}", r.device);
+                    }
+                }
+            }
+            if broken > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn device(cli: &Cli, cmd: &DeviceCommand) -> Result<ExitCode> {
+    let mut s = open_store(cli)?;
+    let now = receiver::now();
+    match cmd {
+        DeviceCommand::Add { line } => {
+            let line = match line {
+                Some(l) => l.clone(),
+                None => {
+                    let mut buf = String::new();
+                    std::io::stdin()
+                        .take(4096)
+                        .read_to_string(&mut buf)
+                        .context("reading the enrollment line from standard input")?;
+                    buf
+                }
+            };
+            let e: Enrollment = line
+                .trim()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("enrollment line refused: {e}"))?;
+            match s.enroll(&e, &now)? {
+                Ok(Enrolled::NewDevice) => {
+                    outln!("enrolled {} with key {}", e.device, e.kid())
+                }
+                Ok(Enrolled::NewKey) => {
+                    outln!(
+                        "added key {} to {} (its earlier keys stay valid for its old records)",
+                        e.kid(),
+                        e.device
+                    )
+                }
+                Ok(Enrolled::AlreadyEnrolled) => {
+                    outln!("{} already has key {}; nothing changed", e.device, e.kid())
+                }
+                Err(err @ (EnrollError::KeyOfAnotherDevice { .. } | EnrollError::Revoked(_))) => {
+                    bail!("{err}")
+                }
+            }
+        }
+        DeviceCommand::List => {
+            outln!("DEVICE\tSTATE\tHEAD\tLAST SEEN\tKEYS");
+            for d in s.devices()? {
+                let state = match &d.revoked_at {
+                    Some(at) => format!("revoked {at}"),
+                    None => "active".into(),
+                };
+                let keys: Vec<String> = d.keys.iter().map(|k| k.kid.to_string()).collect();
+                outln!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    d.device,
+                    state,
+                    d.head.seq,
+                    d.last_seen.as_deref().unwrap_or("never"),
+                    keys.join(",")
+                );
+            }
+        }
+        DeviceCommand::Revoke { device } => {
+            let id: DeviceId = device
+                .parse()
+                .map_err(|e| anyhow::anyhow!("device id: {e}"))?;
+            if !s.revoke(&id, &now)? {
+                eprintln!("no enrolled device {id}");
+                return Ok(ExitCode::FAILURE);
+            }
+            outln!("revoked {id}: its envelopes are refused and recorded from now on");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(cli: &Cli) -> Result<ExitCode> {
+    let cfg = load(&cli.config)?;
+    logging::init(cfg.log.format, &cfg.log.level);
+    let url = match &cli.database {
+        Some(_) => database(cli)?,
+        None => cfg.database.clone(),
+    };
+    let key = motcua_common::keyfile::load(cfg.key_file.as_path())
+        .with_context(|| format!("loading the receipt key {}", cfg.key_file))?;
+    let store = store::open(&url).with_context(|| format!("opening the database {url}"))?;
+    tracing::info!(database = %url, kid = %motcua_protocol::KeyId::of(&key.verifying_key()), "receiver starting");
+    let processor = Processor::new(store, key);
+    let stop = Arc::new(AtomicBool::new(false));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let opts = RunOptions {
+        broker: cfg.broker.clone(),
+        share_group: cfg.share_group.0.clone(),
+        keep_alive: Duration::from_secs(30),
+        reconnect_max: Duration::from_secs(30),
+    };
+    let stats = rt.block_on(async {
+        let s = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            s.store(true, Ordering::Relaxed);
+        });
+        receiver::run(opts, processor, stop.clone(), || {
+            tracing::info!("subscribed; receiving");
+        })
+        .await
+    })?;
+    tracing::info!(
+        stored = stats.stored,
+        duplicates = stats.duplicates,
+        alerts = stats.alerts,
+        receipts = stats.receipts,
+        "receiver stopped"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -303,6 +303,22 @@ impl Reader {
         Ok(rows)
     }
 
+    /// The highest seq such that every envelope up to it is receipted by
+    /// the DC: where sync resumes. Receipts are cumulative, so the synced
+    /// envelopes are always a prefix of the journal.
+    pub fn receipted_through(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT coalesce((SELECT min(seq) FROM journal WHERE synced = 0) - 1,
+                                 (SELECT max(seq) FROM journal), 0)",
+                [],
+                |r| r.get(0),
+            )
+            .step("reading the last receipted seq")?;
+        Ok(n as u64)
+    }
+
     /// Counts; `day` is today in Vietnam time (`YYYY-MM-DD`), `now` decides
     /// what is overdue.
     pub fn counts(&self, day: &str, now: &UtcTime) -> Result<Counts, StoreError> {

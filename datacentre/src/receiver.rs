@@ -1,0 +1,466 @@
+//! The receiver: MQTT in, verified records stored, signed receipts out.
+//!
+//! Two halves:
+//! - [`Processor`] is synchronous and knows no MQTT: given a topic and a
+//!   payload it frames, verifies, applies the chain rules through the
+//!   [`Store`], records every refusal as an alert, and returns the receipt
+//!   to publish. It never panics or fails on input; only a storage failure
+//!   is an error.
+//! - [`run`] connects to the broker (shared subscription, clean session),
+//!   hands messages to the processor on a thread of its own (the store's
+//!   clients block), and publishes the receipts it returns.
+//!
+//! Checks, in order, for each message of an `up` payload: the topic is a
+//! device's `up` topic; the payload frames (one message or a bundle); the
+//! COSE structure and headers; the key id is enrolled for the topic's
+//! device; the signature and payload; the payload's device equals the
+//! topic's. Then the chain rules, in the store's transaction (which also
+//! refuses revoked and unknown devices).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use motcua_common::mqtt::{self, Backoff};
+use motcua_protocol::topics::{self, Channel};
+use motcua_protocol::{
+    DeviceId, FORMAT_VERSION, Opened, Receipt, Submission, UtcTime, VerifyError, bundle, sign,
+};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
+use tokio::sync::mpsc;
+
+use crate::store::{Alert, Device, Incoming, Outcome, Store, StoreError, conflict_reason};
+
+/// How long a device's keys are trusted from the cache before they are
+/// read again (a new key or a device enrolled meanwhile is found at once:
+/// an unknown kid always reads again).
+const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// Most raw bytes kept as evidence of a payload refused before it could be
+/// split into messages.
+const MAX_EVIDENCE: usize = motcua_protocol::MAX_MESSAGE_BYTES;
+
+/// Counters since start, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// MQTT messages handled.
+    pub messages: u64,
+    /// Envelopes that verified and reached the chain rules.
+    pub verified: u64,
+    /// Envelopes stored (including released from hold).
+    pub stored: u64,
+    /// Envelopes already stored.
+    pub duplicates: u64,
+    /// Envelopes held beyond a gap.
+    pub held: u64,
+    /// Alerts recorded (refused messages, conflicts).
+    pub alerts: u64,
+    /// Receipts signed.
+    pub receipts: u64,
+}
+
+/// A message to publish.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Publish {
+    /// Its topic.
+    pub topic: String,
+    /// Its payload.
+    pub payload: Vec<u8>,
+}
+
+impl fmt::Debug for Publish {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publish")
+            .field("topic", &self.topic)
+            .field("len", &self.payload.len())
+            .finish()
+    }
+}
+
+/// Turns `up` messages into stored records and receipts.
+pub struct Processor {
+    store: Box<dyn Store>,
+    key: SigningKey,
+    devices: HashMap<DeviceId, (Instant, Option<Device>)>,
+    stats: Stats,
+}
+
+impl Processor {
+    /// A processor storing into `store` and signing receipts with `key`.
+    pub fn new(store: Box<dyn Store>, key: SigningKey) -> Processor {
+        Processor {
+            store,
+            key,
+            devices: HashMap::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The store, for the commands that read it.
+    pub fn store(&mut self) -> &mut dyn Store {
+        &mut *self.store
+    }
+
+    /// Handles one MQTT message; returns the receipt to publish, if any.
+    pub fn handle(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        now: UtcTime,
+    ) -> Result<Option<Publish>, StoreError> {
+        self.stats.messages += 1;
+        let device = match topics::parse_device_topic(topic) {
+            Some((device, Channel::Up)) => device,
+            _ => {
+                self.refuse(
+                    None,
+                    topic,
+                    "bad_topic",
+                    None,
+                    "not a device's up topic".into(),
+                    payload,
+                    now,
+                )?;
+                return Ok(None);
+            }
+        };
+        let parts = match bundle::split(payload) {
+            Ok(p) => p,
+            Err(e) => {
+                self.refuse(
+                    Some(&device),
+                    topic,
+                    e.reason(),
+                    None,
+                    e.to_string(),
+                    payload,
+                    now,
+                )?;
+                return Ok(None);
+            }
+        };
+        let mut items = Vec::with_capacity(parts.len());
+        for bytes in parts {
+            if let Some(item) = self.check(&device, topic, bytes, now)? {
+                items.push(item);
+            }
+        }
+        if items.is_empty() {
+            return Ok(None);
+        }
+        self.stats.verified += items.len() as u64;
+        let accepted = self.store.accept(&device, &items, &now)?;
+        for (item, outcome) in items.iter().zip(&accepted.outcomes) {
+            match outcome {
+                Outcome::Stored => self.stats.stored += 1,
+                Outcome::Duplicate => self.stats.duplicates += 1,
+                Outcome::Held => self.stats.held += 1,
+                Outcome::NotHeld => {
+                    tracing::debug!(%device, seq = item.seq, "beyond a gap and the hold is full; not kept");
+                }
+                Outcome::Conflict(kind) => {
+                    self.stats.alerts += 1;
+                    tracing::warn!(%device, seq = item.seq, reason = conflict_reason(*kind), "conflicting envelope kept as evidence");
+                }
+                Outcome::Refused => {
+                    self.stats.alerts += 1;
+                    tracing::warn!(%device, seq = item.seq, "envelope of a revoked or unknown device refused");
+                }
+            }
+        }
+        self.stats.stored += accepted.released;
+        let Some(head) = accepted.head else {
+            return Ok(None);
+        };
+        let receipt = Receipt {
+            v: FORMAT_VERSION,
+            device: device.clone(),
+            seq: head.seq,
+            hash: head.hash,
+            at: now,
+        };
+        let payload = match sign(&receipt, &self.key) {
+            Ok(p) => p,
+            Err(e) => return Err(StoreError::Other(format!("signing a receipt: {e}"))),
+        };
+        self.stats.receipts += 1;
+        tracing::debug!(%device, seq = head.seq, "receipt");
+        Ok(Some(Publish {
+            topic: topics::device_topic(&device, &Channel::Receipt),
+            payload,
+        }))
+    }
+
+    /// Verifies one message; `None` (with an alert recorded) when refused.
+    fn check(
+        &mut self,
+        device: &DeviceId,
+        topic: &str,
+        bytes: &[u8],
+        now: UtcTime,
+    ) -> Result<Option<Incoming>, StoreError> {
+        let opened = match Opened::<Submission>::parse(bytes) {
+            Ok(o) => o,
+            Err(e) => {
+                self.refuse(
+                    Some(device),
+                    topic,
+                    e.reason(),
+                    None,
+                    e.to_string(),
+                    bytes,
+                    now,
+                )?;
+                return Ok(None);
+            }
+        };
+        let kid = opened.kid();
+        let key = match self.key_for(device, kid)? {
+            KeyLookup::Found(k) => k,
+            KeyLookup::UnknownDevice => {
+                self.refuse(
+                    Some(device),
+                    topic,
+                    "unknown_device",
+                    None,
+                    format!("device {device} is not enrolled (kid {kid})"),
+                    bytes,
+                    now,
+                )?;
+                return Ok(None);
+            }
+            KeyLookup::UnknownKey => {
+                self.refuse(
+                    Some(device),
+                    topic,
+                    "unknown_key",
+                    None,
+                    format!("kid {kid} is not enrolled for device {device}"),
+                    bytes,
+                    now,
+                )?;
+                return Ok(None);
+            }
+        };
+        let v = match opened.verify(&key) {
+            Ok(v) => v,
+            Err(e) => {
+                let detail = match &e {
+                    VerifyError::Payload(_) => format!("{} (kid {kid})", e.reason()),
+                    _ => format!("{e} (kid {kid})"),
+                };
+                self.refuse(Some(device), topic, e.reason(), None, detail, bytes, now)?;
+                return Ok(None);
+            }
+        };
+        if v.message.device != *device {
+            let detail = format!(
+                "signed by {device}'s key for device {}, sent on {device}'s topic",
+                v.message.device
+            );
+            self.refuse(
+                Some(device),
+                topic,
+                "device_mismatch",
+                Some(v.message.seq),
+                detail,
+                bytes,
+                now,
+            )?;
+            return Ok(None);
+        }
+        Ok(Some(Incoming::from_verified(v, topic)))
+    }
+
+    fn key_for(
+        &mut self,
+        device: &DeviceId,
+        kid: motcua_protocol::KeyId,
+    ) -> Result<KeyLookup, StoreError> {
+        let fresh = |(at, _): &(Instant, Option<Device>)| at.elapsed() < KEY_CACHE_TTL;
+        let find = |d: &Option<Device>| {
+            d.as_ref()
+                .map(|d| d.keys.iter().find(|k| k.kid == kid).map(|k| k.key))
+        };
+        if let Some(entry) = self.devices.get(device).filter(|e| fresh(e))
+            && let Some(Some(key)) = find(&entry.1)
+        {
+            return Ok(KeyLookup::Found(key));
+        }
+        let d = self.store.device(device)?;
+        let result = match find(&d) {
+            None => KeyLookup::UnknownDevice,
+            Some(None) => KeyLookup::UnknownKey,
+            Some(Some(k)) => KeyLookup::Found(k),
+        };
+        self.devices.insert(device.clone(), (Instant::now(), d));
+        Ok(result)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn refuse(
+        &mut self,
+        device: Option<&DeviceId>,
+        topic: &str,
+        reason: &str,
+        seq: Option<u64>,
+        detail: String,
+        bytes: &[u8],
+        now: UtcTime,
+    ) -> Result<(), StoreError> {
+        self.stats.alerts += 1;
+        tracing::warn!(
+            device = device.map(|d| d.as_str()),
+            reason,
+            detail = %detail,
+            len = bytes.len(),
+            "message refused and kept as evidence"
+        );
+        self.store.alert(&Alert {
+            at: now,
+            device: device.map(|d| d.to_string()),
+            topic: topic.chars().take(256).collect(),
+            reason: reason.to_owned(),
+            seq,
+            detail,
+            bytes: bytes[..bytes.len().min(MAX_EVIDENCE)].to_vec(),
+        })
+    }
+}
+
+enum KeyLookup {
+    Found(ed25519_dalek::VerifyingKey),
+    UnknownDevice,
+    UnknownKey,
+}
+
+/// How the receiver connects.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The broker.
+    pub broker: motcua_common::config::BrokerConnection,
+    /// The shared-subscription group.
+    pub share_group: String,
+    /// MQTT keep-alive.
+    pub keep_alive: Duration,
+    /// Longest wait between reconnection attempts.
+    pub reconnect_max: Duration,
+}
+
+/// Now, as the protocol's time.
+pub fn now() -> UtcTime {
+    UtcTime::new(time::OffsetDateTime::now_utc())
+}
+
+/// Runs the receiver until `stop` is set (checked between messages) or the
+/// store fails. `ready` is called once the first subscription is granted.
+pub async fn run(
+    opts: RunOptions,
+    mut processor: Processor,
+    stop: Arc<AtomicBool>,
+    ready: impl FnOnce() + Send,
+) -> anyhow::Result<Stats> {
+    let client_id = format!("motcua-dc-{:016x}", mqtt::random_u64());
+    let mut mo = mqtt::options(&opts.broker, &client_id, opts.keep_alive)?;
+    mo.set_inflight(100);
+    let (client, mut eventloop) = AsyncClient::new(mo, 1024);
+    let filter = topics::dc_up_filter(&opts.share_group);
+
+    // The store's clients block: the processor gets a thread of its own.
+    let (in_tx, mut in_rx) = mpsc::channel::<(String, Vec<u8>)>(4096);
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Publish>();
+    let worker = std::thread::Builder::new()
+        .name("motcua-dc-store".into())
+        .spawn(move || -> Result<Stats, StoreError> {
+            let mut last_log = Instant::now();
+            let mut logged = processor.stats();
+            while let Some((topic, payload)) = in_rx.blocking_recv() {
+                if let Some(p) = processor.handle(&topic, &payload, now())?
+                    && out_tx.send(p).is_err()
+                {
+                    break;
+                }
+                if last_log.elapsed() > Duration::from_secs(10) && processor.stats() != logged {
+                    logged = processor.stats();
+                    last_log = Instant::now();
+                    tracing::info!(
+                        stored = logged.stored,
+                        duplicates = logged.duplicates,
+                        held = logged.held,
+                        alerts = logged.alerts,
+                        receipts = logged.receipts,
+                        "receiver totals"
+                    );
+                }
+            }
+            Ok(processor.stats())
+        })?;
+
+    let publisher = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            while let Some(p) = out_rx.recv().await {
+                // A receipt lost with the connection is harmless: the
+                // counter resends and gets another.
+                if client
+                    .publish(p.topic, QoS::AtLeastOnce, false, p.payload)
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        })
+    };
+
+    let mut backoff = Backoff::new(Duration::from_millis(500), opts.reconnect_max);
+    let mut ready = Some(ready);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        let event = tokio::select! {
+            e = eventloop.poll() => e,
+            _ = tick.tick() => continue,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff.reset();
+                tracing::info!(broker = %opts.broker.url, %filter, "connected; subscribing");
+                client.subscribe(filter.clone(), QoS::AtLeastOnce).await?;
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                if let Some(r) = ready.take() {
+                    r();
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if in_tx.send((p.topic, p.payload.to_vec())).await.is_err() {
+                    break Err(anyhow::anyhow!("the store thread stopped"));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let wait = backoff.next_wait();
+                tracing::warn!(broker = %opts.broker.url, error = %e, "broker connection lost; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    };
+    drop(in_tx);
+    let _ = client.disconnect().await;
+    publisher.abort();
+    let stats = worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the store thread panicked"))??;
+    result.map(|()| stats)
+}
