@@ -1,7 +1,8 @@
 //! Log output through tracing-subscriber.
 //!
 //! Under systemd (detected by `JOURNAL_STREAM`), text logs carry no
-//! timestamp and no colour: journald stamps every line itself. JSON logs
+//! timestamp and no colour: journald stamps every line itself. Colour is
+//! used only when standard error is a terminal. JSON logs
 //! are one object per line. Levels come from the configuration, overridden
 //! by `RUST_LOG` when set. Logs name dossier codes and seq numbers, never a
 //! citizen's personal data; callers are responsible for that, and types
@@ -22,6 +23,9 @@ pub fn init(format: LogFormat, level: &LogLevel) {
     let _ = match (format, journald) {
         (LogFormat::Json, _) => builder.json().flatten_event(true).try_init(),
         (LogFormat::Text, true) => builder.without_time().with_ansi(false).try_init(),
-        (LogFormat::Text, false) => builder.try_init(),
+        // Colour only for a person at a terminal, never into a file or pipe.
+        (LogFormat::Text, false) => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
     };
 }

@@ -78,6 +78,9 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// The broker's certificate authority: create it, issue certificates.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Re-verify stored chains: every signature against the enrolled keys,
     /// every link, from seq 1 to the head. Exits 1 on any break.
     Verify {
@@ -120,5 +123,77 @@ pub enum ConfigCommand {
     Check {
         /// The file to check [default: the --config file].
         file: Option<PathBuf>,
+    },
+}
+
+/// `motcua-dc ca ...`. Keys and certificates are ECDSA P-256, keys written
+/// mode 0600; nothing existing is replaced without --force.
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create a CA: DIR/ca.pem (give it to the broker and every counter)
+    /// and DIR/ca.key (keep it off the network).
+    Init {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The CA's name.
+        #[arg(long, default_value = "motcua DC CA")]
+        name: String,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+        /// Replace an existing CA (every certificate it issued stops being
+        /// trusted by those given the new ca.pem).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a certificate and a new key: OUT/NAME.pem and OUT/NAME.key.
+    ///
+    /// --server for the broker (with every --host clients connect to),
+    /// --client for a receiver (NAME motcua-dc) or a counter (NAME = its
+    /// device id: the broker's ACL takes the name as the user).
+    Issue {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The certificate's common name.
+        #[arg(long)]
+        name: String,
+        /// A broker certificate.
+        #[arg(long, conflicts_with = "client", required_unless_present = "client")]
+        server: bool,
+        /// A DNS name or IP address of the broker (repeat for several).
+        #[arg(long = "host", requires = "server")]
+        hosts: Vec<String>,
+        /// A client certificate.
+        #[arg(long)]
+        client: bool,
+        /// Validity in days.
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+        /// Where to write [default: the CA directory].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sign a counter's certificate request (from `motcua provision`).
+    ///
+    /// Only the request's key and common name (the device id) are used;
+    /// the certificate is for client authentication only. Prints the
+    /// certificate, or writes it with --out.
+    Sign {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The request file (PEM).
+        csr: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+        /// Write the certificate here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }

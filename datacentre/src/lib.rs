@@ -9,14 +9,21 @@
 //! - [`cli`]: the command line (clap).
 //! - [`config`]: `/etc/motcua/dc.toml`, parsed raw then validated once.
 //! - [`identity`]: the DC's receipt-signing key.
+//! - [`ca`]: the broker's certificate authority (`motcua-dc ca`).
 //! - [`receiver`]: MQTT in, verification and chain rules, receipts out.
 //! - [`verify`]: re-verification of stored chains.
 //! - [`store`]: registry, records, held envelopes and alerts; SQLite or
 //!   PostgreSQL behind one trait.
 
+pub mod ca;
 pub mod cli;
 pub mod config;
 pub mod identity;
 pub mod receiver;
 pub mod store;
 pub mod verify;
+
+/// The broker identity (certificate common name) every receiver uses. The
+/// broker's ACL grants it every device's topics, so no device may be
+/// enrolled under this id.
+pub const RECEIVER_IDENTITY: &str = "motcua-dc";

@@ -12,11 +12,11 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use motcua_common::config::{LogFormat, LogLevel};
 use motcua_common::{logging, outln};
-use motcua_dc::cli::{Cli, Command, ConfigCommand, DeviceCommand};
+use motcua_dc::cli::{CaCommand, Cli, Command, ConfigCommand, DeviceCommand};
 use motcua_dc::config::{DatabaseUrl, DcConfig};
 use motcua_dc::receiver::{self, Processor, RunOptions};
 use motcua_dc::store::{self, EnrollError, Enrolled};
-use motcua_dc::{identity, verify};
+use motcua_dc::{ca, identity, verify};
 use motcua_protocol::{DeviceId, Enrollment};
 
 fn main() -> ExitCode {
@@ -93,6 +93,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(motcua_common::config::check_command(&path, DcConfig::load));
         }
         Command::Run => return serve(&cli),
+        Command::Ca(cmd) => ca_command(cmd)?,
         Command::Device(cmd) => return device(&cli, cmd),
         Command::Alerts { after, limit } => {
             let mut s = open_store(&cli)?;
@@ -137,6 +138,74 @@ fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn ca_command(cmd: &CaCommand) -> Result<()> {
+    match cmd {
+        CaCommand::Init {
+            dir,
+            name,
+            days,
+            force,
+        } => {
+            let cert = ca::init(dir, name, *days, *force)?;
+            outln!(
+                "created the CA {}; give it to the broker (cafile) and every counter (dc.ca_file)",
+                cert.display()
+            );
+        }
+        CaCommand::Issue {
+            dir,
+            name,
+            server,
+            hosts,
+            days,
+            out,
+            force,
+            ..
+        } => {
+            let role = if *server {
+                ca::Role::Server {
+                    hosts: hosts.clone(),
+                }
+            } else {
+                ca::Role::Client
+            };
+            let out = out.as_deref().unwrap_or(dir);
+            let issued = ca::issue(dir, name, &role, *days, out, *force)?;
+            outln!(
+                "issued {} (key {}, mode 0600)",
+                issued.cert.display(),
+                issued.key.display()
+            );
+        }
+        CaCommand::Sign {
+            dir,
+            csr,
+            days,
+            out,
+        } => {
+            let pem = std::fs::read_to_string(csr)
+                .with_context(|| format!("reading {}", csr.display()))?;
+            let (cn, cert) = ca::sign_csr(dir, &pem, *days)?;
+            match out {
+                Some(path) => {
+                    motcua_common::atomic::write(
+                        path,
+                        cert.as_bytes(),
+                        0o644,
+                        motcua_common::atomic::Overwrite::Allow,
+                    )?;
+                    eprintln!("signed a client certificate for {cn}: {}", path.display());
+                }
+                None => {
+                    eprintln!("signed a client certificate for {cn}");
+                    motcua_common::out!("{cert}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn device(cli: &Cli, cmd: &DeviceCommand) -> Result<ExitCode> {
     let mut s = open_store(cli)?;
     let now = receiver::now();
@@ -157,6 +226,12 @@ fn device(cli: &Cli, cmd: &DeviceCommand) -> Result<ExitCode> {
                 .trim()
                 .parse()
                 .map_err(|e| anyhow::anyhow!("enrollment line refused: {e}"))?;
+            if e.device.as_str() == motcua_dc::RECEIVER_IDENTITY {
+                bail!(
+                    "{} is the receivers' broker identity and cannot be a device id",
+                    motcua_dc::RECEIVER_IDENTITY
+                );
+            }
             match s.enroll(&e, &now)? {
                 Ok(Enrolled::NewDevice) => {
                     outln!("enrolled {} with key {}", e.device, e.kid())

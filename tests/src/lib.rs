@@ -6,6 +6,8 @@
 //! plain binaries of other packages, so the first call builds them with the
 //! same cargo, profile and target directory.
 
+pub mod site;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

@@ -83,7 +83,9 @@ impl PgStore {
         let mut client = Client::connect(url, NoTls)?;
         // Serialise concurrent first starts of several receivers.
         let mut tx = client.transaction()?;
-        tx.batch_execute("SELECT pg_advisory_xact_lock(7346519)")?;
+        tx.batch_execute(
+            "SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock(7346519)",
+        )?;
         tx.batch_execute(SCHEMA)?;
         tx.commit()?;
         Ok(PgStore { client })

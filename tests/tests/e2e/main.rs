@@ -1,8 +1,10 @@
 //! End-to-end tests: the real binaries, run as a technician or a
 //! data-centre operator would run them.
 
+mod attacks;
 mod config;
 mod crash;
 mod dossier;
 mod identity;
 mod selftest;
+mod sync;

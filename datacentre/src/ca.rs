@@ -1,0 +1,263 @@
+//! A small certificate authority for the broker's TLS: `motcua-dc ca`.
+//!
+//! The DC runs its own CA: counters trust only it (`dc.ca_file`), and the
+//! broker trusts only certificates it issued. Certificates and keys are
+//! ECDSA P-256: OpenSSL 3.0 (Mosquitto's TLS) cannot read the PKCS#8 v2
+//! files in which Ed25519 keys are written, and P-256 is what every broker
+//! and TLS stack supports. (Records and receipts are signed with Ed25519,
+//! independently of TLS.)
+//!
+//! Layout of a CA directory: `ca.pem` (the certificate every counter and the
+//! broker are given) and `ca.key` (mode 0600, never leaves the operator's
+//! machine). Serial numbers are random.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use motcua_common::atomic::{self, AtomicWriteError, Overwrite};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
+
+/// The CA certificate file in a CA directory.
+pub const CA_CERT: &str = "ca.pem";
+/// The CA key file in a CA directory.
+pub const CA_KEY: &str = "ca.key";
+
+/// What a certificate is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// A broker: the names and addresses clients connect to.
+    Server {
+        /// DNS names or IP addresses.
+        hosts: Vec<String>,
+    },
+    /// A client (a counter, or `motcua-dc`): the broker takes its identity
+    /// (user name) from the common name.
+    Client,
+}
+
+/// Files written by [`issue`].
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The certificate.
+    pub cert: PathBuf,
+    /// Its private key (mode 0600).
+    pub key: PathBuf,
+}
+
+fn write(path: &Path, contents: &str, mode: u32, overwrite: Overwrite) -> Result<()> {
+    match atomic::write(path, contents.as_bytes(), mode, overwrite) {
+        Err(AtomicWriteError::Exists(p)) => bail!(
+            "{} already exists; refusing to replace it (pass --force to replace it on purpose)",
+            p.display()
+        ),
+        other => other.with_context(|| format!("writing {}", path.display())),
+    }
+}
+
+fn serial() -> Result<SerialNumber> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness for a serial: {e}"))?;
+    b[0] &= 0x7f; // a positive integer
+    Ok(SerialNumber::from_slice(&b))
+}
+
+fn base(cn: &str, days: u32) -> Result<CertificateParams> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = DistinguishedName::new();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    let now = OffsetDateTime::now_utc();
+    // A little slack for clocks slightly behind the CA's.
+    p.not_before = now - Duration::hours(1);
+    p.not_after = now + Duration::days(i64::from(days));
+    p.serial_number = Some(serial()?);
+    Ok(p)
+}
+
+/// The common names a certificate may carry: the broker uses them as user
+/// names in ACL patterns, so they follow the device id rule (and `+`, `#`,
+/// `/` are never allowed).
+fn check_name(cn: &str) -> Result<()> {
+    if cn.parse::<motcua_protocol::DeviceId>().is_err() {
+        bail!(
+            "{cn:?} cannot be a certificate name: use 3 to 64 characters from A-Z a-z 0-9 . _ - \
+             (a device id, or motcua-dc for the receivers)"
+        );
+    }
+    Ok(())
+}
+
+/// Creates a CA in `dir`: `ca.pem` and `ca.key`.
+pub fn init(dir: &Path, name: &str, days: u32, force: bool) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let mut p = base(name, days)?;
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let cert = p.self_signed(&key)?;
+    let overwrite = if force {
+        Overwrite::Allow
+    } else {
+        Overwrite::Refuse
+    };
+    // The key first: a certificate without its key is useless, a key
+    // without its certificate is merely incomplete.
+    write(&dir.join(CA_KEY), &key.serialize_pem(), 0o600, overwrite)?;
+    write(&dir.join(CA_CERT), &cert.pem(), 0o644, overwrite)?;
+    Ok(dir.join(CA_CERT))
+}
+
+fn load(dir: &Path) -> Result<Issuer<'static, KeyPair>> {
+    let read = |f: &str| {
+        let path = dir.join(f);
+        std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (create the CA with 'motcua-dc ca init --dir {}')",
+                path.display(),
+                dir.display()
+            )
+        })
+    };
+    let key_path = dir.join(CA_KEY);
+    motcua_common::mqtt::read_private_key(&key_path)?;
+    let key = KeyPair::from_pem(&read(CA_KEY)?)
+        .with_context(|| format!("{} is not a PKCS#8 private key", key_path.display()))?;
+    Issuer::from_ca_cert_pem(&read(CA_CERT)?, key).context("reading the CA certificate")
+}
+
+fn leaf_params(cn: &str, role: &Role, days: u32) -> Result<CertificateParams> {
+    let mut p = base(cn, days)?;
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.use_authority_key_identifier_extension = true;
+    match role {
+        Role::Server { hosts } => {
+            if hosts.is_empty() {
+                bail!("a server certificate needs at least one --host (DNS name or IP address)");
+            }
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+            for h in hosts {
+                p.subject_alt_names.push(match h.parse::<IpAddr>() {
+                    Ok(ip) => SanType::IpAddress(ip),
+                    Err(_) => SanType::DnsName(
+                        h.clone()
+                            .try_into()
+                            .with_context(|| format!("{h:?} is not a DNS name"))?,
+                    ),
+                });
+            }
+        }
+        Role::Client => {
+            check_name(cn)?;
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        }
+    }
+    Ok(p)
+}
+
+/// Issues a certificate and a new key for `cn`, signed by the CA in `dir`,
+/// written to `out/{cn}.pem` and `out/{cn}.key`.
+pub fn issue(
+    dir: &Path,
+    cn: &str,
+    role: &Role,
+    days: u32,
+    out: &Path,
+    force: bool,
+) -> Result<Issued> {
+    let issuer = load(dir)?;
+    let p = leaf_params(cn, role, days)?;
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let cert = p.signed_by(&key, &issuer)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let overwrite = if force {
+        Overwrite::Allow
+    } else {
+        Overwrite::Refuse
+    };
+    let issued = Issued {
+        cert: out.join(format!("{cn}.pem")),
+        key: out.join(format!("{cn}.key")),
+    };
+    write(&issued.key, &key.serialize_pem(), 0o600, overwrite)?;
+    write(&issued.cert, &cert.pem(), 0o644, overwrite)?;
+    Ok(issued)
+}
+
+/// Signs a counter's certificate signing request (from `motcua provision`):
+/// only its public key and common name are taken; everything else (client
+/// use only, validity, no CA) is set here. Returns the certificate PEM.
+pub fn sign_csr(dir: &Path, csr_pem: &str, days: u32) -> Result<(String, String)> {
+    let issuer = load(dir)?;
+    let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
+        .context("not a valid certificate signing request (or its signature does not verify)")?;
+    let cn = match csr.params.distinguished_name.get(&DnType::CommonName) {
+        Some(DnValue::Utf8String(s)) => s.clone(),
+        Some(DnValue::PrintableString(s)) => s.as_str().to_owned(),
+        _ => bail!("the request carries no common name (the device id)"),
+    };
+    csr.params = leaf_params(&cn, &Role::Client, days)?;
+    Ok((cn, csr.signed_by(&issuer)?.pem()))
+}
+
+/// A certificate signing request for `cn` with a new P-256 key: the key PEM
+/// and the request PEM.
+pub fn request(cn: &str) -> Result<(String, String)> {
+    check_name(cn)?;
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let mut p = CertificateParams::default();
+    p.distinguished_name = DistinguishedName::new();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    let csr = p.serialize_request(&key)?.pem()?;
+    Ok((key.serialize_pem(), csr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_issues_and_signs_requests() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let dir = t.path().join("ca");
+        init(&dir, "motcua test CA", 30, false).expect("init");
+        assert!(
+            init(&dir, "again", 30, false).is_err(),
+            "never replaces a CA"
+        );
+        let issued = issue(
+            &dir,
+            "broker",
+            &Role::Server {
+                hosts: vec!["localhost".into(), "127.0.0.1".into()],
+            },
+            10,
+            t.path(),
+            false,
+        )
+        .expect("issues");
+        let pem = std::fs::read_to_string(&issued.cert).expect("reads");
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&issued.key)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(issue(&dir, "bad/name", &Role::Client, 10, t.path(), false).is_err());
+        let (_key, csr) = request("H49.12.3-q01").expect("csr");
+        let (cn, cert) = sign_csr(&dir, &csr, 365).expect("signs");
+        assert_eq!(cn, "H49.12.3-q01");
+        assert!(cert.contains("BEGIN CERTIFICATE"));
+        assert!(sign_csr(&dir, "garbage", 1).is_err());
+    }
+}
