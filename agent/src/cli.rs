@@ -96,6 +96,26 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         records: u64,
     },
+    /// Show the whole system working on this machine, with no set-up.
+    ///
+    /// Starts an embedded MQTT broker on a free loopback port, a data-centre
+    /// receiver with its own SQLite store and a counter agent, with keys in a
+    /// temporary directory; receives sample dossiers at the counter and shows
+    /// each one signed, sent, verified and stored at the DC and receipted
+    /// back. Then waits for Ctrl-C and removes the directory.
+    #[cfg(feature = "demo")]
+    Demo {
+        /// How many sample dossiers to receive.
+        #[arg(long, default_value_t = 12)]
+        dossiers: u32,
+        /// Keep everything in this directory instead of a temporary one.
+        #[arg(long)]
+        keep: Option<std::path::PathBuf>,
+        /// Stop when every dossier is receipted instead of waiting for
+        /// Ctrl-C.
+        #[arg(long)]
+        exit: bool,
+    },
     /// Run the counter's agent: open the store and sync it to the DC.
     ///
     /// Sends every unsynced record to the DC's broker (TLS with the pinned

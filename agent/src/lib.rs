@@ -16,6 +16,8 @@
 //!   writer with group commit.
 //! - [`identity`]: the device key and the enrollment line.
 //! - [`sync`]: unsynced envelopes to the DC over MQTT, receipts back.
+//! - `demo` (feature `demo`, on by default): `motcua demo`, the embedded
+//!   broker, a DC receiver and this agent in one process.
 //! - [`selftest`]: an on-box check of keys, signing, verification and chain
 //!   rules in a throw-away directory.
 
@@ -23,6 +25,8 @@ pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod domain;
 pub mod identity;
 pub mod selftest;

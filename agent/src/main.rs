@@ -60,6 +60,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status { json } => return cmd::status(&cli.config, json),
         Command::Reference(cmd) => return cmd::reference(&cli.config, cmd),
         Command::Run => return cmd::run(&cli.config),
+        #[cfg(feature = "demo")]
+        Command::Demo {
+            dossiers,
+            keep,
+            exit,
+        } => motcua_agent::demo::run(motcua_agent::demo::DemoOptions {
+            dossiers,
+            keep,
+            exit,
+        })?,
         Command::Selftest { records } => {
             let steps = selftest::run(records);
             let mut failed = 0;

@@ -10,6 +10,7 @@
 //! - [`config`]: the diagnostics list that `config check` prints, and checked
 //!   value types (durations, sizes, broker URLs, public keys) that config
 //!   structs convert raw strings into once.
+//! - [`broker`]: an in-process MQTT broker for the demo and tests.
 //! - [`mqtt`]: rumqttc options with rustls (ring) mutual TLS, and the
 //!   reconnection backoff.
 //! - [`logging`]: tracing-subscriber set up for journald or JSON.
@@ -17,6 +18,7 @@
 //!   quietly.
 
 pub mod atomic;
+pub mod broker;
 pub mod config;
 pub mod keyfile;
 pub mod logging;

@@ -4,6 +4,7 @@
 mod attacks;
 mod config;
 mod crash;
+mod demo;
 mod dossier;
 mod identity;
 mod selftest;

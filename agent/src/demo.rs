@@ -1,0 +1,302 @@
+//! `motcua demo`: the whole system on one machine, with no external service.
+//!
+//! In one process: the embedded MQTT broker on a loopback port the OS
+//! picks, a DC receiver storing into SQLite, and a counter agent with its
+//! own store, all with keys made in a temporary directory. It receives
+//! sample dossiers at the counter, shows each one stored and signed, sent,
+//! verified and stored at the DC, and receipted back; then says what to
+//! look at and waits for Ctrl-C (or stops at once with `--exit`), and
+//! removes the directory unless `--keep` was given.
+//!
+//! The receiver and agent code is the production code (`motcua_dc::receiver`,
+//! [`crate::sync`]); only the broker is the embedded one.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use motcua_common::atomic::Overwrite;
+use motcua_common::broker::EmbeddedBroker;
+use motcua_common::config::BrokerConnection;
+use motcua_common::{keyfile, outln};
+use motcua_dc::receiver::{self, Processor, RunOptions};
+use motcua_dc::store::{Store, sqlite::SqliteStore};
+use motcua_protocol::{DeviceId, Enrollment};
+
+use crate::clock::SystemClock;
+use crate::domain::code::Counter;
+use crate::store::reference::{self, ReferenceData};
+use crate::store::writer::DEFAULT_MAX_BATCH;
+use crate::store::{DB_FILE, Writer, WriterConfig, schema};
+use crate::sync::{self, SyncConfig, SyncState};
+
+const DEVICE: &str = "H49.12.3-q01";
+const REFERENCE: &str = include_str!("../../docs/examples/reference.json");
+
+/// Sample applicants (invented) for the demo's dossiers.
+const PEOPLE: [(&str, &str); 6] = [
+    ("Nguyễn Thị Thu Hà", "049301000123"),
+    ("Trần Văn An", "048085000123"),
+    ("Lê Thị Bích Ngọc", "049190000456"),
+    ("Phạm Minh Tuấn", "048092000789"),
+    ("Hoàng Thị Mai", "049188000321"),
+    ("Võ Đức Thắng", "048075000654"),
+];
+
+/// Options of `motcua demo`.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// How many dossiers to receive.
+    pub dossiers: u32,
+    /// Keep the directory (and say where it is) instead of removing it.
+    pub keep: Option<PathBuf>,
+    /// Stop as soon as every dossier is receipted, instead of waiting for
+    /// Ctrl-C.
+    pub exit: bool,
+}
+
+/// Runs the demo.
+pub fn run(opts: DemoOptions) -> Result<()> {
+    let temp = tempfile::Builder::new().prefix("motcua-demo-").tempdir()?;
+    let dir = match &opts.keep {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            d.clone()
+        }
+        None => temp.path().to_owned(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(demo(&dir, &opts));
+    rt.shutdown_timeout(Duration::from_secs(2));
+    if opts.keep.is_none() {
+        outln!("Removed {}.", dir.display());
+    }
+    result
+}
+
+async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
+    outln!(
+        "motcua demo: a counter and a data centre on this machine, in {}",
+        dir.display()
+    );
+
+    // The broker.
+    let broker = EmbeddedBroker::start("127.0.0.1:0".parse()?).await?;
+    let url = format!("mqtt://{}", broker.addr());
+    outln!("  broker      embedded MQTT broker on {url}");
+
+    // The data centre: receipt key, SQLite store, the device enrolled.
+    let dc_key = keyfile::create(&dir.join("dc.key"), Overwrite::Allow)?;
+    let dc_public = dc_key.verifying_key();
+    let dc_db = dir.join("dc.db");
+    let device_key = keyfile::create(&dir.join("device.key"), Overwrite::Allow)?;
+    let device: DeviceId = DEVICE.parse()?;
+    let mut registry = SqliteStore::open(&dc_db)?;
+    let enrollment = Enrollment {
+        device: device.clone(),
+        key: device_key.verifying_key(),
+    };
+    let _ = registry.enroll(&enrollment, &receiver::now())?;
+    outln!(
+        "  data centre motcua-dc receiver, SQLite {}",
+        dc_db.display()
+    );
+    outln!(
+        "  counter     {DEVICE}, store {}",
+        dir.join("counter").display()
+    );
+    outln!("              enrolled: {enrollment}");
+
+    let conn: BrokerConnection = plain(&url)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let processor = Processor::new(Box::new(SqliteStore::open(&dc_db)?), dc_key);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let dc = tokio::spawn(receiver::run(
+        RunOptions {
+            broker: conn.clone(),
+            share_group: "motcua-dc".into(),
+            keep_alive: Duration::from_secs(30),
+            reconnect_max: Duration::from_secs(5),
+        },
+        processor,
+        stop.clone(),
+        move || {
+            let _ = ready_tx.send(());
+        },
+    ));
+    tokio::time::timeout(Duration::from_secs(10), ready_rx)
+        .await
+        .context("the receiver did not subscribe within 10 s")?
+        .context("the receiver stopped")?;
+
+    // The counter: store with the sample catalogue, writer, sync.
+    let state = dir.join("counter");
+    std::fs::create_dir_all(&state)?;
+    let db = state.join(DB_FILE);
+    {
+        let mut c = schema::open(&db)?;
+        let data: ReferenceData = serde_json::from_str(REFERENCE)?;
+        let now = motcua_protocol::UtcTime::new(time::OffsetDateTime::now_utc()).to_string();
+        reference::import(&mut c, &data, &now)?;
+    }
+    let writer = Writer::start(WriterConfig {
+        db: db.clone(),
+        device: device.clone(),
+        unit: "H49.12.3".parse()?,
+        counter: Counter::new(1).context("counter 1")?,
+        min_free: 0,
+        key: device_key,
+        clock: Arc::new(SystemClock { marker: None }),
+        default_collect_at: "Bộ phận Một cửa UBND xã Tam Thăng".into(),
+        max_batch: DEFAULT_MAX_BATCH,
+    })?;
+    write_configs(dir, &url, &dc_public)?;
+    let (state_tx, mut state_rx) = tokio::sync::watch::channel(SyncState::default());
+    let (stop_sync_tx, stop_sync_rx) = tokio::sync::oneshot::channel::<()>();
+    let agent = sync::run(
+        SyncConfig {
+            device: device.clone(),
+            db,
+            broker: conn,
+            dc_key: dc_public,
+            keep_alive: Duration::from_secs(30),
+            reconnect_max: Duration::from_secs(5),
+            window: 256,
+            batch: 16,
+            resend_after: Duration::from_secs(10),
+        },
+        writer.handle(),
+        state_tx,
+        async move {
+            let _ = stop_sync_rx.await;
+        },
+    );
+    // The agent's sync runs beside the clerk's work, on this task (its
+    // store reader stays on one thread).
+    let clerk = async {
+        let r = clerk(dir, opts, &writer, &mut registry, &device, &mut state_rx).await;
+        let _ = stop_sync_tx.send(());
+        r
+    };
+    let (synced, outcome) = tokio::join!(agent, clerk);
+    synced?;
+    // The writer's shutdown joins its thread.
+    tokio::task::block_in_place(|| writer.shutdown());
+    stop.store(true, Ordering::Relaxed);
+    dc.await??;
+    broker.shutdown().await;
+    outcome
+}
+
+/// The clerk's side: receives dossiers and reports each step.
+async fn clerk(
+    dir: &Path,
+    opts: &DemoOptions,
+    writer: &Writer,
+    registry: &mut SqliteStore,
+    device: &DeviceId,
+    state_rx: &mut tokio::sync::watch::Receiver<SyncState>,
+) -> Result<()> {
+    let dc_db = dir.join("dc.db");
+    // Receive dossiers; show each step.
+    outln!(
+        "\nReceiving {} sample dossiers at the counter:",
+        opts.dossiers
+    );
+    let handle = writer.handle();
+    let started = Instant::now();
+    for i in 0..opts.dossiers {
+        let (name, id) = PEOPLE[i as usize % PEOPLE.len()];
+        let mut input: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/examples/dossier.json"))?;
+        input["applicant"]["name"] = name.into();
+        input["applicant"]["id_number"] = id.into();
+        let created = handle
+            .create_async(serde_json::from_value(input)?, "canbo.demo".parse()?)
+            .await?;
+        outln!(
+            "  counter  stored and signed {}  seq {}",
+            created.dossier.code,
+            created.seq
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        report(registry, device, &state_rx.borrow_and_update().clone())?;
+    }
+    let total = u64::from(opts.dossiers);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state_rx.borrow().through < total && Instant::now() < deadline {
+        let _ = tokio::time::timeout(Duration::from_millis(200), state_rx.changed()).await;
+    }
+    report(registry, device, &state_rx.borrow().clone())?;
+    let through = state_rx.borrow().through;
+    let verified = motcua_dc::verify::chains(registry, Some(device))?;
+    let intact = verified.first().is_some_and(|r| r.problem.is_none());
+    outln!(
+        "\nDone in {:.1} s: {through} of {total} records receipted by the data centre; \
+         its copy of the chain re-verified: {}.",
+        started.elapsed().as_secs_f32(),
+        if intact { "intact" } else { "BROKEN" }
+    );
+    outln!("\nWhat to look at next (while this runs):");
+    outln!("  motcua -c {} status", dir.join("agent.toml").display());
+    outln!(
+        "  motcua -c {} dossier search --name \"tran van an\"",
+        dir.join("agent.toml").display()
+    );
+    outln!(
+        "  motcua-dc --database sqlite://{} device list",
+        dc_db.display()
+    );
+    outln!("  motcua-dc --database sqlite://{} verify", dc_db.display());
+    outln!("  motcua-dc --database sqlite://{} alerts", dc_db.display());
+    outln!(
+        "  sqlite3 {} 'SELECT device, seq, kind, signed_at FROM records'",
+        dc_db.display()
+    );
+    if !opts.exit {
+        outln!("\nPress Ctrl-C to stop and clean up.");
+        crate::cmd::shutdown_signal().await;
+        outln!("");
+    }
+    anyhow::ensure!(
+        through == total && intact,
+        "not every record reached the data centre intact"
+    );
+    Ok(())
+}
+
+fn plain(url: &str) -> Result<BrokerConnection> {
+    Ok(BrokerConnection {
+        url: url.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+        tls: None,
+    })
+}
+
+/// Prints what the DC holds and what the counter has had receipted.
+fn report(registry: &mut SqliteStore, device: &DeviceId, s: &SyncState) -> Result<()> {
+    if let Some(d) = registry.device(device)? {
+        outln!(
+            "  DC       verified and stored through seq {:<4} counter: receipted through seq {}",
+            d.head.seq,
+            s.through
+        );
+    }
+    Ok(())
+}
+
+/// An agent.toml and dc.toml for the commands suggested at the end.
+fn write_configs(dir: &Path, url: &str, dc: &ed25519_dalek::VerifyingKey) -> Result<()> {
+    let agent = format!(
+        "# Written by motcua demo.\n[device]\nid = \"{DEVICE}\"\nunit = \"H49.12.3\"\ncounter = 1\nkey_file = {:?}\n\n[store]\nstate_dir = {:?}\nmin_free = \"1 MiB\"\n\n[dc]\nbroker = {url:?}\nallow_plaintext = true\npublic_key = \"ed25519:{}\"\n",
+        dir.join("device.key"),
+        dir.join("counter"),
+        hex::encode(dc.as_bytes())
+    );
+    std::fs::write(dir.join("agent.toml"), agent)?;
+    Ok(())
+}
