@@ -80,45 +80,10 @@ pub async fn run(
     state: watch::Sender<SyncState>,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let client_id = cfg.device.to_string();
-    let mut opts = mqtt::options(&cfg.broker, &client_id, cfg.keep_alive)?;
-    let messages = cfg.window.div_ceil(cfg.batch).clamp(1, u16::MAX as usize);
-    opts.set_inflight(messages as u16);
-    let (client, mut eventloop) = AsyncClient::new(opts, messages + 16);
     let receipt_topic = topics::device_topic(&cfg.device, &Channel::Receipt);
     let up_topic = topics::device_topic(&cfg.device, &Channel::Up);
-
-    let (net_tx, mut net) = mpsc::channel::<Net>(1024);
-    let reconnect_max = cfg.reconnect_max;
-    let broker = cfg.broker.url.to_string();
-    let rt = receipt_topic.clone();
-    let poller = tokio::spawn(async move {
-        let mut backoff = Backoff::new(Duration::from_secs(1), reconnect_max);
-        loop {
-            let msg = match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    backoff.reset();
-                    Net::Connected
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == rt => {
-                    Net::Receipt(p.payload.to_vec())
-                }
-                Ok(_) => continue,
-                Err(e) => {
-                    let wait = backoff.next_wait();
-                    tracing::warn!(%broker, error = %e, "no connection to the DC broker; retrying in {:.1}s", wait.as_secs_f32());
-                    if net_tx.send(Net::Lost).await.is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-            };
-            if net_tx.send(msg).await.is_err() {
-                return;
-            }
-        }
-    });
+    let (net_tx, mut net) = mpsc::channel::<(u64, Net)>(1024);
+    let mut conn = Connection::open(&cfg, 1, net_tx.clone())?;
 
     let reader = Reader::open(&cfg.db)?;
     let mut through = reader.receipted_through()?;
@@ -136,17 +101,23 @@ pub async fn run(
             _ = &mut stop => break,
             ev = net.recv() => match ev {
                 None => anyhow::bail!("the MQTT event loop stopped"),
-                Some(Net::Connected) => {
+                // Events of a connection already replaced.
+                Some((generation, _)) if generation != conn.generation => {}
+                Some((_, Net::Connected)) => {
                     tracing::info!(broker = %cfg.broker.url, through, "connected to the DC broker; sending from seq {}", through + 1);
                     online = true;
-                    client.subscribe(receipt_topic.clone(), QoS::AtLeastOnce).await?;
+                    if conn.client.try_subscribe(receipt_topic.clone(), QoS::AtLeastOnce).is_err() {
+                        tracing::warn!("could not queue the receipt subscription; reconnecting");
+                        conn = conn.replace(&cfg, net_tx.clone())?;
+                        online = false;
+                    }
                     sent = through;
                     progress = Instant::now();
                 }
-                Some(Net::Lost) => {
+                Some((_, Net::Lost)) => {
                     online = false;
                 }
-                Some(Net::Receipt(bytes)) => {
+                Some((_, Net::Receipt(bytes))) => {
                     match writer.mark_synced_async(bytes, cfg.dc_key).await {
                         Ok(s) => {
                             last_receipt = Some(started.elapsed());
@@ -168,15 +139,22 @@ pub async fn run(
                 }
             },
             _ = tick.tick() => {
+                // Receipts stopped while records are out: the DC may have
+                // lost them, or the link stalled. Sending them again on the
+                // same connection would queue duplicates behind a stuck
+                // one, so start a new connection, which resends from the
+                // last receipt.
                 if online && sent > through && progress.elapsed() > cfg.resend_after {
-                    tracing::warn!(through, sent, "no receipt for {:?}; sending again from seq {}", cfg.resend_after, through + 1);
+                    tracing::warn!(through, sent, "no receipt for {:?}; reconnecting to send again from seq {}", cfg.resend_after, through + 1);
+                    conn = conn.replace(&cfg, net_tx.clone())?;
+                    online = false;
                     sent = through;
                     progress = Instant::now();
                 }
             }
         }
         if online {
-            sent = fill(&cfg, &reader, &client, &up_topic, through, sent).await?;
+            sent = fill(&cfg, &reader, &conn.client, &up_topic, through, sent)?;
         }
         state.send_replace(SyncState {
             online,
@@ -186,14 +164,88 @@ pub async fn run(
             refused_receipts: refused,
         });
     }
-    let _ = client.disconnect().await;
-    poller.abort();
+    conn.close();
     Ok(())
 }
 
-/// Publishes unsynced envelopes after `sent` while the window has room;
-/// returns the new highest seq sent.
-async fn fill(
+/// One MQTT connection: the client, and the task polling its event loop
+/// (which reconnects with backoff by itself). Replaced whole when receipts
+/// stall, so nothing queued for a stuck connection is ever sent.
+struct Connection {
+    generation: u64,
+    client: AsyncClient,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl Connection {
+    fn open(
+        cfg: &SyncConfig,
+        generation: u64,
+        net: mpsc::Sender<(u64, Net)>,
+    ) -> anyhow::Result<Connection> {
+        let mut opts = mqtt::options(&cfg.broker, cfg.device.as_str(), cfg.keep_alive)?;
+        let messages = cfg.window.div_ceil(cfg.batch).clamp(1, u16::MAX as usize);
+        opts.set_inflight(messages as u16);
+        let (client, mut eventloop) = AsyncClient::new(opts, messages + 16);
+        let receipt_topic = topics::device_topic(&cfg.device, &Channel::Receipt);
+        let reconnect_max = cfg.reconnect_max;
+        let broker = cfg.broker.url.to_string();
+        let poller = tokio::spawn(async move {
+            let mut backoff = Backoff::new(Duration::from_secs(1), reconnect_max);
+            loop {
+                let msg = match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        backoff.reset();
+                        Net::Connected
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) if p.topic == receipt_topic => {
+                        Net::Receipt(p.payload.to_vec())
+                    }
+                    Ok(_) => continue,
+                    Err(e) => {
+                        let wait = backoff.next_wait();
+                        tracing::warn!(%broker, error = %e, "no connection to the DC broker; retrying in {:.1}s", wait.as_secs_f32());
+                        if net.send((generation, Net::Lost)).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                };
+                if net.send((generation, msg)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Connection {
+            generation,
+            client,
+            poller,
+        })
+    }
+
+    /// Drops this connection (and everything queued on it) and opens a
+    /// new one.
+    fn replace(
+        self,
+        cfg: &SyncConfig,
+        net: mpsc::Sender<(u64, Net)>,
+    ) -> anyhow::Result<Connection> {
+        let generation = self.generation + 1;
+        self.close();
+        Connection::open(cfg, generation, net)
+    }
+
+    fn close(self) {
+        let _ = self.client.try_disconnect();
+        self.poller.abort();
+    }
+}
+
+/// Publishes unsynced envelopes after `sent` while the window has room and
+/// the client's queue takes them; returns the new highest seq sent. Never
+/// waits: what does not fit now goes on a later pass.
+fn fill(
     cfg: &SyncConfig,
     reader: &Reader,
     client: &AsyncClient,
@@ -222,9 +274,14 @@ async fn fill(
             }
             let part = &pending[start..end];
             let envelopes: Vec<&[u8]> = part.iter().map(|p| p.envelope.as_slice()).collect();
-            client
-                .publish(topic, QoS::AtLeastOnce, false, bundle::join(&envelopes))
-                .await?;
+            if client
+                .try_publish(topic, QoS::AtLeastOnce, false, bundle::join(&envelopes))
+                .is_err()
+            {
+                // The queue is full (the broker is slow to acknowledge):
+                // try again on the next pass.
+                return Ok(sent);
+            }
             sent = part[part.len() - 1].seq;
             start = end;
         }

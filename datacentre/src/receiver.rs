@@ -24,10 +24,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
+use ed25519_dalek::VerifyingKey;
 use motcua_common::mqtt::{self, Backoff};
 use motcua_protocol::topics::{self, Channel};
 use motcua_protocol::{
-    DeviceId, FORMAT_VERSION, Opened, Receipt, Submission, UtcTime, VerifyError, bundle, sign,
+    DeviceId, FORMAT_VERSION, KeyId, Opened, Receipt, Submission, UtcTime, Verified, VerifyError,
+    bundle, sign, verify_many,
 };
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::mpsc;
@@ -147,9 +149,18 @@ impl Processor {
                 return Ok(None);
             }
         };
-        let mut items = Vec::with_capacity(parts.len());
+        // Structure and key first, one by one; then every signature of the
+        // message in one batch verification.
+        let mut opened = Vec::with_capacity(parts.len());
         for bytes in parts {
-            if let Some(item) = self.check(&device, topic, bytes, now)? {
+            if let Some((o, key)) = self.open(&device, topic, bytes, now)? {
+                opened.push((o, key));
+            }
+        }
+        let kids: Vec<_> = opened.iter().map(|(o, _)| (o.kid(), o.bytes())).collect();
+        let mut items = Vec::with_capacity(opened.len());
+        for (result, (kid, bytes)) in verify_many(opened).into_iter().zip(kids) {
+            if let Some(item) = self.check(&device, topic, result, kid, bytes, now)? {
                 items.push(item);
             }
         }
@@ -199,14 +210,15 @@ impl Processor {
         }))
     }
 
-    /// Verifies one message; `None` (with an alert recorded) when refused.
-    fn check(
+    /// Parses one message and finds its key; `None` (with an alert
+    /// recorded) when refused.
+    fn open<'b>(
         &mut self,
         device: &DeviceId,
         topic: &str,
-        bytes: &[u8],
+        bytes: &'b [u8],
         now: UtcTime,
-    ) -> Result<Option<Incoming>, StoreError> {
+    ) -> Result<Option<(Opened<'b, Submission>, VerifyingKey)>, StoreError> {
         let opened = match Opened::<Submission>::parse(bytes) {
             Ok(o) => o,
             Err(e) => {
@@ -223,8 +235,8 @@ impl Processor {
             }
         };
         let kid = opened.kid();
-        let key = match self.key_for(device, kid)? {
-            KeyLookup::Found(k) => k,
+        match self.key_for(device, kid)? {
+            KeyLookup::Found(k) => Ok(Some((opened, k))),
             KeyLookup::UnknownDevice => {
                 self.refuse(
                     Some(device),
@@ -235,7 +247,7 @@ impl Processor {
                     bytes,
                     now,
                 )?;
-                return Ok(None);
+                Ok(None)
             }
             KeyLookup::UnknownKey => {
                 self.refuse(
@@ -247,10 +259,23 @@ impl Processor {
                     bytes,
                     now,
                 )?;
-                return Ok(None);
+                Ok(None)
             }
-        };
-        let v = match opened.verify(&key) {
+        }
+    }
+
+    /// The verification result of one message; `None` (with an alert
+    /// recorded) when refused.
+    fn check(
+        &mut self,
+        device: &DeviceId,
+        topic: &str,
+        result: Result<Verified<Submission>, VerifyError>,
+        kid: KeyId,
+        bytes: &[u8],
+        now: UtcTime,
+    ) -> Result<Option<Incoming>, StoreError> {
+        let v = match result {
             Ok(v) => v,
             Err(e) => {
                 let detail = match &e {
@@ -280,11 +305,7 @@ impl Processor {
         Ok(Some(Incoming::from_verified(v, topic)))
     }
 
-    fn key_for(
-        &mut self,
-        device: &DeviceId,
-        kid: motcua_protocol::KeyId,
-    ) -> Result<KeyLookup, StoreError> {
+    fn key_for(&mut self, device: &DeviceId, kid: KeyId) -> Result<KeyLookup, StoreError> {
         let fresh = |(at, _): &(Instant, Option<Device>)| at.elapsed() < KEY_CACHE_TTL;
         let find = |d: &Option<Device>| {
             d.as_ref()
@@ -337,7 +358,7 @@ impl Processor {
 }
 
 enum KeyLookup {
-    Found(ed25519_dalek::VerifyingKey),
+    Found(VerifyingKey),
     UnknownDevice,
     UnknownKey,
 }

@@ -382,6 +382,11 @@ impl<'a, M: Message> Opened<'a, M> {
         })
     }
 
+    /// The complete bytes of the message.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
     /// The key id the message names: which key to look up for [`Opened::verify`].
     pub fn kid(&self) -> KeyId {
         self.kid
@@ -403,6 +408,70 @@ impl<'a, M: Message> Opened<'a, M> {
             key.verify_strict(data, &sig)
                 .map_err(|_| VerifyError::BadSignature)
         })?;
+        self.accept_verified()
+    }
+}
+
+impl<'a, M: Message> Opened<'a, M> {
+    /// The Sig_structure bytes and the signature, for batch verification.
+    fn signed_parts(&self) -> (Vec<u8>, Option<Signature>) {
+        (
+            self.sign1.tbs_data(EXTERNAL_AAD),
+            Signature::from_slice(&self.sign1.signature).ok(),
+        )
+    }
+}
+
+/// Verifies many opened messages, each with its key, accepting exactly
+/// what [`Opened::verify`] accepts one by one, faster: the signatures are
+/// checked together with one Ed25519 batch verification.
+///
+/// A batch equation does not make `verify_strict`'s checks, so they are
+/// made here first: a message whose key or whose `R` is of small order, or
+/// whose `R` is not a point, is verified alone (and refused there). `S`
+/// must be canonical in both paths (ed25519-dalek without legacy
+/// compatibility). When the batch fails, every message is verified alone,
+/// so each gets its own result. Results are in input order.
+pub fn verify_many<M: Message>(
+    items: Vec<(Opened<'_, M>, VerifyingKey)>,
+) -> Vec<Result<Verified<M>, VerifyError>> {
+    let mut batch_ok = false;
+    let mut parts = Vec::with_capacity(items.len());
+    let mut eligible = true;
+    for (opened, key) in &items {
+        let (tbs, sig) = opened.signed_parts();
+        let strict_safe = KeyId::of(key) == opened.kid
+            && !key.is_weak()
+            && sig.as_ref().is_some_and(|s| {
+                curve25519_dalek::edwards::CompressedEdwardsY(s.r_bytes().to_owned())
+                    .decompress()
+                    .is_some_and(|r| !r.is_small_order())
+            });
+        eligible &= strict_safe;
+        parts.push((tbs, sig));
+    }
+    if eligible && items.len() > 1 {
+        let msgs: Vec<&[u8]> = parts.iter().map(|(t, _)| t.as_slice()).collect();
+        let sigs: Vec<Signature> = parts.iter().filter_map(|(_, s)| *s).collect();
+        let keys: Vec<VerifyingKey> = items.iter().map(|(_, k)| *k).collect();
+        batch_ok =
+            sigs.len() == msgs.len() && ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok();
+    }
+    items
+        .into_iter()
+        .map(|(opened, key)| {
+            if batch_ok {
+                opened.accept_verified()
+            } else {
+                opened.verify(&key)
+            }
+        })
+        .collect()
+}
+
+impl<M: Message> Opened<'_, M> {
+    /// The rest of [`Opened::verify`] once the signature is known good.
+    fn accept_verified(self) -> Result<Verified<M>, VerifyError> {
         let payload = self
             .sign1
             .payload

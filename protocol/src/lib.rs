@@ -37,6 +37,7 @@ pub mod topics;
 pub use chain::{ChainHead, Classification, ConflictKind, Link, classify};
 pub use cose::{
     Message, MessageType, Opened, PayloadError, SignError, Verified, VerifyError, sign, verify,
+    verify_many,
 };
 pub use envelope::Submission;
 pub use hash::Hash32;

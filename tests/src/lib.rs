@@ -30,15 +30,28 @@ fn profile_dir() -> PathBuf {
         .to_owned()
 }
 
+static PROFILE: OnceLock<String> = OnceLock::new();
+
+/// Builds the binaries with cargo profile `name` instead of the one the
+/// calling executable was built with (benchmarks use `bench`: release
+/// optimisation without whole-program LTO, so they do not wait minutes for
+/// the link). Call before the first [`bin`].
+pub fn use_profile(name: &str) {
+    let _ = PROFILE.set(name.to_owned());
+}
+
 fn build_once() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let dir = profile_dir();
-        let profile = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("profile dir name")
-            .to_owned();
+        let profile = match PROFILE.get() {
+            Some(p) => p.clone(),
+            None => dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("profile dir name")
+                .to_owned(),
+        };
         let target_dir = dir.parent().expect("target dir");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);

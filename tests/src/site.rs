@@ -49,12 +49,14 @@ pub struct Mosquitto {
     pub port: u16,
     /// Whether it speaks TLS.
     pub tls: bool,
+    /// The address it listens on.
+    pub host: String,
 }
 
 impl Mosquitto {
     /// Writes the configuration into `dir` (TLS with the shipped ACL when
     /// `pki` is given) without starting the broker.
-    pub fn configure(dir: &Path, pki: Option<&Pki>) -> Mosquitto {
+    pub fn configure(dir: &Path, pki: Option<&Pki>, bind: &str) -> Mosquitto {
         let port = free_port();
         let conf = dir.join("mosquitto.conf");
         let mut text = format!(
@@ -69,7 +71,7 @@ impl Mosquitto {
              log_type error\n\
              log_type warning\n\
              log_type notice\n\
-             listener {port} 127.0.0.1\n",
+             listener {port} {bind}\n",
             pki.is_none()
         );
         if let Some(p) = pki {
@@ -89,6 +91,7 @@ impl Mosquitto {
             conf,
             port,
             tls: pki.is_some(),
+            host: bind.to_owned(),
         }
     }
 
@@ -104,9 +107,9 @@ impl Mosquitto {
             .spawn()
             .expect("mosquitto is installed (apt-get install mosquitto)");
         self.child = Some(child);
-        let port = self.port;
+        let (port, host) = (self.port, self.host.clone());
         wait_until("mosquitto to listen", Duration::from_secs(10), || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
+            TcpStream::connect((host.as_str(), port)).is_ok()
         });
     }
 
@@ -118,10 +121,10 @@ impl Mosquitto {
         }
     }
 
-    /// `mqtt://` or `mqtts://` URL of the broker.
-    pub fn url(&self) -> String {
+    /// `mqtt://` or `mqtts://` URL of the broker at `host`.
+    pub fn url_at(&self, host: &str) -> String {
         let scheme = if self.tls { "mqtts" } else { "mqtt" };
-        format!("{scheme}://127.0.0.1:{}", self.port)
+        format!("{scheme}://{host}:{}", self.port)
     }
 }
 
@@ -137,8 +140,9 @@ pub struct Pki {
 }
 
 impl Pki {
-    /// Creates the CA and the broker's certificate (for 127.0.0.1).
-    pub fn new(dir: &Path) -> Pki {
+    /// Creates the CA and the broker's certificate (for 127.0.0.1,
+    /// localhost and `host`).
+    pub fn new(dir: &Path, host: &str) -> Pki {
         let dir = dir.join("ca");
         let args: Vec<std::ffi::OsString> = vec![
             "ca".into(),
@@ -149,10 +153,11 @@ impl Pki {
         let r = run("motcua-dc", args);
         assert!(r.ok, "ca init: {}", r.stderr);
         let pki = Pki { dir };
-        pki.issue(
-            "broker",
-            &["--server", "--host", "127.0.0.1", "--host", "localhost"],
-        );
+        let mut args = vec!["--server", "--host", "127.0.0.1", "--host", "localhost"];
+        if host != "127.0.0.1" {
+            args.extend(["--host", host]);
+        }
+        pki.issue("broker", &args);
         pki
     }
 
@@ -285,9 +290,15 @@ impl Site {
 
     /// As [`Site::new`], storing at `database` (a URL) instead.
     pub fn with_database(tls: bool, database: Option<String>) -> Site {
+        Site::build(tls, database, "127.0.0.1")
+    }
+
+    /// A site whose broker listens on `host` (an address of this machine,
+    /// e.g. the host end of a veth pair).
+    pub fn build(tls: bool, database: Option<String>, host: &str) -> Site {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pki = tls.then(|| Pki::new(dir.path()));
-        let broker = Mosquitto::configure(dir.path(), pki.as_ref());
+        let pki = tls.then(|| Pki::new(dir.path(), host));
+        let broker = Mosquitto::configure(dir.path(), pki.as_ref(), host);
         let key = dir.path().join("dc.key");
         let r = run(
             "motcua-dc",
@@ -314,7 +325,7 @@ impl Site {
             &dc_conf,
             format!(
                 "[dc]\nkey_file = {key:?}\n[database]\nurl = {database:?}\n[broker]\nbroker = {:?}\n{tls_lines}share_group = \"motcua-dc\"\n",
-                broker.url()
+                broker.url_at(host)
             ),
         )
         .expect("writes dc.toml");
@@ -352,7 +363,7 @@ impl Site {
         let conn = BrokerConnection {
             url: BrokerUrl {
                 tls: self.broker.tls,
-                host: "127.0.0.1".into(),
+                host: self.broker.host.clone(),
                 port: self.broker.port,
             },
             tls: match (&self.pki, tls) {
@@ -452,7 +463,7 @@ impl Site {
                 "[device]\nid = {id:?}\nunit = \"H49.12.3\"\ncounter = 1\nkey_file = {key:?}\n\
                  [store]\nstate_dir = {state:?}\nmin_free = \"1 MiB\"\n\
                  [dc]\nbroker = {:?}\n{tls_lines}{}\nresend_after = \"3s\"\nreconnect_max = \"2s\"\n",
-                self.broker.url(),
+                self.broker.url_at(&self.broker.host),
                 self.dc_line.split('#').next().unwrap_or_default().trim()
             ),
         )
@@ -567,6 +578,17 @@ impl Agent {
     pub fn run(&self) -> Proc {
         let mut cmd = Command::new(bin("motcua"));
         cmd.arg("-c").arg(&self.conf).arg("run");
+        Proc::spawn(cmd)
+    }
+
+    /// Starts `motcua run` inside network namespace `netns`.
+    pub fn run_in(&self, netns: &str) -> Proc {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns])
+            .arg(bin("motcua"))
+            .arg("-c")
+            .arg(&self.conf)
+            .arg("run");
         Proc::spawn(cmd)
     }
 

@@ -7,5 +7,6 @@ mod crash;
 mod demo;
 mod dossier;
 mod identity;
+mod network;
 mod selftest;
 mod sync;
