@@ -540,26 +540,10 @@ pub fn run(config: &Path) -> Result<ExitCode> {
         sync_cfg,
         writer.handle(),
         state,
-        shutdown_signal(),
+        motcua_common::shutdown::signal(),
     ));
     writer.shutdown();
     result?;
     tracing::info!("agent stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Completes on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -260,7 +260,7 @@ async fn clerk(
     );
     if !opts.exit {
         outln!("\nPress Ctrl-C to stop and clean up.");
-        crate::cmd::shutdown_signal().await;
+        motcua_common::shutdown::signal().await;
         outln!("");
     }
     anyhow::ensure!(

@@ -14,6 +14,7 @@
 //! - [`mqtt`]: rumqttc options with rustls (ring) mutual TLS, and the
 //!   reconnection backoff.
 //! - [`logging`]: tracing-subscriber set up for journald or JSON.
+//! - [`shutdown`]: the signal that ends a long-running command.
 //! - [`output`]: `outln!`/`out!`, standard output that a closed pipe ends
 //!   quietly.
 
@@ -24,3 +25,4 @@ pub mod keyfile;
 pub mod logging;
 pub mod mqtt;
 pub mod output;
+pub mod shutdown;

@@ -308,7 +308,7 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
     let stats = rt.block_on(async {
         let s = stop.clone();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            motcua_common::shutdown::signal().await;
             s.store(true, Ordering::Relaxed);
         });
         receiver::run(opts, processor, stop.clone(), || {
@@ -324,21 +324,6 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
         "receiver stopped"
     );
     Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -177,6 +177,32 @@ fn main() {
         took.as_secs_f64(),
         verified as f64 / took.as_secs_f64()
     );
+    // The same with one batch verification per bundle, as the receiver does.
+    let start = Instant::now();
+    let mut verified = 0u64;
+    for b in &bundles {
+        let opened: Vec<_> = motcua_protocol::bundle::split(b)
+            .expect("frames")
+            .into_iter()
+            .map(|m| {
+                (
+                    motcua_protocol::Opened::<motcua_protocol::Submission>::parse(m)
+                        .expect("parses"),
+                    key,
+                )
+            })
+            .collect();
+        for r in motcua_protocol::verify_many(opened) {
+            r.expect("verifies");
+            verified += 1;
+        }
+    }
+    let took = start.elapsed();
+    println!(
+        "batch verification alone (one thread, a batch per bundle): {verified} envelopes in {:.2} s = {:.0} envelopes/s",
+        took.as_secs_f64(),
+        verified as f64 / took.as_secs_f64()
+    );
     let topic = format!("motcua/v1/d/{}/up", counter.id);
     let start = Instant::now();
     for b in &bundles {

@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS records (
     bytes       BLOB NOT NULL,
     received_at TEXT NOT NULL,
     PRIMARY KEY (device, seq)
-) STRICT, WITHOUT ROWID;
+) STRICT;
 CREATE TABLE IF NOT EXISTS held (
     device      TEXT NOT NULL,
     seq         INTEGER NOT NULL,
