@@ -147,3 +147,24 @@ pub fn template_with(name: &str, replace: &[(&str, String)]) -> String {
     }
     lines.join("\n") + "\n"
 }
+
+/// Creates the store at `db` if needed and imports a one-procedure
+/// catalogue (2.000908, one working day) for the tests' dossiers. Version 1
+/// may already be there (an earlier cycle or batch): that is kept.
+pub fn import_sample_catalogue(db: &Path) {
+    use motcua_agent::store::reference::{self, Procedure, ReferenceData};
+    let mut conn = motcua_agent::store::schema::open(db).expect("opens the store");
+    let data = ReferenceData {
+        version: 1,
+        procedures: vec![Procedure {
+            code: "2.000908".into(),
+            name: "Chứng thực bản sao".into(),
+            working_days: 1,
+            fee: None,
+            documents: vec![],
+        }],
+        holidays: vec![],
+        workdays: vec![],
+    };
+    let _ = reference::import(&mut conn, &data, "2026-11-01T00:00:00.000Z");
+}

@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use motcua_agent::clock::ManualClock;
 use motcua_agent::domain::code::Counter;
-use motcua_agent::store::reference::{self, Procedure, ReferenceData};
 use motcua_agent::store::writer::DEFAULT_MAX_BATCH;
-use motcua_agent::store::{DB_FILE, Reader, Writer, WriterConfig, schema};
+use motcua_agent::store::{DB_FILE, Reader, Writer, WriterConfig};
 use motcua_dc::store::{Store, Totals};
 
 use crate::{bin, run, workspace};
@@ -509,22 +508,7 @@ impl Agent {
     pub fn receive(&self, n: u64) {
         std::fs::create_dir_all(&self.state).expect("mkdir");
         let db = self.state.join(DB_FILE);
-        {
-            let mut conn = schema::open(&db).expect("opens the store");
-            let data = ReferenceData {
-                version: 1,
-                procedures: vec![Procedure {
-                    code: "2.000908".into(),
-                    name: "Chứng thực bản sao".into(),
-                    working_days: 1,
-                    fee: None,
-                    documents: vec![],
-                }],
-                holidays: vec![],
-                workdays: vec![],
-            };
-            let _ = reference::import(&mut conn, &data, "2026-11-01T00:00:00.000Z");
-        }
+        crate::import_sample_catalogue(&db);
         let key = motcua_common::keyfile::load(&self.key).expect("device key");
         let mut left = n;
         while left > 0 {

@@ -14,9 +14,8 @@ use std::sync::{Arc, Mutex};
 use ed25519_dalek::SigningKey;
 use motcua_agent::clock::ManualClock;
 use motcua_agent::domain::code::Counter;
-use motcua_agent::store::reference::{self, Procedure, ReferenceData};
 use motcua_agent::store::writer::DEFAULT_MAX_BATCH;
-use motcua_agent::store::{DB_FILE, StoreError, Writer, WriterConfig, schema};
+use motcua_agent::store::{DB_FILE, StoreError, Writer, WriterConfig};
 use time::macros::datetime;
 
 fn main() {
@@ -28,23 +27,7 @@ fn main() {
     let day: i64 = day.parse().expect("DAY_OFFSET is a number");
     let threads: u32 = threads.parse().expect("THREADS is a number");
     let db = std::path::Path::new(dir).join(DB_FILE);
-    {
-        let mut conn = schema::open(&db).expect("open");
-        let data = ReferenceData {
-            version: 1,
-            procedures: vec![Procedure {
-                code: "2.000908".into(),
-                name: "Chứng thực bản sao".into(),
-                working_days: 1,
-                fee: None,
-                documents: vec![],
-            }],
-            holidays: vec![],
-            workdays: vec![],
-        };
-        // Version 1 may already be there from an earlier cycle.
-        let _ = reference::import(&mut conn, &data, "2026-11-01T00:00:00.000Z");
-    }
+    motcua_e2e::import_sample_catalogue(&db);
     let clock = Arc::new(ManualClock::new(
         datetime!(2026-11-26 02:30 UTC) + time::Duration::days(day),
         true,
