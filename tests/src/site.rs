@@ -558,6 +558,20 @@ impl Agent {
         }
     }
 
+    /// Sets `key = value` (TOML) in its `[dc]` section, replacing the
+    /// site's choice (the site resends after 3 s, to keep tests quick).
+    pub fn set_dc(&self, key: &str, value: &str) {
+        let text = std::fs::read_to_string(&self.conf).expect("reads agent.toml");
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{key} =")))
+            .map(str::to_owned)
+            .collect();
+        // [dc] is the last section.
+        lines.push(format!("{key} = {value}"));
+        std::fs::write(&self.conf, lines.join("\n") + "\n").expect("writes agent.toml");
+    }
+
     /// Starts `motcua run`.
     pub fn run(&self) -> Proc {
         let mut cmd = Command::new(bin("motcua"));
