@@ -124,6 +124,8 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
             reconnect_max: Duration::from_secs(5),
         },
         processor,
+        // One verifier thread beside the writer, as in production.
+        vec![Box::new(SqliteStore::open(&dc_db)?)],
         stop.clone(),
         move || {
             let _ = ready_tx.send(());

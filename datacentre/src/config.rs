@@ -35,12 +35,15 @@ pub struct RawConfig {
 struct RawDc {
     #[serde(default = "default_key_file")]
     key_file: String,
+    #[serde(default)]
+    verify_threads: i64,
 }
 
 impl Default for RawDc {
     fn default() -> Self {
         RawDc {
             key_file: default_key_file(),
+            verify_threads: 0,
         }
     }
 }
@@ -88,6 +91,9 @@ fn default_share_group() -> String {
 pub struct DcConfig {
     /// The receipt-signing key file.
     pub key_file: AbsPath,
+    /// Threads verifying signatures beside the one that writes; 0: one per
+    /// CPU core.
+    pub verify_threads: usize,
     /// Where records are stored.
     pub database: DatabaseUrl,
     /// The broker and how to authenticate to it.
@@ -108,6 +114,19 @@ impl DcConfig {
     pub fn from_raw(raw: RawConfig) -> Result<DcConfig, Problems> {
         let mut p = Problems::default();
         let key_file = p.parse::<AbsPath>("dc.key_file", &raw.dc.key_file);
+        let verify_threads = match usize::try_from(raw.dc.verify_threads) {
+            Ok(n) if n <= 64 => Some(n),
+            _ => {
+                p.push(
+                    "dc.verify_threads",
+                    format!(
+                        "{} is out of range: use 0 (one per CPU core) to 64",
+                        raw.dc.verify_threads
+                    ),
+                );
+                None
+            }
+        };
         let database = p.parse::<DatabaseUrl>("database.url", &raw.database.url);
         let b = &raw.broker;
         let broker = BrokerConnection::validate(
@@ -126,6 +145,7 @@ impl DcConfig {
         p.finish(|| {
             Some(DcConfig {
                 key_file: key_file?,
+                verify_threads: verify_threads?,
                 database: database?,
                 broker: broker?,
                 share_group: share_group?,
@@ -231,6 +251,7 @@ impl fmt::Display for DcConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "[dc]")?;
         writeln!(f, "key_file = {:?}", self.key_file.to_string())?;
+        writeln!(f, "verify_threads = {}", self.verify_threads)?;
         writeln!(f, "\n[database]")?;
         writeln!(f, "url = {:?}", self.database.to_string())?;
         writeln!(f, "\n[broker]")?;
@@ -279,5 +300,28 @@ mod tests {
         assert!("motcua-dc".parse::<ShareGroup>().is_ok());
         assert!("a/b".parse::<ShareGroup>().is_err());
         assert!("a+".parse::<ShareGroup>().is_err());
+    }
+
+    fn with_threads(n: i64) -> Result<DcConfig, Problems> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dc.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[dc]\nverify_threads = {n}\n[broker]\nbroker = \"mqtt://127.0.0.1\"\nallow_plaintext = true\n"
+            ),
+        )
+        .expect("writes");
+        DcConfig::load(&path)
+    }
+
+    #[test]
+    fn verify_threads_are_bounded() {
+        assert_eq!(with_threads(0).map(|c| c.verify_threads).ok(), Some(0));
+        assert_eq!(with_threads(4).map(|c| c.verify_threads).ok(), Some(4));
+        for bad in [-1, 65] {
+            let e = with_threads(bad).expect_err("out of range").to_string();
+            assert!(e.contains("dc.verify_threads"), "{e}");
+        }
     }
 }

@@ -293,8 +293,17 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
     let key = motcua_common::keyfile::load(cfg.key_file.as_path())
         .with_context(|| format!("loading the receipt key {}", cfg.key_file))?;
     let store = store::open(&url).with_context(|| format!("opening the database {url}"))?;
-    tracing::info!(database = %url, kid = %motcua_protocol::KeyId::of(&key.verifying_key()), "receiver starting");
+    let kid = motcua_protocol::KeyId::of(&key.verifying_key());
     let processor = Processor::new(store, key);
+    let threads = match cfg.verify_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let verifiers = (0..threads)
+        .map(|_| store::open(&url))
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("opening the database {url} for the verifiers"))?;
+    tracing::info!(database = %url, %kid, verify_threads = threads, "receiver starting");
     let stop = Arc::new(AtomicBool::new(false));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -311,7 +320,7 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
             motcua_common::shutdown::signal().await;
             s.store(true, Ordering::Relaxed);
         });
-        receiver::run(opts, processor, stop.clone(), || {
+        receiver::run(opts, processor, verifiers, stop.clone(), || {
             tracing::info!("subscribed; receiving");
         })
         .await

@@ -82,11 +82,29 @@ impl fmt::Debug for Publish {
     }
 }
 
-/// Turns `up` messages into stored records and receipts.
+/// A message after the first stage: framed, parsed and verified, not yet
+/// stored. What was refused on the way is kept for the second stage to
+/// record as alerts.
+pub struct Checked {
+    device: Option<DeviceId>,
+    items: Vec<Incoming>,
+    refused: Vec<Alert>,
+}
+
+/// The first stage: everything but writing. It reads the store only to
+/// find devices' keys (cached), so several verifiers, each with a store
+/// connection of its own, can run beside the one that writes.
+#[derive(Default)]
+pub struct Verifier {
+    devices: HashMap<DeviceId, (Instant, Option<Device>)>,
+}
+
+/// Turns `up` messages into stored records and receipts: a [`Verifier`]
+/// and the second stage (alerts, chain rules, receipt), on one store.
 pub struct Processor {
     store: Box<dyn Store>,
     key: SigningKey,
-    devices: HashMap<DeviceId, (Instant, Option<Device>)>,
+    verifier: Verifier,
     stats: Stats,
 }
 
@@ -96,7 +114,7 @@ impl Processor {
         Processor {
             store,
             key,
-            devices: HashMap::new(),
+            verifier: Verifier::default(),
             stats: Stats::default(),
         }
     }
@@ -118,52 +136,33 @@ impl Processor {
         payload: &[u8],
         now: UtcTime,
     ) -> Result<Option<Publish>, StoreError> {
+        let checked = self.verifier.check(&mut *self.store, topic, payload, now)?;
+        self.commit(checked, now)
+    }
+
+    /// The second stage: records what the first refused, applies the chain
+    /// rules to what it verified, and returns the receipt to publish.
+    pub fn commit(
+        &mut self,
+        checked: Checked,
+        now: UtcTime,
+    ) -> Result<Option<Publish>, StoreError> {
         self.stats.messages += 1;
-        let device = match topics::parse_device_topic(topic) {
-            Some((device, Channel::Up)) => device,
-            _ => {
-                self.refuse(
-                    None,
-                    topic,
-                    "bad_topic",
-                    None,
-                    "not a device's up topic".into(),
-                    payload,
-                    now,
-                )?;
-                return Ok(None);
-            }
-        };
-        let parts = match bundle::split(payload) {
-            Ok(p) => p,
-            Err(e) => {
-                self.refuse(
-                    Some(&device),
-                    topic,
-                    e.reason(),
-                    None,
-                    e.to_string(),
-                    payload,
-                    now,
-                )?;
-                return Ok(None);
-            }
-        };
-        // Structure and key first, one by one; then every signature of the
-        // message in one batch verification.
-        let mut opened = Vec::with_capacity(parts.len());
-        for bytes in parts {
-            if let Some((o, key)) = self.open(&device, topic, bytes, now)? {
-                opened.push((o, key));
-            }
+        for alert in &checked.refused {
+            self.stats.alerts += 1;
+            tracing::warn!(
+                device = alert.device.as_deref(),
+                reason = alert.reason,
+                detail = %alert.detail,
+                len = alert.bytes.len(),
+                "message refused and kept as evidence"
+            );
+            self.store.alert(alert)?;
         }
-        let kids: Vec<_> = opened.iter().map(|(o, _)| (o.kid(), o.bytes())).collect();
-        let mut items = Vec::with_capacity(opened.len());
-        for (result, (kid, bytes)) in verify_many(opened).into_iter().zip(kids) {
-            if let Some(item) = self.check(&device, topic, result, kid, bytes, now)? {
-                items.push(item);
-            }
-        }
+        let Checked { device, items, .. } = checked;
+        let Some(device) = device else {
+            return Ok(None);
+        };
         if items.is_empty() {
             return Ok(None);
         }
@@ -209,11 +208,77 @@ impl Processor {
             payload,
         }))
     }
+}
 
-    /// Parses one message and finds its key; `None` (with an alert
-    /// recorded) when refused.
+impl Verifier {
+    /// The first stage for one MQTT message: topic, framing, COSE, key,
+    /// signatures (one batch), device. `store` is read for keys only.
+    pub fn check(
+        &mut self,
+        store: &mut dyn Store,
+        topic: &str,
+        payload: &[u8],
+        now: UtcTime,
+    ) -> Result<Checked, StoreError> {
+        let mut out = Checked {
+            device: None,
+            items: Vec::new(),
+            refused: Vec::new(),
+        };
+        let device = match topics::parse_device_topic(topic) {
+            Some((device, Channel::Up)) => device,
+            _ => {
+                out.refuse(
+                    None,
+                    topic,
+                    "bad_topic",
+                    None,
+                    "not a device's up topic".into(),
+                    payload,
+                    now,
+                );
+                return Ok(out);
+            }
+        };
+        let parts = match bundle::split(payload) {
+            Ok(p) => p,
+            Err(e) => {
+                out.refuse(
+                    Some(&device),
+                    topic,
+                    e.reason(),
+                    None,
+                    e.to_string(),
+                    payload,
+                    now,
+                );
+                return Ok(out);
+            }
+        };
+        // Structure and key first, one by one; then every signature of the
+        // message in one batch verification.
+        let mut opened = Vec::with_capacity(parts.len());
+        for bytes in parts {
+            if let Some((o, key)) = self.open(store, &mut out, &device, topic, bytes, now)? {
+                opened.push((o, key));
+            }
+        }
+        let kids: Vec<_> = opened.iter().map(|(o, _)| (o.kid(), o.bytes())).collect();
+        for (result, (kid, bytes)) in verify_many(opened).into_iter().zip(kids) {
+            if let Some(item) = out.verified(&device, topic, result, kid, bytes, now) {
+                out.items.push(item);
+            }
+        }
+        out.device = Some(device);
+        Ok(out)
+    }
+
+    /// Parses one message and finds its key; `None` (with the refusal
+    /// noted in `out`) when refused.
     fn open<'b>(
         &mut self,
+        store: &mut dyn Store,
+        out: &mut Checked,
         device: &DeviceId,
         topic: &str,
         bytes: &'b [u8],
@@ -222,7 +287,7 @@ impl Processor {
         let opened = match Opened::<Submission>::parse(bytes) {
             Ok(o) => o,
             Err(e) => {
-                self.refuse(
+                out.refuse(
                     Some(device),
                     topic,
                     e.reason(),
@@ -230,43 +295,57 @@ impl Processor {
                     e.to_string(),
                     bytes,
                     now,
-                )?;
+                );
                 return Ok(None);
             }
         };
         let kid = opened.kid();
-        match self.key_for(device, kid)? {
-            KeyLookup::Found(k) => Ok(Some((opened, k))),
-            KeyLookup::UnknownDevice => {
-                self.refuse(
-                    Some(device),
-                    topic,
-                    "unknown_device",
-                    None,
-                    format!("device {device} is not enrolled (kid {kid})"),
-                    bytes,
-                    now,
-                )?;
-                Ok(None)
-            }
-            KeyLookup::UnknownKey => {
-                self.refuse(
-                    Some(device),
-                    topic,
-                    "unknown_key",
-                    None,
-                    format!("kid {kid} is not enrolled for device {device}"),
-                    bytes,
-                    now,
-                )?;
-                Ok(None)
-            }
-        }
+        let (reason, detail) = match self.key_for(store, device, kid)? {
+            KeyLookup::Found(k) => return Ok(Some((opened, k))),
+            KeyLookup::UnknownDevice => (
+                "unknown_device",
+                format!("device {device} is not enrolled (kid {kid})"),
+            ),
+            KeyLookup::UnknownKey => (
+                "unknown_key",
+                format!("kid {kid} is not enrolled for device {device}"),
+            ),
+        };
+        out.refuse(Some(device), topic, reason, None, detail, bytes, now);
+        Ok(None)
     }
 
-    /// The verification result of one message; `None` (with an alert
-    /// recorded) when refused.
-    fn check(
+    fn key_for(
+        &mut self,
+        store: &mut dyn Store,
+        device: &DeviceId,
+        kid: KeyId,
+    ) -> Result<KeyLookup, StoreError> {
+        let fresh = |(at, _): &(Instant, Option<Device>)| at.elapsed() < KEY_CACHE_TTL;
+        let find = |d: &Option<Device>| {
+            d.as_ref()
+                .map(|d| d.keys.iter().find(|k| k.kid == kid).map(|k| k.key))
+        };
+        if let Some(entry) = self.devices.get(device).filter(|e| fresh(e))
+            && let Some(Some(key)) = find(&entry.1)
+        {
+            return Ok(KeyLookup::Found(key));
+        }
+        let d = store.device(device)?;
+        let result = match find(&d) {
+            None => KeyLookup::UnknownDevice,
+            Some(None) => KeyLookup::UnknownKey,
+            Some(Some(k)) => KeyLookup::Found(k),
+        };
+        self.devices.insert(device.clone(), (Instant::now(), d));
+        Ok(result)
+    }
+}
+
+impl Checked {
+    /// The verification result of one message; `None` (with the refusal
+    /// noted) when refused.
+    fn verified(
         &mut self,
         device: &DeviceId,
         topic: &str,
@@ -274,7 +353,7 @@ impl Processor {
         kid: KeyId,
         bytes: &[u8],
         now: UtcTime,
-    ) -> Result<Option<Incoming>, StoreError> {
+    ) -> Option<Incoming> {
         let v = match result {
             Ok(v) => v,
             Err(e) => {
@@ -282,8 +361,8 @@ impl Processor {
                     VerifyError::Payload(_) => format!("{} (kid {kid})", e.reason()),
                     _ => format!("{e} (kid {kid})"),
                 };
-                self.refuse(Some(device), topic, e.reason(), None, detail, bytes, now)?;
-                return Ok(None);
+                self.refuse(Some(device), topic, e.reason(), None, detail, bytes, now);
+                return None;
             }
         };
         if v.message.device != *device {
@@ -299,31 +378,10 @@ impl Processor {
                 detail,
                 bytes,
                 now,
-            )?;
-            return Ok(None);
+            );
+            return None;
         }
-        Ok(Some(Incoming::from_verified(v, topic)))
-    }
-
-    fn key_for(&mut self, device: &DeviceId, kid: KeyId) -> Result<KeyLookup, StoreError> {
-        let fresh = |(at, _): &(Instant, Option<Device>)| at.elapsed() < KEY_CACHE_TTL;
-        let find = |d: &Option<Device>| {
-            d.as_ref()
-                .map(|d| d.keys.iter().find(|k| k.kid == kid).map(|k| k.key))
-        };
-        if let Some(entry) = self.devices.get(device).filter(|e| fresh(e))
-            && let Some(Some(key)) = find(&entry.1)
-        {
-            return Ok(KeyLookup::Found(key));
-        }
-        let d = self.store.device(device)?;
-        let result = match find(&d) {
-            None => KeyLookup::UnknownDevice,
-            Some(None) => KeyLookup::UnknownKey,
-            Some(Some(k)) => KeyLookup::Found(k),
-        };
-        self.devices.insert(device.clone(), (Instant::now(), d));
-        Ok(result)
+        Some(Incoming::from_verified(v, topic))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -336,16 +394,8 @@ impl Processor {
         detail: String,
         bytes: &[u8],
         now: UtcTime,
-    ) -> Result<(), StoreError> {
-        self.stats.alerts += 1;
-        tracing::warn!(
-            device = device.map(|d| d.as_str()),
-            reason,
-            detail = %detail,
-            len = bytes.len(),
-            "message refused and kept as evidence"
-        );
-        self.store.alert(&Alert {
+    ) {
+        self.refused.push(Alert {
             at: now,
             device: device.map(|d| d.to_string()),
             topic: topic.chars().take(256).collect(),
@@ -353,7 +403,7 @@ impl Processor {
             seq,
             detail,
             bytes: bytes[..bytes.len().min(MAX_EVIDENCE)].to_vec(),
-        })
+        });
     }
 }
 
@@ -381,11 +431,26 @@ pub fn now() -> UtcTime {
     UtcTime::new(time::OffsetDateTime::now_utc())
 }
 
+/// One message on its way through the verifiers: its payload, and where
+/// the verifier that takes it sends the result.
+type Work = (
+    String,
+    Vec<u8>,
+    std::sync::mpsc::SyncSender<Result<Checked, StoreError>>,
+);
+
 /// Runs the receiver until `stop` is set (checked between messages) or the
 /// store fails. `ready` is called once the first subscription is granted.
+///
+/// Each store in `verifiers` gets a thread of its own running the first
+/// stage ([`Verifier`]: parsing and signature checks, the store read only
+/// for keys) while the processor's thread writes; results are committed
+/// in the order the messages arrived. With no verifier stores, the
+/// processor's thread does both stages.
 pub async fn run(
     opts: RunOptions,
     mut processor: Processor,
+    verifiers: Vec<Box<dyn Store>>,
     stop: Arc<AtomicBool>,
     ready: impl FnOnce() + Send,
 ) -> anyhow::Result<Stats> {
@@ -395,16 +460,58 @@ pub async fn run(
     let (client, mut eventloop) = AsyncClient::new(mo, 1024);
     let filter = topics::dc_up_filter(&opts.share_group);
 
-    // The store's clients block: the processor gets a thread of its own.
-    let (in_tx, mut in_rx) = mpsc::channel::<(String, Vec<u8>)>(4096);
+    // Verifier threads take work from one queue; the store thread takes,
+    // in arrival order, the slots their results land in. The order
+    // queue's bound also bounds the work queue.
+    let (work_tx, work_rx) = std::sync::mpsc::channel::<Work>();
+    let work_rx = Arc::new(std::sync::Mutex::new(work_rx));
+    let mut verifier_threads = Vec::new();
+    for (i, mut store) in verifiers.into_iter().enumerate() {
+        let work_rx = work_rx.clone();
+        verifier_threads.push(
+            std::thread::Builder::new()
+                .name(format!("motcua-dc-verify-{i}"))
+                .spawn(move || {
+                    let mut verifier = Verifier::default();
+                    loop {
+                        let next = match work_rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((topic, payload, done)) = next else {
+                            return;
+                        };
+                        let checked = verifier.check(&mut *store, &topic, &payload, now());
+                        if done.send(checked).is_err() {
+                            return;
+                        }
+                    }
+                })?,
+        );
+    }
+    let pipelined = !verifier_threads.is_empty();
+    enum Job {
+        Direct(String, Vec<u8>),
+        Checked(std::sync::mpsc::Receiver<Result<Checked, StoreError>>),
+    }
+    let (in_tx, mut in_rx) = mpsc::channel::<Job>(4096);
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Publish>();
     let worker = std::thread::Builder::new()
         .name("motcua-dc-store".into())
         .spawn(move || -> Result<Stats, StoreError> {
             let mut last_log = Instant::now();
             let mut logged = processor.stats();
-            while let Some((topic, payload)) = in_rx.blocking_recv() {
-                if let Some(p) = processor.handle(&topic, &payload, now())?
+            while let Some(job) = in_rx.blocking_recv() {
+                let receipt = match job {
+                    Job::Direct(topic, payload) => processor.handle(&topic, &payload, now())?,
+                    Job::Checked(slot) => {
+                        let checked = slot
+                            .recv()
+                            .map_err(|_| StoreError::Other("a verifier thread stopped".into()))??;
+                        processor.commit(checked, now())?
+                    }
+                };
+                if let Some(p) = receipt
                     && out_tx.send(p).is_err()
                 {
                     break;
@@ -465,7 +572,16 @@ pub async fn run(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if in_tx.send((p.topic, p.payload.to_vec())).await.is_err() {
+                let job = if pipelined {
+                    let (done, slot) = std::sync::mpsc::sync_channel(1);
+                    if work_tx.send((p.topic, p.payload.to_vec(), done)).is_err() {
+                        break Err(anyhow::anyhow!("the verifier threads stopped"));
+                    }
+                    Job::Checked(slot)
+                } else {
+                    Job::Direct(p.topic, p.payload.to_vec())
+                };
+                if in_tx.send(job).await.is_err() {
                     break Err(anyhow::anyhow!("the store thread stopped"));
                 }
             }
@@ -478,10 +594,14 @@ pub async fn run(
         }
     };
     drop(in_tx);
+    drop(work_tx);
     let _ = client.disconnect().await;
     publisher.abort();
     let stats = worker
         .join()
         .map_err(|_| anyhow::anyhow!("the store thread panicked"))??;
+    for t in verifier_threads {
+        let _ = t.join();
+    }
     result.map(|()| stats)
 }
