@@ -530,8 +530,10 @@ pub fn run(config: &Path) -> Result<ExitCode> {
         window: cfg.dc.window,
         batch: cfg.dc.batch,
         resend_after: cfg.dc.resend_after,
+        watchdog: true,
     };
     tracing::info!(device = %cfg.device.id, broker = %cfg.dc.broker.url, "agent starting");
+    motcua_common::notify::ready("store open; connecting to the data centre");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -542,6 +544,7 @@ pub fn run(config: &Path) -> Result<ExitCode> {
         state,
         motcua_common::shutdown::signal(),
     ));
+    motcua_common::notify::stopping();
     writer.shutdown();
     result?;
     tracing::info!("agent stopped");

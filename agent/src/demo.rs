@@ -122,6 +122,7 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
             share_group: "motcua-dc".into(),
             keep_alive: Duration::from_secs(30),
             reconnect_max: Duration::from_secs(5),
+            watchdog: false,
         },
         processor,
         // One verifier thread beside the writer, as in production.
@@ -171,6 +172,7 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
             window: 256,
             batch: 16,
             resend_after: Duration::from_secs(10),
+            watchdog: false,
         },
         writer.handle(),
         state_tx,

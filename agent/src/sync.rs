@@ -50,6 +50,9 @@ pub struct SyncConfig {
     pub batch: usize,
     /// Without a new receipt for this long, send again from the last one.
     pub resend_after: Duration,
+    /// Ping systemd's watchdog from the loop (`motcua run` under a
+    /// `WatchdogSec=` unit).
+    pub watchdog: bool,
 }
 
 /// What sync reports about itself (for status displays and tests).
@@ -93,6 +96,11 @@ pub async fn run(
     let started = Instant::now();
     let mut refused = 0u64;
     let mut last_receipt = None;
+    let mut watchdog = if cfg.watchdog {
+        motcua_common::notify::Watchdog::from_env()
+    } else {
+        motcua_common::notify::Watchdog::disabled()
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
@@ -139,6 +147,14 @@ pub async fn run(
                 }
             },
             _ = tick.tick() => {
+                // The loop turns, and the store answered its last read and
+                // receipt: tell systemd the agent is alive.
+                watchdog.tick(|| {
+                    format!(
+                        "{}; receipted through seq {through}",
+                        if online { "online" } else { "offline" }
+                    )
+                });
                 // Receipts stopped while records are out: the DC may have
                 // lost them, or the link stalled. Sending them again on the
                 // same connection would queue duplicates behind a stuck

@@ -24,5 +24,6 @@ pub mod config;
 pub mod keyfile;
 pub mod logging;
 pub mod mqtt;
+pub mod notify;
 pub mod output;
 pub mod shutdown;

@@ -313,7 +313,9 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
         share_group: cfg.share_group.0.clone(),
         keep_alive: Duration::from_secs(30),
         reconnect_max: Duration::from_secs(30),
+        watchdog: true,
     };
+    motcua_common::notify::ready("database open; connecting to the broker");
     let stats = rt.block_on(async {
         let s = stop.clone();
         tokio::spawn(async move {
@@ -325,6 +327,7 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
         })
         .await
     })?;
+    motcua_common::notify::stopping();
     tracing::info!(
         stored = stats.stored,
         duplicates = stats.duplicates,

@@ -424,6 +424,9 @@ pub struct RunOptions {
     pub keep_alive: Duration,
     /// Longest wait between reconnection attempts.
     pub reconnect_max: Duration,
+    /// Ping systemd's watchdog while the loop turns and the store thread
+    /// keeps up (`motcua-dc run` under a `WatchdogSec=` unit).
+    pub watchdog: bool,
 }
 
 /// Now, as the protocol's time.
@@ -495,6 +498,10 @@ pub async fn run(
         Checked(std::sync::mpsc::Receiver<Result<Checked, StoreError>>),
     }
     let (in_tx, mut in_rx) = mpsc::channel::<Job>(4096);
+    // Jobs the store thread finished: the watchdog is fed only while it
+    // keeps up (idle, or moving).
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let done_by_store = done.clone();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Publish>();
     let worker = std::thread::Builder::new()
         .name("motcua-dc-store".into())
@@ -511,6 +518,7 @@ pub async fn run(
                         processor.commit(checked, now())?
                     }
                 };
+                done_by_store.fetch_add(1, Ordering::Relaxed);
                 if let Some(p) = receipt
                     && out_tx.send(p).is_err()
                 {
@@ -552,13 +560,32 @@ pub async fn run(
     let mut backoff = Backoff::new(Duration::from_millis(500), opts.reconnect_max);
     let mut ready = Some(ready);
     let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut watchdog = if opts.watchdog {
+        motcua_common::notify::Watchdog::from_env()
+    } else {
+        motcua_common::notify::Watchdog::disabled()
+    };
+    let (mut queued, mut seen_done) = (0u64, 0u64);
+    let mut subscribed = false;
     let result = loop {
         if stop.load(Ordering::Relaxed) {
             break Ok(());
         }
         let event = tokio::select! {
             e = eventloop.poll() => e,
-            _ = tick.tick() => continue,
+            _ = tick.tick() => {
+                let finished = done.load(Ordering::Relaxed);
+                if finished == queued || finished != seen_done {
+                    seen_done = finished;
+                    watchdog.tick(|| {
+                        format!(
+                            "{}; {finished} messages handled",
+                            if subscribed { "subscribed" } else { "connecting" }
+                        )
+                    });
+                }
+                continue;
+            }
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -567,6 +594,7 @@ pub async fn run(
                 client.subscribe(filter.clone(), QoS::AtLeastOnce).await?;
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
+                subscribed = true;
                 if let Some(r) = ready.take() {
                     r();
                 }
@@ -584,9 +612,11 @@ pub async fn run(
                 if in_tx.send(job).await.is_err() {
                     break Err(anyhow::anyhow!("the store thread stopped"));
                 }
+                queued += 1;
             }
             Ok(_) => {}
             Err(e) => {
+                subscribed = false;
                 let wait = backoff.next_wait();
                 tracing::warn!(broker = %opts.broker.url, error = %e, "broker connection lost; retrying in {wait:?}");
                 tokio::time::sleep(wait).await;

@@ -340,8 +340,14 @@ impl Site {
 
     /// Starts a receiver.
     pub fn receiver(&self) -> Proc {
+        self.receiver_with_env(&[])
+    }
+
+    /// Starts `motcua-dc run` with extra environment variables.
+    pub fn receiver_with_env(&self, env: &[(&str, &str)]) -> Proc {
         let mut cmd = Command::new(bin("motcua-dc"));
         cmd.arg("-c").arg(&self.dc_conf).arg("run");
+        cmd.envs(env.iter().copied());
         Proc::spawn(cmd)
     }
 
@@ -574,8 +580,14 @@ impl Agent {
 
     /// Starts `motcua run`.
     pub fn run(&self) -> Proc {
+        self.run_with_env(&[])
+    }
+
+    /// Starts `motcua run` with extra environment variables.
+    pub fn run_with_env(&self, env: &[(&str, &str)]) -> Proc {
         let mut cmd = Command::new(bin("motcua"));
         cmd.arg("-c").arg(&self.conf).arg("run");
+        cmd.envs(env.iter().copied());
         Proc::spawn(cmd)
     }
 

@@ -9,4 +9,5 @@ mod dossier;
 mod identity;
 mod network;
 mod selftest;
+mod service;
 mod sync;
