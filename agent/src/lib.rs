@@ -29,6 +29,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod identity;
+pub mod provision;
 pub mod selftest;
 pub mod store;
 pub mod sync;

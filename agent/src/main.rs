@@ -8,7 +8,7 @@ use clap::Parser;
 use motcua_agent::cli::{Cli, Command, ConfigCommand};
 use motcua_agent::config::AgentConfig;
 use motcua_agent::identity::{self, IdentityTarget};
-use motcua_agent::{cmd, selftest};
+use motcua_agent::{cmd, provision, selftest};
 use motcua_common::config::{LogFormat, LogLevel};
 use motcua_common::logging;
 
@@ -60,6 +60,51 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status { json } => return cmd::status(&cli.config, json),
         Command::Reference(cmd) => return cmd::reference(&cli.config, cmd),
         Command::Run => return cmd::run(&cli.config),
+        Command::Provision {
+            unit,
+            counter,
+            device,
+            broker,
+            dc_key,
+            ca,
+            state_dir,
+            owner,
+            new_identity,
+        } => {
+            let out = provision::provision(&provision::Request {
+                unit,
+                counter,
+                device,
+                broker,
+                dc_key,
+                ca,
+                config: cli.config.clone(),
+                state_dir,
+                owner,
+                new_identity,
+            })?;
+            for f in &out.files {
+                eprintln!("  {f}");
+            }
+            eprintln!();
+            eprintln!("Device {} is provisioned. Next:", out.device);
+            eprintln!("  1. The DC operator enrolls the device key:");
+            eprintln!("       motcua-dc device add '{}'", out.enrollment);
+            eprintln!(
+                "  2. The DC operator signs the TLS request {}:",
+                out.csr.display()
+            );
+            eprintln!("       motcua-dc ca sign --dir <CA directory> device.csr --out device.crt");
+            eprintln!(
+                "     and the certificate goes to {}.",
+                out.client_cert.display()
+            );
+            eprintln!("  3. systemctl enable --now motcua-agent; then motcua doctor");
+            eprintln!();
+            eprintln!("The enrollment line (standard output), and as a QR code:");
+            eprintln!("{}", provision::qr_text(&out.enrollment.to_string())?);
+            motcua_common::outln!("{}", out.enrollment);
+        }
         #[cfg(feature = "demo")]
         Command::Demo {
             dossiers,

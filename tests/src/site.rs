@@ -189,6 +189,11 @@ impl Pki {
         self.dir.join("ca.pem")
     }
 
+    /// The CA directory (for `motcua-dc ca sign --dir`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn server(&self) -> (PathBuf, PathBuf) {
         (self.dir.join("broker.pem"), self.dir.join("broker.key"))
     }
@@ -485,6 +490,20 @@ impl Site {
             state,
             enrollment: line,
             tls,
+            day: std::cell::Cell::new(300),
+        }
+    }
+
+    /// A counter set up by other means (`motcua provision`), its
+    /// configuration at `conf`.
+    pub fn adopt(id: &str, conf: PathBuf, state: PathBuf, enrollment: String) -> Agent {
+        Agent {
+            id: id.to_owned(),
+            conf,
+            key: state.join("device.key"),
+            state,
+            enrollment,
+            tls: None,
             day: std::cell::Cell::new(300),
         }
     }

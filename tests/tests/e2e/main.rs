@@ -8,6 +8,7 @@ mod demo;
 mod dossier;
 mod identity;
 mod network;
+mod provision;
 mod selftest;
 mod service;
 mod sync;
