@@ -116,6 +116,18 @@ pub enum Command {
         #[arg(long)]
         exit: bool,
     },
+    /// Check everything a counter needs, with a plain fix for each problem.
+    ///
+    /// Configuration, key file modes, the pinned DC key, TLS files and the
+    /// certificate's days left, the clock, free disk, the store's
+    /// integrity, the broker reachable, the TLS handshake and login, and a
+    /// receipt round trip (the last receipted record sent again; the DC
+    /// stores nothing twice). Exits 1 when any check fails.
+    Doctor {
+        /// Seconds to wait for the broker and the DC's receipt.
+        #[arg(long, default_value_t = 15)]
+        timeout: u64,
+    },
     /// Set up this box as a counter: configuration, keys, TLS request.
     ///
     /// Writes the configuration (--config) from the documented template with

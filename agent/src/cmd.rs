@@ -37,7 +37,8 @@ fn db_path(cfg: &AgentConfig) -> std::path::PathBuf {
     cfg.store.state_dir.as_path().join(DB_FILE)
 }
 
-fn clock(cfg: &AgentConfig) -> SystemClock {
+/// The system clock, with the configured synchronisation marker.
+pub fn clock(cfg: &AgentConfig) -> SystemClock {
     SystemClock {
         marker: cfg
             .device

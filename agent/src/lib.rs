@@ -27,6 +27,7 @@ pub mod cmd;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod doctor;
 pub mod domain;
 pub mod identity;
 pub mod provision;

@@ -8,7 +8,7 @@ use clap::Parser;
 use motcua_agent::cli::{Cli, Command, ConfigCommand};
 use motcua_agent::config::AgentConfig;
 use motcua_agent::identity::{self, IdentityTarget};
-use motcua_agent::{cmd, provision, selftest};
+use motcua_agent::{cmd, doctor, provision, selftest};
 use motcua_common::config::{LogFormat, LogLevel};
 use motcua_common::logging;
 
@@ -60,6 +60,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status { json } => return cmd::status(&cli.config, json),
         Command::Reference(cmd) => return cmd::reference(&cli.config, cmd),
         Command::Run => return cmd::run(&cli.config),
+        Command::Doctor { timeout } => {
+            let checks = doctor::run(&cli.config, std::time::Duration::from_secs(timeout));
+            motcua_common::outln!("{}", doctor::render(&checks).trim_end());
+            if !doctor::passed(&checks) {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Provision {
             unit,
             counter,

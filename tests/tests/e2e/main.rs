@@ -5,6 +5,7 @@ mod attacks;
 mod config;
 mod crash;
 mod demo;
+mod doctor;
 mod dossier;
 mod identity;
 mod network;
