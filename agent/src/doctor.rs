@@ -362,7 +362,18 @@ fn store(cfg: &AgentConfig) -> (Check, Option<(u64, Vec<u8>)>) {
     }
     let through = reader.receipted_through().unwrap_or(0);
     let unsynced = reader.unsynced(through, 1).ok().unwrap_or_default();
-    let journal = reader.verify_journal();
+    // Every signature again: seconds on a big store on a slow board, so
+    // a bar on the terminal (indicatif draws nothing when stderr is not
+    // one) until the table can be printed.
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("checking the journal {bar:40} {pos}/{len}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let journal = reader.verify_journal_with(|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
     let check = match journal {
         Ok(Ok(report)) => row(
             "store",
