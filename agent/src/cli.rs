@@ -138,35 +138,7 @@ pub enum Command {
     /// Existing keys are kept (run it again to change the broker or the DC
     /// key); --new-identity replaces them, and the DC must then enroll the
     /// device again. Run as root so the keys go to the service user.
-    Provision {
-        /// The receiving unit's code (QCVN 102:2016), e.g. H49.12.3.
-        #[arg(long)]
-        unit: motcua_protocol::UnitCode,
-        /// The counter's number at the unit, from 1.
-        #[arg(long)]
-        counter: u16,
-        /// The device id [default: <unit>-q<counter, two digits>, e.g. H49.12.3-q01].
-        #[arg(long)]
-        device: Option<DeviceId>,
-        /// The DC's MQTT broker, e.g. mqtts://mqtt.dc.example.vn:8883.
-        #[arg(long)]
-        broker: String,
-        /// The DC's receipt key as 'motcua-dc public-key' prints it (ed25519:...).
-        #[arg(long)]
-        dc_key: String,
-        /// The DC's CA certificate (PEM) to install and trust.
-        #[arg(long)]
-        ca: PathBuf,
-        /// The state directory: store and keys.
-        #[arg(long, default_value = "/var/lib/motcua")]
-        state_dir: PathBuf,
-        /// The service user that owns the state directory and keys.
-        #[arg(long, default_value = "motcua")]
-        owner: String,
-        /// Replace existing keys: a new identity the DC must enroll again.
-        #[arg(long)]
-        new_identity: bool,
-    },
+    Provision(crate::provision::Options),
     /// Run the counter's agent: open the store and sync it to the DC.
     ///
     /// Sends every unsynced record to the DC's broker (TLS with the pinned

@@ -67,29 +67,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Provision {
-            unit,
-            counter,
-            device,
-            broker,
-            dc_key,
-            ca,
-            state_dir,
-            owner,
-            new_identity,
-        } => {
-            let out = provision::provision(&provision::Request {
-                unit,
-                counter,
-                device,
-                broker,
-                dc_key,
-                ca,
-                config: cli.config.clone(),
-                state_dir,
-                owner,
-                new_identity,
-            })?;
+        Command::Provision(opts) => {
+            let out = provision::provision(&opts, &cli.config)?;
             for f in &out.files {
                 eprintln!("  {f}");
             }

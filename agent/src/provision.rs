@@ -30,29 +30,36 @@ use crate::config::AgentConfig;
 /// documented.
 pub const TEMPLATE: &str = include_str!("../../firmware-config/agent.toml");
 
-/// What the technician gives.
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// The receiving unit's code.
+/// What the technician gives (the command line of `motcua provision`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// The receiving unit's code (QCVN 102:2016), e.g. H49.12.3.
+    #[arg(long)]
     pub unit: UnitCode,
-    /// The counter's number at that unit.
+    /// The counter's number at the unit, from 1.
+    #[arg(long)]
     pub counter: u16,
-    /// The device id; `None`: `<unit>-q<counter, two digits>`.
+    /// The device id [default: <unit>-q<counter, two digits>, e.g. H49.12.3-q01].
+    #[arg(long)]
     pub device: Option<DeviceId>,
-    /// The DC's broker.
+    /// The DC's MQTT broker, e.g. mqtts://mqtt.dc.example.vn:8883.
+    #[arg(long)]
     pub broker: String,
-    /// The DC's receipt key, `ed25519:<hex>`.
+    /// The DC's receipt key as 'motcua-dc public-key' prints it (ed25519:...).
+    #[arg(long)]
     pub dc_key: String,
-    /// The DC's CA certificate (PEM) to install.
+    /// The DC's CA certificate (PEM) to install and trust.
+    #[arg(long)]
     pub ca: PathBuf,
-    /// The configuration file to write.
-    pub config: PathBuf,
-    /// The state directory (store, keys).
+    /// The state directory: store and keys.
+    #[arg(long, default_value = "/var/lib/motcua")]
     pub state_dir: PathBuf,
-    /// The service user to own the state directory and keys (only when
-    /// run as root and the user exists).
+    /// The service user that owns the state directory and keys (only
+    /// when run as root and the user exists).
+    #[arg(long, default_value = "motcua")]
     pub owner: String,
-    /// Replace existing keys: a new identity, to enroll again.
+    /// Replace existing keys: a new identity the DC must enroll again.
+    #[arg(long)]
     pub new_identity: bool,
 }
 
@@ -121,8 +128,8 @@ fn lookup_user(name: &str) -> Option<(u32, u32)> {
     })
 }
 
-/// Runs the provisioning.
-pub fn provision(r: &Request) -> Result<Outcome> {
+/// Runs the provisioning, writing the configuration file `config`.
+pub fn provision(r: &Options, config: &Path) -> Result<Outcome> {
     let device = match &r.device {
         Some(d) => d.clone(),
         None => format!("{}-q{:02}", r.unit, r.counter)
@@ -142,11 +149,10 @@ pub fn provision(r: &Request) -> Result<Outcome> {
     let ca_pem =
         std::fs::read(&r.ca).with_context(|| format!("reading --ca {}", r.ca.display()))?;
     motcua_common::mqtt::read_certs(&r.ca).context("--ca must be the DC's CA certificate (PEM)")?;
-    if !r.state_dir.is_absolute() || !r.config.is_absolute() {
+    if !r.state_dir.is_absolute() || !config.is_absolute() {
         bail!("--state-dir and --config must be absolute paths");
     }
-    let etc = r
-        .config
+    let etc = config
         .parent()
         .context("--config has no directory")?
         .to_owned();
@@ -242,29 +248,29 @@ pub fn provision(r: &Request) -> Result<Outcome> {
     ] {
         text = set(&text, section, key, &value)?;
     }
-    match std::fs::read_to_string(&r.config) {
+    match std::fs::read_to_string(config) {
         Ok(old) if old == text => {
-            files.push(format!("kept     {} (unchanged)", r.config.display()));
+            files.push(format!("kept     {} (unchanged)", config.display()));
         }
         Ok(old) => {
-            let bak = r.config.with_extension("toml.bak");
+            let bak = config.with_extension("toml.bak");
             atomic::write(&bak, old.as_bytes(), 0o644, Overwrite::Allow)?;
-            atomic::write(&r.config, text.as_bytes(), 0o644, Overwrite::Allow)?;
+            atomic::write(config, text.as_bytes(), 0o644, Overwrite::Allow)?;
             files.push(format!(
                 "wrote    {} (the previous one is {})",
-                r.config.display(),
+                config.display(),
                 bak.display()
             ));
         }
         Err(_) => {
-            atomic::write(&r.config, text.as_bytes(), 0o644, Overwrite::Refuse)?;
-            files.push(format!("created  {}", r.config.display()));
+            atomic::write(config, text.as_bytes(), 0o644, Overwrite::Refuse)?;
+            files.push(format!("created  {}", config.display()));
         }
     }
     // The certificate is not there yet; everything else must check out.
-    AgentConfig::load(&r.config)
+    AgentConfig::load(config)
         .map_err(anyhow::Error::new)
-        .with_context(|| format!("the written {} does not check", r.config.display()))?;
+        .with_context(|| format!("the written {} does not check", config.display()))?;
 
     // Owners: the service user reads its keys and writes its state.
     if rustix::process::geteuid().is_root() {

@@ -96,11 +96,7 @@ pub async fn run(
     let started = Instant::now();
     let mut refused = 0u64;
     let mut last_receipt = None;
-    let mut watchdog = if cfg.watchdog {
-        motcua_common::notify::Watchdog::from_env()
-    } else {
-        motcua_common::notify::Watchdog::disabled()
-    };
+    let mut watchdog = motcua_common::notify::Watchdog::new(cfg.watchdog);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);

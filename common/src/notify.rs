@@ -53,6 +53,15 @@ impl Watchdog {
         }
     }
 
+    /// [`Watchdog::from_env`] when `enabled`, else [`Watchdog::disabled`].
+    pub fn new(enabled: bool) -> Watchdog {
+        if enabled {
+            Watchdog::from_env()
+        } else {
+            Watchdog::disabled()
+        }
+    }
+
     /// A watchdog that never pings (not under systemd, or in tests).
     pub fn disabled() -> Watchdog {
         Watchdog {

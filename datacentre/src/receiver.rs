@@ -560,11 +560,7 @@ pub async fn run(
     let mut backoff = Backoff::new(Duration::from_millis(500), opts.reconnect_max);
     let mut ready = Some(ready);
     let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let mut watchdog = if opts.watchdog {
-        motcua_common::notify::Watchdog::from_env()
-    } else {
-        motcua_common::notify::Watchdog::disabled()
-    };
+    let mut watchdog = motcua_common::notify::Watchdog::new(opts.watchdog);
     let (mut queued, mut seen_done) = (0u64, 0u64);
     let mut subscribed = false;
     let result = loop {
