@@ -146,6 +146,40 @@ pub enum Command {
     /// DC's signed receipts, and reconnects with growing, jittered waits
     /// when the link drops. Runs until SIGINT or SIGTERM.
     Run,
+    /// Manage the kiosk's staff accounts (login and password or PIN).
+    ///
+    /// Accounts live in kiosk.staff_file (default <state_dir>/staff.toml,
+    /// mode 0600); only Argon2id hashes are stored. A running kiosk picks
+    /// up changes at the next login.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+}
+
+/// `motcua staff ...`.
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Add an account; asks for the password or PIN (at least 6 characters).
+    ///
+    /// Reads it twice from the terminal without echo, or once from standard
+    /// input when that is not a terminal (e.g. from a provisioning script),
+    /// or from $MOTCUA_STAFF_SECRET.
+    Add {
+        /// The login, e.g. canbo.an (letters, digits, . _ @ -).
+        id: motcua_protocol::StaffId,
+        /// Full name, shown in the kiosk and on receipts.
+        #[arg(long)]
+        name: String,
+        /// Set a new password (and name) for an existing account.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Disable an account: it can no longer log in; its records keep it.
+    Disable {
+        /// The login.
+        id: motcua_protocol::StaffId,
+    },
+    /// List the accounts.
+    List,
 }
 
 /// `motcua config ...`.

@@ -534,17 +534,75 @@ pub fn run(config: &Path) -> Result<ExitCode> {
         watchdog: true,
     };
     tracing::info!(device = %cfg.device.id, broker = %cfg.dc.broker.url, "agent starting");
-    motcua_common::notify::ready("store open; connecting to the data centre");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (state, _) = tokio::sync::watch::channel(crate::sync::SyncState::default());
-    let result = rt.block_on(crate::sync::run(
-        sync_cfg,
-        writer.handle(),
-        state,
-        motcua_common::shutdown::signal(),
-    ));
+    let (state, state_rx) = tokio::sync::watch::channel(crate::sync::SyncState::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let kiosk = if cfg.kiosk.enabled {
+        let k = &cfg.kiosk;
+        Some(crate::kiosk::Kiosk::new(
+            crate::kiosk::KioskOptions {
+                bind: k.bind,
+                tls: k
+                    .tls
+                    .as_ref()
+                    .map(|(c, key)| (c.as_path().to_path_buf(), key.as_path().to_path_buf())),
+                staff_file: k.staff_file.clone(),
+                idle_timeout: k.idle_timeout,
+                max_failures: k.max_failures,
+                lockout: k.lockout,
+                device: cfg.device.id.clone(),
+                unit: cfg.device.unit.clone(),
+                db: db_path(&cfg),
+            },
+            writer.handle(),
+            state_rx,
+        )?)
+    } else {
+        None
+    };
+    let result = rt.block_on(async {
+        let listener = match &kiosk {
+            Some(k) => Some(crate::kiosk::bind(k.opts().bind).await?),
+            None => None,
+        };
+        tokio::spawn(async move {
+            motcua_common::shutdown::signal().await;
+            let _ = stop_tx.send(true);
+        });
+        if let Some((cert, key)) = kiosk.as_ref().and_then(|k| k.opts().tls.as_ref()) {
+            // Refuse a bad certificate now, not at the first connection.
+            crate::kiosk::tls::acceptor(cert, key)?;
+        }
+        motcua_common::notify::ready("store open; connecting to the data centre");
+        let kiosk_task = kiosk
+            .zip(listener)
+            .map(|(k, l)| tokio::spawn(crate::kiosk::serve(k, l, stopped())));
+        let sync = crate::sync::run(sync_cfg, writer.handle(), state, stopped());
+        tokio::pin!(sync);
+        match kiosk_task {
+            None => sync.await,
+            Some(mut task) => tokio::select! {
+                synced = &mut sync => {
+                    let kiosk = task.await;
+                    synced?;
+                    kiosk.map_err(|e| anyhow::anyhow!("kiosk task: {e}"))?
+                }
+                kiosk = &mut task => {
+                    // The kiosk ends only on the stop signal or a failure.
+                    kiosk.map_err(|e| anyhow::anyhow!("kiosk task: {e}"))??;
+                    sync.await
+                }
+            },
+        }
+    });
     motcua_common::notify::stopping();
     writer.shutdown();
     result?;

@@ -30,6 +30,60 @@ pub struct RawConfig {
     dc: RawDc,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    kiosk: RawKiosk,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKiosk {
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "default_kiosk_bind")]
+    bind: String,
+    #[serde(default)]
+    tls_cert: Option<String>,
+    #[serde(default)]
+    tls_key: Option<String>,
+    #[serde(default)]
+    staff_file: Option<String>,
+    #[serde(default = "default_idle_timeout")]
+    idle_timeout: String,
+    #[serde(default = "default_max_failures")]
+    max_failures: i64,
+    #[serde(default = "default_lockout")]
+    lockout: String,
+}
+
+impl Default for RawKiosk {
+    fn default() -> Self {
+        RawKiosk {
+            enabled: true,
+            bind: default_kiosk_bind(),
+            tls_cert: None,
+            tls_key: None,
+            staff_file: None,
+            idle_timeout: default_idle_timeout(),
+            max_failures: default_max_failures(),
+            lockout: default_lockout(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_kiosk_bind() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_idle_timeout() -> String {
+    "15m".into()
+}
+fn default_max_failures() -> i64 {
+    5
+}
+fn default_lockout() -> String {
+    "5m".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +185,27 @@ pub struct AgentConfig {
     pub dc: DcSection,
     /// Log output.
     pub log: LogSection,
+    /// The clerks' kiosk.
+    pub kiosk: KioskSection,
+}
+
+/// `[kiosk]`.
+#[derive(Debug, Clone)]
+pub struct KioskSection {
+    /// Serve the kiosk from `motcua run`.
+    pub enabled: bool,
+    /// Listen address; beyond loopback only with TLS.
+    pub bind: std::net::SocketAddr,
+    /// Certificate chain and key (PEM) for HTTPS.
+    pub tls: Option<(AbsPath, AbsPath)>,
+    /// Staff accounts [default: `<state_dir>/staff.toml`].
+    pub staff_file: std::path::PathBuf,
+    /// A session ends after this long without a request.
+    pub idle_timeout: Duration,
+    /// Failed logins in a row that lock an account.
+    pub max_failures: u32,
+    /// How long the lock lasts.
+    pub lockout: Duration,
 }
 
 /// `[device]`.
@@ -256,6 +331,7 @@ impl AgentConfig {
         );
         let resend_after = bounded(&mut p, "dc.resend_after", &raw.dc.resend_after, 2, 3600);
         let log = raw.log.validate(&mut p);
+        let kiosk = validate_kiosk(&mut p, &raw.kiosk, state_dir.as_ref());
 
         p.finish(|| {
             Some(AgentConfig {
@@ -282,9 +358,74 @@ impl AgentConfig {
                     resend_after: resend_after?,
                 },
                 log: log?,
+                kiosk: kiosk?,
             })
         })
     }
+}
+
+fn validate_kiosk(
+    p: &mut Problems,
+    k: &RawKiosk,
+    state_dir: Option<&AbsPath>,
+) -> Option<KioskSection> {
+    let bind = match k.bind.parse::<std::net::SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.push(
+                "kiosk.bind",
+                format!("{:?} is not an address:port, e.g. 127.0.0.1:8080", k.bind),
+            );
+            None
+        }
+    };
+    let cert = k
+        .tls_cert
+        .as_ref()
+        .map(|c| p.parse::<AbsPath>("kiosk.tls_cert", c));
+    let key = k
+        .tls_key
+        .as_ref()
+        .map(|c| p.parse::<AbsPath>("kiosk.tls_key", c));
+    let tls = match (cert, key) {
+        (None, None) => Some(None),
+        (Some(c), Some(k)) => Some(Some((c?, k?))),
+        _ => {
+            p.push(
+                "kiosk.tls_cert",
+                "tls_cert and tls_key go together: give both or neither",
+            );
+            None
+        }
+    };
+    if let (Some(b), Some(None)) = (bind, &tls)
+        && !b.ip().is_loopback()
+    {
+        p.push(
+            "kiosk.bind",
+            format!(
+                "{b} is reachable from the network: set tls_cert and tls_key, or bind to 127.0.0.1"
+            ),
+        );
+    }
+    let staff_file = match &k.staff_file {
+        Some(f) => p
+            .parse::<AbsPath>("kiosk.staff_file", f)
+            .map(|a| a.as_path().to_path_buf()),
+        None => state_dir.map(|d| d.as_path().join(crate::kiosk::staff::STAFF_FILE)),
+    };
+    let idle_timeout = bounded(p, "kiosk.idle_timeout", &k.idle_timeout, 60, 12 * 3600);
+    let max_failures = range(p, "kiosk.max_failures", k.max_failures, 1, 100);
+    let lockout = bounded(p, "kiosk.lockout", &k.lockout, 10, 24 * 3600);
+    Some(KioskSection {
+        enabled: k.enabled,
+        bind: bind?,
+        tls: tls?,
+        staff_file: staff_file?,
+        idle_timeout: idle_timeout?,
+        max_failures: u32::try_from(max_failures?).ok()?,
+        lockout: lockout?,
+    })
 }
 
 fn range(p: &mut Problems, key: &str, v: i64, min: i64, max: i64) -> Option<usize> {
@@ -360,6 +501,64 @@ impl fmt::Display for AgentConfig {
             "resend_after = {:?}",
             HumanDuration(dc.resend_after).to_string()
         )?;
-        write!(f, "\n{}", self.log)
+        write!(f, "\n{}", self.log)?;
+        let k = &self.kiosk;
+        writeln!(f, "\n[kiosk]")?;
+        writeln!(f, "enabled = {}", k.enabled)?;
+        writeln!(f, "bind = \"{}\"", k.bind)?;
+        if let Some((c, key)) = &k.tls {
+            writeln!(f, "tls_cert = {:?}", c.to_string())?;
+            writeln!(f, "tls_key = {:?}", key.to_string())?;
+        }
+        writeln!(f, "staff_file = {:?}", k.staff_file.display().to_string())?;
+        writeln!(
+            f,
+            "idle_timeout = {:?}",
+            HumanDuration(k.idle_timeout).to_string()
+        )?;
+        writeln!(f, "max_failures = {}", k.max_failures)?;
+        writeln!(f, "lockout = {:?}", HumanDuration(k.lockout).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_kiosk(kiosk: &str) -> Result<AgentConfig, Problems> {
+        let text = format!(
+            "{}\n[kiosk]\n{kiosk}\n",
+            include_str!("../../firmware-config/agent.toml")
+                .split("\n[kiosk]")
+                .next()
+                .unwrap_or_default()
+        );
+        AgentConfig::from_raw(toml::from_str(&text).expect("TOML"))
+    }
+
+    #[test]
+    fn the_kiosk_is_on_loopback_by_default_and_beyond_it_only_with_tls() {
+        let c = with_kiosk("").expect("defaults");
+        assert!(c.kiosk.enabled);
+        assert_eq!(c.kiosk.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            c.kiosk.staff_file,
+            std::path::Path::new("/var/lib/motcua/staff.toml")
+        );
+        let open = with_kiosk("bind = \"0.0.0.0:8443\"").expect_err("no TLS");
+        assert!(open.to_string().contains("kiosk.bind"), "{open}");
+        let half = with_kiosk("tls_cert = \"/etc/motcua/kiosk.crt\"").expect_err("half");
+        assert!(half.to_string().contains("kiosk.tls_cert"), "{half}");
+        let tls = with_kiosk(
+            "bind = \"0.0.0.0:8443\"\ntls_cert = \"/etc/motcua/kiosk.crt\"\ntls_key = \"/var/lib/motcua/kiosk.key\"",
+        )
+        .expect("with TLS");
+        assert!(tls.kiosk.tls.is_some());
+        let bad = with_kiosk("idle_timeout = \"5s\"\nmax_failures = 0").expect_err("ranges");
+        let text = bad.to_string();
+        assert!(
+            text.contains("kiosk.idle_timeout") && text.contains("kiosk.max_failures"),
+            "{text}"
+        );
     }
 }

@@ -15,6 +15,7 @@
 //! - [`store`]: the durable SQLite store, its signed journal and the single
 //!   writer with group commit.
 //! - [`identity`]: the device key and the enrollment line.
+//! - [`kiosk`]: the clerks' web pages and JSON API (axum), staff accounts.
 //! - [`sync`]: unsynced envelopes to the DC over MQTT, receipts back.
 //! - `demo` (feature `demo`, on by default): `motcua demo`, the embedded
 //!   broker, a DC receiver and this agent in one process.
@@ -30,6 +31,7 @@ pub mod demo;
 pub mod doctor;
 pub mod domain;
 pub mod identity;
+pub mod kiosk;
 pub mod provision;
 pub mod selftest;
 pub mod store;

@@ -7,6 +7,7 @@
 //! same cargo, profile and target directory.
 
 pub mod impair;
+pub mod kiosk;
 pub mod site;
 
 use std::path::{Path, PathBuf};

@@ -467,11 +467,13 @@ impl Site {
         };
         let key = dir.join("device.key");
         let state = dir.join("state");
+        let kiosk = free_port();
         std::fs::write(
             &conf,
             format!(
                 "[device]\nid = {id:?}\nunit = \"H49.12.3\"\ncounter = 1\nkey_file = {key:?}\n\
                  [store]\nstate_dir = {state:?}\nmin_free = \"1 MiB\"\n\
+                 [kiosk]\nbind = \"127.0.0.1:{kiosk}\"\n\
                  [dc]\nbroker = {:?}\n{tls_lines}{}\nresend_after = \"3s\"\nreconnect_max = \"2s\"\n",
                 self.broker.url_at(&self.broker.host),
                 self.dc_line.split('#').next().unwrap_or_default().trim()
@@ -490,6 +492,7 @@ impl Site {
             state,
             enrollment: line,
             tls,
+            kiosk,
             day: std::cell::Cell::new(300),
         }
     }
@@ -497,7 +500,25 @@ impl Site {
     /// A counter set up by other means (`motcua provision`), its
     /// configuration at `conf`.
     pub fn adopt(id: &str, conf: PathBuf, state: PathBuf, enrollment: String) -> Agent {
+        // The template's kiosk port is taken by whichever test runs first.
+        let kiosk = free_port();
+        let text = std::fs::read_to_string(&conf).expect("reads agent.toml");
+        let mut section = String::new();
+        let mut out = String::new();
+        for line in text.lines() {
+            if line.starts_with('[') {
+                section = line.to_owned();
+            }
+            if section == "[kiosk]" && line.starts_with("bind =") {
+                out.push_str(&format!("bind = \"127.0.0.1:{kiosk}\"\n"));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        std::fs::write(&conf, out).expect("writes agent.toml");
         Agent {
+            kiosk,
             id: id.to_owned(),
             conf,
             key: state.join("device.key"),
@@ -523,6 +544,8 @@ pub struct Agent {
     pub enrollment: String,
     /// Its TLS certificate and key, when the site uses TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Its kiosk's port on 127.0.0.1.
+    pub kiosk: u16,
     /// Days before today of the next batch of records (a counter hands out
     /// 999 dossier codes a day).
     day: std::cell::Cell<i64>,

@@ -8,6 +8,7 @@ mod demo;
 mod doctor;
 mod dossier;
 mod identity;
+mod kiosk;
 mod network;
 mod provision;
 mod selftest;

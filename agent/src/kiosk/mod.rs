@@ -1,0 +1,337 @@
+//! The clerks' kiosk: Vietnamese web pages and a JSON API served by the
+//! agent (axum), on 127.0.0.1:8080 by default.
+//!
+//! - Every asset is in the binary (`assets/`); pages work without
+//!   JavaScript, the one small script only adds conveniences.
+//! - Every value a clerk typed reaches the page through maud, which escapes
+//!   it: a name containing `<script>` shows as text.
+//! - Staff log in with a password or PIN (Argon2id, [`staff`]); the
+//!   session cookie is HttpOnly and SameSite=Strict; every form carries the
+//!   session's CSRF token (the login form a double-submit cookie), every API
+//!   write the `X-CSRF-Token` header; repeated failures lock the account
+//!   ([`session`]).
+//! - A submission is answered only after the writer's durable commit; the
+//!   receipt page is shown only for a stored dossier. A refused submission
+//!   comes back with everything typed and the reasons in Vietnamese.
+//! - Bodies over [`MAX_BODY`] get 413; unknown routes a friendly 404; no
+//!   internal error text reaches a page (it goes to the log, without
+//!   personal data).
+//!
+//! # Layout
+//! - [`staff`]: accounts, `motcua staff`.
+//! - [`session`]: sessions, CSRF tokens, lockout.
+//! - [`pages`]: the HTML screens.
+//! - [`api`]: the JSON API (docs/KIOSK-API.md).
+//! - [`tls`]: the listener when TLS is configured.
+
+pub mod api;
+pub mod pages;
+pub mod session;
+pub mod staff;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use motcua_protocol::{DeviceId, UnitCode, UtcTime};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::domain::VIETNAM;
+use crate::store::read::Counts;
+use crate::store::reference::format_day;
+use crate::store::writer::WriterHandle;
+use crate::store::{Reader, StoreError};
+use crate::sync::SyncState;
+
+/// Largest request body: a dossier form is a few kilobytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// What the kiosk needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct KioskOptions {
+    /// Where to listen.
+    pub bind: SocketAddr,
+    /// Certificate chain and key (PEM), for TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// The staff file.
+    pub staff_file: PathBuf,
+    /// Idle time before a session ends.
+    pub idle_timeout: Duration,
+    /// Failed logins in a row before a lockout.
+    pub max_failures: u32,
+    /// How long a lockout lasts.
+    pub lockout: Duration,
+    /// This counter's device.
+    pub device: DeviceId,
+    /// Its unit.
+    pub unit: UnitCode,
+    /// The store file.
+    pub db: PathBuf,
+}
+
+/// The shared state of every handler.
+#[derive(Clone)]
+pub struct Kiosk {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    opts: KioskOptions,
+    writer: WriterHandle,
+    reader: Mutex<Option<Reader>>,
+    sync: watch::Receiver<SyncState>,
+    sessions: session::Sessions,
+    staff: staff::Book,
+}
+
+/// What the sync indicator shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SyncView {
+    /// Connected to the DC's broker.
+    pub online: bool,
+    /// Records waiting for the DC's receipt.
+    pub waiting: u64,
+    /// When the last receipt was stored (RFC 3339), if ever.
+    pub last_receipt_at: Option<String>,
+}
+
+/// An error a handler answers with. The message shown is fixed per kind;
+/// the cause goes to the log only.
+#[derive(Debug)]
+pub enum Failure {
+    /// 404.
+    NotFound,
+    /// The store failed (logged; the page says to try again).
+    Store(StoreError),
+    /// Anything else internal (logged).
+    Internal(anyhow::Error),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        Failure::Store(e)
+    }
+}
+
+impl Kiosk {
+    /// The kiosk over a running writer and the sync state.
+    pub fn new(
+        opts: KioskOptions,
+        writer: WriterHandle,
+        sync: watch::Receiver<SyncState>,
+    ) -> Result<Kiosk> {
+        Ok(Kiosk {
+            inner: Arc::new(Inner {
+                sessions: session::Sessions::new(
+                    opts.idle_timeout,
+                    opts.max_failures,
+                    opts.lockout,
+                ),
+                staff: staff::Book::new(opts.staff_file.clone())?,
+                opts,
+                writer,
+                reader: Mutex::new(None),
+                sync,
+            }),
+        })
+    }
+
+    /// The writer.
+    pub fn writer(&self) -> &WriterHandle {
+        &self.inner.writer
+    }
+
+    /// The options.
+    pub fn opts(&self) -> &KioskOptions {
+        &self.inner.opts
+    }
+
+    /// Sessions.
+    pub fn sessions(&self) -> &session::Sessions {
+        &self.inner.sessions
+    }
+
+    /// Staff.
+    pub fn staff(&self) -> &staff::Book {
+        &self.inner.staff
+    }
+
+    /// Runs `f` with the read connection on a blocking thread. The reader
+    /// is opened on first use (the writer creates the file first).
+    pub async fn read<T, F>(&self, f: F) -> Result<T, Failure>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Reader) -> Result<T, StoreError> + Send + 'static,
+    {
+        let k = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut slot = k.inner.reader.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                *slot = Some(Reader::open(&k.inner.opts.db)?);
+            }
+            match slot.as_ref() {
+                Some(r) => f(r),
+                None => Err(StoreError::WriterGone),
+            }
+        })
+        .await
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("reader task: {e}")))?
+        .map_err(Failure::Store)
+    }
+
+    /// The sync indicator's figures.
+    pub async fn sync_view(&self) -> SyncView {
+        let online = self.inner.sync.borrow().online;
+        let (day, now) = today();
+        let counts: Option<Counts> = self.read(move |r| r.counts(&day, &now)).await.ok();
+        SyncView {
+            online,
+            waiting: counts.as_ref().map_or(0, |c| c.unsynced),
+            last_receipt_at: counts.and_then(|c| c.last_receipt_at),
+        }
+    }
+
+    /// The session of a request, from its cookie.
+    pub fn session(&self, headers: &HeaderMap) -> Option<(String, session::Session)> {
+        let token = cookie(headers, session::COOKIE)?;
+        let s = self.inner.sessions.get(&token)?;
+        Some((token, s))
+    }
+
+    /// `; Secure` when served over TLS.
+    pub fn secure_attr(&self) -> &'static str {
+        if self.inner.opts.tls.is_some() {
+            "; Secure"
+        } else {
+            ""
+        }
+    }
+
+    /// A Set-Cookie value.
+    pub fn set_cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+        let age = max_age
+            .map(|a| format!("; Max-Age={a}"))
+            .unwrap_or_default();
+        let v = format!(
+            "{name}={value}; Path=/; HttpOnly; SameSite=Strict{}{age}",
+            self.secure_attr()
+        );
+        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+}
+
+/// A cookie's value from the request headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Today's date in Vietnam (`YYYY-MM-DD`) and now.
+pub fn today() -> (String, UtcTime) {
+    let now = OffsetDateTime::now_utc();
+    (format_day(now.to_offset(VIETNAM).date()), UtcTime::new(now))
+}
+
+/// The router: pages, assets, API, limits and security headers.
+pub fn router(kiosk: Kiosk) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/dang-nhap", get(pages::login_form).post(pages::login))
+        .route("/dang-xuat", post(pages::logout))
+        .route("/tiep-nhan", get(pages::reception))
+        .route("/ho-so", post(pages::submit))
+        .route("/ho-so/{code}", get(pages::receipt))
+        .route("/ho-so/{code}/trang-thai", post(pages::change_status))
+        .route("/tra-cuu", get(pages::lookup))
+        .route("/tai-nguyen/kiosk.css", get(pages::css))
+        .route("/tai-nguyen/kiosk.js", get(pages::js))
+        .nest("/api/v1", api::routes())
+        .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn(security_headers))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(kiosk)
+}
+
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        // Pages carry citizens' personal data: never kept by a cache.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// Binds the kiosk's address (before the agent says it is ready, so a
+/// taken port fails the start with a clear message).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("the kiosk cannot listen on {addr} (kiosk.bind): is another program using it?")
+    })
+}
+
+/// Serves the kiosk on `listener` until `stop` completes.
+pub async fn serve(
+    kiosk: Kiosk,
+    listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let bind = listener.local_addr()?;
+    let tls = kiosk.opts().tls.clone();
+    let app = router(kiosk);
+    match tls {
+        None => {
+            tracing::info!(%bind, "kiosk listening (http)");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+                .context("kiosk server")?;
+        }
+        Some((cert, key)) => {
+            let acceptor = tls::acceptor(&cert, &key)?;
+            tracing::info!(%bind, "kiosk listening (https)");
+            axum::serve(tls::Listener::new(listener, acceptor), app)
+                .with_graceful_shutdown(stop)
+                .await
+                .context("kiosk server")?;
+        }
+    }
+    Ok(())
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        pages::failure_page(self)
+    }
+}

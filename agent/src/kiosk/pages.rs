@@ -1,0 +1,1114 @@
+//! The kiosk's screens, in Vietnamese: login, reception, receipt (form 01,
+//! printable in two copies), lookup, status change. Dates dd/mm/yyyy,
+//! times in Asia/Ho_Chi_Minh.
+//!
+//! Every handler that changes something checks the session's CSRF token
+//! (`_csrf` in the form) before anything else; every page that shows
+//! personal data needs a session.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use motcua_protocol::UtcTime;
+use serde::Deserialize;
+
+use super::session::{self, Session};
+use super::{Failure, Kiosk, SyncView, cookie, today};
+use crate::domain::VIETNAM;
+use crate::domain::dossier::{ApplicantInput, DocumentInput, DossierInput};
+use crate::domain::invalid::{Invalid, InvalidInput};
+use crate::domain::status::Status;
+use crate::store::read::{Query as Search, StoredDossier, Summary};
+use crate::store::reference::{self, Procedure, parse_day};
+
+const CSS: &str = include_str!("assets/kiosk.css");
+const JS: &str = include_str!("assets/kiosk.js");
+
+/// The form fields of a request body, in order (repeated names kept).
+pub fn fields(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
+    f.iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// `HH:MM dd/mm/yyyy`, Vietnam time, from RFC 3339.
+pub fn local_time(t: &str) -> String {
+    UtcTime::parse(t)
+        .ok()
+        .and_then(|u| {
+            u.get()
+                .to_offset(VIETNAM)
+                .format(time::macros::format_description!(
+                    "[hour]:[minute] [day]/[month]/[year]"
+                ))
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_owned())
+}
+
+/// `dd/mm/yyyy`, Vietnam time, from RFC 3339.
+pub fn local_date(t: &str) -> String {
+    UtcTime::parse(t)
+        .ok()
+        .and_then(|u| {
+            u.get()
+                .to_offset(VIETNAM)
+                .format(time::macros::format_description!("[day]/[month]/[year]"))
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_owned())
+}
+
+/// `dd/mm/yyyy` or `yyyy-mm-dd` to `yyyy-mm-dd`.
+pub fn parse_date(s: &str) -> Option<String> {
+    let s = s.trim();
+    if let Some(d) = parse_day(s) {
+        return Some(reference::format_day(d));
+    }
+    let mut parts = s.split('/');
+    let (d, m, y) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    parse_day(&format!("{y:0>4}-{m:0>2}-{d:0>2}")).map(reference::format_day)
+}
+
+fn money(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    out + " đồng"
+}
+
+fn page(title: &str, k: &Kiosk, s: Option<&Session>, sync: &SyncView, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="vi" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Một cửa " (k.opts().unit) }
+                link rel="stylesheet" href="/tai-nguyen/kiosk.css";
+                script src="/tai-nguyen/kiosk.js" defer {}
+            }
+            body {
+                header.top {
+                    div.brand { "Bộ phận Một cửa · " (k.opts().unit) " · quầy " (k.opts().device) }
+                    @if let Some(s) = s {
+                        nav {
+                            a href="/tiep-nhan" { "Tiếp nhận" }
+                            a href="/tra-cuu" { "Tra cứu" }
+                        }
+                        form.logout method="post" action="/dang-xuat" {
+                            span.who { (s.name) }
+                            input type="hidden" name="_csrf" value=(s.csrf);
+                            button type="submit" { "Đăng xuất" }
+                        }
+                    }
+                }
+                (sync_bar(sync))
+                main { (body) }
+            }
+        }
+    }
+}
+
+fn sync_bar(v: &SyncView) -> Markup {
+    html! {
+        div.sync #dong-bo data-online=(v.online) {
+            @if v.online {
+                span.online { "● Đã kết nối Trung tâm dữ liệu" }
+            } @else {
+                span.offline { "● Mất kết nối: máy vẫn nhận hồ sơ bình thường, sẽ gửi khi có mạng" }
+            }
+            span.waiting { (v.waiting) " bản ghi chờ đồng bộ" }
+            span.receipt {
+                "Biên nhận cuối từ Trung tâm: "
+                @match &v.last_receipt_at {
+                    Some(t) => (local_time(t)),
+                    None => "chưa có",
+                }
+            }
+        }
+    }
+}
+
+fn html_response(status: StatusCode, m: Markup) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        m.into_string(),
+    )
+        .into_response()
+}
+
+fn to_login() -> Response {
+    Redirect::to("/dang-nhap").into_response()
+}
+
+/// The 404 page.
+pub async fn not_found(State(k): State<Kiosk>, headers: HeaderMap) -> Response {
+    let s = k.session(&headers).map(|(_, s)| s);
+    let sync = k.sync_view().await;
+    html_response(
+        StatusCode::NOT_FOUND,
+        page(
+            "Không tìm thấy trang",
+            &k,
+            s.as_ref(),
+            &sync,
+            html! {
+                h1 { "Không tìm thấy trang này" }
+                p { "Đường dẫn không đúng hoặc trang đã được chuyển. " a href="/" { "Về trang chính" } }
+            },
+        ),
+    )
+}
+
+/// The page shown for an internal failure: a fixed sentence, the cause
+/// only in the log.
+pub fn failure_page(f: Failure) -> Response {
+    let (status, title, text) = match &f {
+        Failure::NotFound => (
+            StatusCode::NOT_FOUND,
+            "Không tìm thấy",
+            "Không tìm thấy hồ sơ hoặc trang này.",
+        ),
+        Failure::Store(e) => {
+            tracing::error!(error = %e, "kiosk: store failure");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Lỗi lưu trữ",
+                "Máy gặp lỗi khi đọc hoặc ghi dữ liệu. Các hồ sơ đã lưu vẫn an toàn. Vui lòng thử lại; nếu vẫn lỗi, báo kỹ thuật viên.",
+            )
+        }
+        Failure::Internal(e) => {
+            tracing::error!(error = %e, "kiosk: internal failure");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Lỗi",
+                "Máy gặp lỗi ngoài dự kiến. Vui lòng thử lại; nếu vẫn lỗi, báo kỹ thuật viên.",
+            )
+        }
+    };
+    html_response(
+        status,
+        html! {
+            (DOCTYPE)
+            html lang="vi" {
+                head { meta charset="utf-8"; title { (title) } link rel="stylesheet" href="/tai-nguyen/kiosk.css"; }
+                body { main { h1 { (title) } p { (text) } p { a href="/" { "Về trang chính" } } } }
+            }
+        },
+    )
+}
+
+/// 413 and other unreadable bodies.
+fn body_refused(e: &BytesRejection) -> Response {
+    let status = e.status();
+    let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "Dữ liệu gửi lên quá lớn. Vui lòng kiểm tra lại nội dung đã nhập."
+    } else {
+        "Không đọc được dữ liệu gửi lên. Vui lòng thử lại."
+    };
+    html_response(
+        status,
+        html! {
+            (DOCTYPE)
+            html lang="vi" {
+                head { meta charset="utf-8"; title { "Không nhận được dữ liệu" } link rel="stylesheet" href="/tai-nguyen/kiosk.css"; }
+                body { main { h1 { "Không nhận được dữ liệu" } p { (text) } p { a href="/" { "Về trang chính" } } } }
+            }
+        },
+    )
+}
+
+/// The stylesheet.
+pub async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+/// The script.
+pub async fn js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        JS,
+    )
+        .into_response()
+}
+
+/// `/`: the reception screen, or the login.
+pub async fn home(State(k): State<Kiosk>, headers: HeaderMap) -> Response {
+    if k.session(&headers).is_some() {
+        Redirect::to("/tiep-nhan").into_response()
+    } else {
+        to_login()
+    }
+}
+
+async fn login_page(k: &Kiosk, status: StatusCode, error: Option<String>, staff: &str) -> Response {
+    let token = session::token();
+    let sync = k.sync_view().await;
+    let mut res = html_response(
+        status,
+        page(
+            "Đăng nhập",
+            k,
+            None,
+            &sync,
+            html! {
+                h1 { "Đăng nhập" }
+                @if let Some(e) = &error { p.error role="alert" { (e) } }
+                form.login method="post" action="/dang-nhap" {
+                    input type="hidden" name="_csrf" value=(token);
+                    label { "Mã cán bộ" input name="ma_can_bo" value=(staff) required autocomplete="username" autofocus; }
+                    label { "Mật khẩu hoặc mã PIN" input type="password" name="mat_khau" required autocomplete="current-password"; }
+                    button type="submit" { "Đăng nhập" }
+                }
+            },
+        ),
+    );
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        k.set_cookie(session::LOGIN_COOKIE, &token, Some(1800)),
+    );
+    res
+}
+
+/// GET `/dang-nhap`.
+pub async fn login_form(State(k): State<Kiosk>) -> Response {
+    login_page(&k, StatusCode::OK, None, "").await
+}
+
+/// What a login attempt came to.
+pub enum LoginOutcome {
+    /// Logged in: the cookie token and the session.
+    Ok(String, Session),
+    /// Wrong account or secret.
+    Wrong,
+    /// Locked out for this many minutes.
+    Locked(u64),
+}
+
+/// Checks a login, counting failures and locking.
+pub async fn attempt(k: &Kiosk, staff: &str, secret: &str) -> LoginOutcome {
+    if let Some(l) = k.sessions().locked(staff) {
+        return LoginOutcome::Locked(l.remaining.as_secs().div_ceil(60));
+    }
+    let (k2, id, secret) = (k.clone(), staff.to_owned(), secret.to_owned());
+    let found = tokio::task::spawn_blocking(move || k2.staff().check(&id, &secret))
+        .await
+        .ok()
+        .flatten();
+    match found {
+        Some(a) => {
+            k.sessions().succeeded(staff);
+            tracing::info!(staff = %a.id, "kiosk login");
+            let (t, s) = k.sessions().open(a.id, a.name);
+            LoginOutcome::Ok(t, s)
+        }
+        None => {
+            tracing::warn!("kiosk login refused");
+            match k.sessions().failed(staff) {
+                Some(l) => {
+                    tracing::warn!("kiosk account locked after repeated failures");
+                    LoginOutcome::Locked(l.remaining.as_secs().div_ceil(60))
+                }
+                None => LoginOutcome::Wrong,
+            }
+        }
+    }
+}
+
+/// POST `/dang-nhap`.
+pub async fn login(
+    State(k): State<Kiosk>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_refused(&e),
+    };
+    let f = fields(&body);
+    let expected = cookie(&headers, session::LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !session::same(&expected, field(&f, "_csrf")) {
+        return login_page(
+            &k,
+            StatusCode::FORBIDDEN,
+            Some("Phiên đăng nhập đã hết hạn. Vui lòng đăng nhập lại.".into()),
+            "",
+        )
+        .await;
+    }
+    let staff = field(&f, "ma_can_bo").trim().to_owned();
+    match attempt(&k, &staff, field(&f, "mat_khau")).await {
+        LoginOutcome::Ok(token, _) => {
+            let mut res = Redirect::to("/tiep-nhan").into_response();
+            let h = res.headers_mut();
+            h.append(
+                header::SET_COOKIE,
+                k.set_cookie(session::COOKIE, &token, None),
+            );
+            h.append(
+                header::SET_COOKIE,
+                k.set_cookie(session::LOGIN_COOKIE, "", Some(0)),
+            );
+            res
+        }
+        LoginOutcome::Wrong => {
+            login_page(
+                &k,
+                StatusCode::UNAUTHORIZED,
+                Some("Sai mã cán bộ hoặc mật khẩu.".into()),
+                &staff,
+            )
+            .await
+        }
+        LoginOutcome::Locked(min) => {
+            login_page(
+                &k,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(format!(
+                    "Tài khoản tạm khóa vì nhập sai nhiều lần. Vui lòng thử lại sau {min} phút."
+                )),
+                &staff,
+            )
+            .await
+        }
+    }
+}
+
+/// Checks the form's CSRF token against the session's.
+fn csrf_ok(s: &Session, f: &[(String, String)]) -> bool {
+    session::same(&s.csrf, field(f, "_csrf"))
+}
+
+fn csrf_refused() -> Response {
+    html_response(
+        StatusCode::FORBIDDEN,
+        html! {
+            (DOCTYPE)
+            html lang="vi" {
+                head { meta charset="utf-8"; title { "Yêu cầu không hợp lệ" } link rel="stylesheet" href="/tai-nguyen/kiosk.css"; }
+                body { main {
+                    h1 { "Yêu cầu không hợp lệ" }
+                    p { "Biểu mẫu đã cũ hoặc không được gửi từ màn hình này. Vui lòng mở lại trang và thử lại." }
+                    p { a href="/" { "Về trang chính" } }
+                } }
+            }
+        },
+    )
+}
+
+/// POST `/dang-xuat`.
+pub async fn logout(
+    State(k): State<Kiosk>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_refused(&e),
+    };
+    let Some((token, s)) = k.session(&headers) else {
+        return to_login();
+    };
+    if !csrf_ok(&s, &fields(&body)) {
+        return csrf_refused();
+    }
+    k.sessions().close(&token);
+    tracing::info!(staff = %s.staff, "kiosk logout");
+    let mut res = to_login();
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        k.set_cookie(session::COOKIE, "", Some(0)),
+    );
+    res
+}
+
+/// What the clerk typed in the reception form, to show it again.
+#[derive(Debug, Default, Clone)]
+pub struct Entered {
+    procedure: String,
+    name: String,
+    id_number: String,
+    phone: String,
+    email: String,
+    address: String,
+    documents: Vec<String>,
+    sets: String,
+    collect_at: String,
+    note: String,
+}
+
+impl Entered {
+    fn from_fields(f: &[(String, String)]) -> Entered {
+        Entered {
+            procedure: field(f, "thu_tuc").trim().to_owned(),
+            name: field(f, "ho_ten").to_owned(),
+            id_number: field(f, "so_dinh_danh").to_owned(),
+            phone: field(f, "dien_thoai").to_owned(),
+            email: field(f, "email").to_owned(),
+            address: field(f, "dia_chi").to_owned(),
+            documents: f
+                .iter()
+                .filter(|(k, _)| k == "giay_to")
+                .map(|(_, v)| v.clone())
+                .collect(),
+            sets: field(f, "so_bo").to_owned(),
+            collect_at: field(f, "noi_tra").to_owned(),
+            note: field(f, "ghi_chu").to_owned(),
+        }
+    }
+
+    fn input(&self) -> Result<DossierInput, InvalidInput> {
+        let opt = |s: &str| {
+            let t = s.trim();
+            (!t.is_empty()).then(|| t.to_owned())
+        };
+        let sets = match self.sets.trim() {
+            "" => 1,
+            s => s.parse::<u32>().map_err(|_| {
+                InvalidInput(vec![Invalid::new(
+                    "sets",
+                    "sets_number",
+                    "Số bộ hồ sơ phải là một số nguyên từ 1 trở lên.",
+                )])
+            })?,
+        };
+        Ok(DossierInput {
+            procedure: self.procedure.clone(),
+            applicant: ApplicantInput {
+                name: self.name.clone(),
+                id_number: self.id_number.clone(),
+                phone: opt(&self.phone),
+                email: opt(&self.email),
+                address: self.address.clone(),
+            },
+            documents: self
+                .documents
+                .iter()
+                .map(|d| DocumentInput {
+                    name: d.clone(),
+                    form: None,
+                    copies: 1,
+                })
+                .collect(),
+            sets,
+            collect_at: opt(&self.collect_at),
+            note: opt(&self.note),
+        })
+    }
+}
+
+/// The query of the reception screen.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReceptionQuery {
+    /// Procedure search, with or without diacritics.
+    #[serde(default)]
+    q: String,
+    /// The chosen procedure.
+    #[serde(default)]
+    thu_tuc: String,
+}
+
+/// The chosen procedure with its appointment if received now.
+struct Chosen {
+    procedure: Procedure,
+    appointment: Option<String>,
+}
+
+async fn load_reception(
+    k: &Kiosk,
+    q: String,
+    chosen: String,
+) -> Result<(Vec<Procedure>, Option<Chosen>), Failure> {
+    k.read(move |r| {
+        let conn = r.connection();
+        let list = reference::search_procedures(conn, &q)?;
+        let chosen = if chosen.is_empty() {
+            None
+        } else {
+            let found = reference::search_procedures(conn, &chosen)?
+                .into_iter()
+                .find(|p| p.code == chosen);
+            match found {
+                Some(p) => {
+                    let now = time::OffsetDateTime::now_utc();
+                    let cal = reference::calendar(conn, now.to_offset(VIETNAM).date())?;
+                    let appointment = cal
+                        .appointment(now, p.working_days)
+                        .map(|t| local_date(&UtcTime::new(t).to_string()));
+                    Some(Chosen {
+                        procedure: p,
+                        appointment,
+                    })
+                }
+                None => None,
+            }
+        };
+        Ok((list, chosen))
+    })
+    .await
+}
+
+fn errors_for<'a>(errors: &'a [Invalid], prefix: &str) -> Vec<&'a Invalid> {
+    errors
+        .iter()
+        .filter(|e| e.field.starts_with(prefix))
+        .collect()
+}
+
+fn field_errors(errors: &[Invalid], prefix: &str) -> Markup {
+    html! {
+        @for e in errors_for(errors, prefix) {
+            span.field-error role="alert" { (e.message) }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reception_body(
+    s: &Session,
+    q: &str,
+    list: &[Procedure],
+    chosen: Option<&Chosen>,
+    entered: &Entered,
+    errors: &[Invalid],
+) -> Markup {
+    let general: Vec<&Invalid> = errors
+        .iter()
+        .filter(|e| {
+            ![
+                "applicant.",
+                "procedure",
+                "documents",
+                "sets",
+                "collect_at",
+                "note",
+            ]
+            .iter()
+            .any(|p| e.field.starts_with(p))
+        })
+        .collect();
+    html! {
+        h1 { "Tiếp nhận hồ sơ" }
+        @if !errors.is_empty() {
+            div.errors role="alert" {
+                p { "Hồ sơ chưa được lưu. Vui lòng sửa " (errors.len()) " lỗi dưới đây; thông tin đã nhập vẫn được giữ nguyên." }
+                @for e in &general { p { (e.message) } }
+            }
+        }
+        section.procedures {
+            h2 { "1. Chọn thủ tục" }
+            form method="get" action="/tiep-nhan" {
+                label { "Tìm theo mã hoặc tên (gõ có dấu hoặc không dấu)"
+                    input type="search" name="q" value=(q) placeholder="ví dụ: khai sinh"; }
+                button type="submit" { "Tìm" }
+            }
+            @if list.is_empty() {
+                p.note { "Không có thủ tục phù hợp. Danh mục thủ tục do Trung tâm dữ liệu gửi xuống; nếu trống, báo kỹ thuật viên." }
+            } @else {
+                ul.procedure-list {
+                    @for p in list {
+                        li class=[chosen.filter(|c| c.procedure.code == p.code).map(|_| "chosen")] {
+                            a href={ "/tiep-nhan?thu_tuc=" (p.code) } { span.code { (p.code) } " " (p.name) }
+                        }
+                    }
+                }
+            }
+            (field_errors(errors, "procedure"))
+        }
+        @if let Some(c) = chosen {
+            section.form {
+                h2 { "2. Thông tin hồ sơ" }
+                form #tiep-nhan method="post" action="/ho-so" {
+                    input type="hidden" name="_csrf" value=(s.csrf);
+                    input type="hidden" name="thu_tuc" value=(c.procedure.code);
+                    div.procedure-info {
+                        p { strong { (c.procedure.name) } " (" (c.procedure.code) ")" }
+                        p { "Thời hạn giải quyết: " (c.procedure.working_days) " ngày làm việc. "
+                            "Phí, lệ phí: " @match c.procedure.fee { Some(f) if f > 0 => (money(f)), _ => "không" } "." }
+                        p.appointment { "Ngày hẹn trả kết quả nếu nhận bây giờ: "
+                            strong #ngay-hen { @match &c.appointment { Some(d) => (d), None => "chưa tính được (thiếu lịch nghỉ lễ)" } } }
+                    }
+                    fieldset {
+                        legend { "Người nộp hồ sơ" }
+                        label { "Họ và tên"
+                            input name="ho_ten" value=(entered.name) required maxlength="100" autocomplete="off"; }
+                        (field_errors(errors, "applicant.name"))
+                        label { "Số định danh cá nhân (12 chữ số)"
+                            input name="so_dinh_danh" value=(entered.id_number) required inputmode="numeric"
+                                pattern="[0-9]{12}" maxlength="12" autocomplete="off"
+                                title="Số định danh cá nhân gồm đúng 12 chữ số."; }
+                        (field_errors(errors, "applicant.id_number"))
+                        label { "Số điện thoại"
+                            input name="dien_thoai" value=(entered.phone) inputmode="tel"
+                                pattern="[0-9 .+()\\-]{10,16}" autocomplete="off"
+                                title="Số điện thoại phải gồm 10 chữ số bắt đầu bằng 03, 05, 07, 08 hoặc 09 (di động), hoặc 11 chữ số bắt đầu bằng 02 (cố định)."; }
+                        (field_errors(errors, "applicant.phone"))
+                        label { "Thư điện tử"
+                            input type="email" name="email" value=(entered.email) autocomplete="off"; }
+                        (field_errors(errors, "applicant.email"))
+                        label { "Địa chỉ"
+                            input name="dia_chi" value=(entered.address) required maxlength="300" autocomplete="off"; }
+                        (field_errors(errors, "applicant.address"))
+                    }
+                    fieldset {
+                        legend { "Giấy tờ đã nhận (đánh dấu những giấy tờ công dân nộp)" }
+                        @if c.procedure.documents.is_empty() {
+                            p.note { "Danh mục không ghi giấy tờ cho thủ tục này." }
+                        }
+                        @for d in &c.procedure.documents {
+                            label.check {
+                                input type="checkbox" name="giay_to" value=(d)
+                                    checked[entered.documents.iter().any(|e| e == d)];
+                                (d)
+                            }
+                        }
+                        (field_errors(errors, "documents"))
+                        label { "Số bộ hồ sơ"
+                            input type="number" name="so_bo" min="1" max="99"
+                                value=(if entered.sets.is_empty() { "1" } else { entered.sets.as_str() }); }
+                        (field_errors(errors, "sets"))
+                    }
+                    fieldset {
+                        legend { "Khác" }
+                        label { "Nơi trả kết quả (để trống: tại bộ phận này)"
+                            input name="noi_tra" value=(entered.collect_at) maxlength="200"; }
+                        (field_errors(errors, "collect_at"))
+                        label { "Ghi chú"
+                            textarea name="ghi_chu" maxlength="1000" { (entered.note) } }
+                        (field_errors(errors, "note"))
+                    }
+                    button.primary type="submit" { "Lưu và in giấy tiếp nhận" }
+                }
+            }
+        }
+    }
+}
+
+/// GET `/tiep-nhan`.
+pub async fn reception(
+    State(k): State<Kiosk>,
+    headers: HeaderMap,
+    Query(rq): Query<ReceptionQuery>,
+) -> Result<Response, Failure> {
+    let Some((_, s)) = k.session(&headers) else {
+        return Ok(to_login());
+    };
+    let (list, chosen) = load_reception(&k, rq.q.clone(), rq.thu_tuc.clone()).await?;
+    let sync = k.sync_view().await;
+    let entered = Entered {
+        procedure: rq.thu_tuc.clone(),
+        ..Entered::default()
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        page(
+            "Tiếp nhận hồ sơ",
+            &k,
+            Some(&s),
+            &sync,
+            reception_body(&s, &rq.q, &list, chosen.as_ref(), &entered, &[]),
+        ),
+    ))
+}
+
+/// POST `/ho-so`: validate, store durably, then show the receipt.
+pub async fn submit(
+    State(k): State<Kiosk>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Failure> {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return Ok(body_refused(&e)),
+    };
+    let Some((_, s)) = k.session(&headers) else {
+        return Ok(to_login());
+    };
+    let f = fields(&body);
+    if !csrf_ok(&s, &f) {
+        return Ok(csrf_refused());
+    }
+    let entered = Entered::from_fields(&f);
+    let result = match entered.input() {
+        Ok(input) => k
+            .writer()
+            .create_async(input, s.staff.clone())
+            .await
+            .map_err(|e| {
+                if !matches!(e, crate::store::StoreError::Invalid(_)) {
+                    tracing::error!(error = %e, "kiosk: a submission was not stored");
+                }
+                e.for_clerk()
+            }),
+        Err(i) => Err(i),
+    };
+    match result {
+        Ok(created) => {
+            tracing::info!(code = %created.dossier.code, seq = created.seq, staff = %s.staff, "dossier received at the kiosk");
+            Ok(Redirect::to(&format!("/ho-so/{}?moi=1", created.dossier.code)).into_response())
+        }
+        Err(invalid) => {
+            tracing::info!(codes = ?invalid.codes(), "kiosk submission refused");
+            let (list, chosen) =
+                load_reception(&k, String::new(), entered.procedure.clone()).await?;
+            let sync = k.sync_view().await;
+            Ok(html_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page(
+                    "Tiếp nhận hồ sơ",
+                    &k,
+                    Some(&s),
+                    &sync,
+                    reception_body(&s, "", &list, chosen.as_ref(), &entered, &invalid.0),
+                ),
+            ))
+        }
+    }
+}
+
+/// The dossier code as an SVG QR code.
+pub fn qr_svg(code: &str) -> String {
+    match qrcode::QrCode::new(code.as_bytes()) {
+        Ok(q) => q
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(132, 132)
+            .quiet_zone(true)
+            .build(),
+        Err(_) => String::new(),
+    }
+}
+
+/// One copy of form 01. Only the first copy carries element ids.
+fn receipt_sheet(
+    k: &Kiosk,
+    d: &StoredDossier,
+    staff_name: &str,
+    copy: &str,
+    first: bool,
+) -> Markup {
+    let id = |name: &'static str| first.then_some(name);
+    let Some(x) = &d.dossier else {
+        return html! { p { "Thông tin cá nhân của hồ sơ này đã được xóa theo thời hạn lưu trữ." } };
+    };
+    html! {
+        article.sheet {
+            div.sheet-head {
+                div { p.unit { "Bộ phận tiếp nhận và trả kết quả" } p { "Đơn vị: " (x.unit) } }
+                div.nation { p { strong { "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" } } p { "Độc lập - Tự do - Hạnh phúc" } }
+            }
+            h2.sheet-title { "GIẤY TIẾP NHẬN HỒ SƠ VÀ HẸN TRẢ KẾT QUẢ" }
+            p.copy { (copy) }
+            div.code-row {
+                div {
+                    p { "Mã hồ sơ: " strong id=[id("ma-ho-so")] { (d.code) } }
+                    p { "Số thứ tự trong ngày: " (d.code.rsplit('-').next().unwrap_or("")) " · Quầy " (k.opts().device) }
+                }
+                div.qr id=[id("qr-ma-ho-so")] { (PreEscaped(qr_svg(&d.code))) }
+            }
+            p { "Bộ phận tiếp nhận và trả kết quả đã nhận hồ sơ của:" }
+            table.fields {
+                tr { th { "Ông/Bà" } td id=[id("nguoi-nop")] { (x.applicant.name) } }
+                tr { th { "Số định danh cá nhân" } td { (x.applicant.id_number) } }
+                tr { th { "Địa chỉ" } td { (x.applicant.address) } }
+                tr { th { "Số điện thoại" } td { (x.applicant.phone.as_deref().unwrap_or("")) } }
+                tr { th { "Thư điện tử" } td { (x.applicant.email.as_deref().unwrap_or("")) } }
+                tr { th { "Nội dung yêu cầu giải quyết" } td { (x.procedure_name) " (" (x.procedure) ")" } }
+            }
+            p { "Thành phần hồ sơ gồm:" }
+            ol.documents {
+                @for doc in &x.documents {
+                    li { (doc.name) @if let Some(form) = &doc.form { " (" (form) ")" } " - " (doc.copies) " bản" }
+                }
+                @if x.documents.is_empty() { li { "(không ghi giấy tờ)" } }
+            }
+            table.fields {
+                tr { th { "Số lượng hồ sơ" } td { (x.sets) " bộ" } }
+                tr { th { "Thời gian giải quyết theo quy định" } td { (x.working_days) " ngày làm việc" } }
+                tr { th { "Thời gian nhận hồ sơ" } td { (local_time(&x.received_at.to_string())) @if !x.clock_synced { " (đồng hồ máy chưa đồng bộ)" } } }
+                tr { th { "Thời gian trả kết quả" } td id=[id("ngay-tra")] { (local_time(&x.appointment_at.to_string())) } }
+                tr { th { "Nơi trả kết quả" } td { (x.collect_at) } }
+                tr { th { "Vào Sổ theo dõi hồ sơ" } td { "Quyển: " (&x.received_at.to_string()[..4]) ", số: " (d.code) } }
+            }
+            div.signatures {
+                div { p { strong { "NGƯỜI NỘP HỒ SƠ" } } p.hint { "(Ký và ghi rõ họ tên)" } }
+                div { p { strong { "NGƯỜI TIẾP NHẬN HỒ SƠ" } } p.hint { "(Ký và ghi rõ họ tên)" } p.signer { (staff_name) } }
+            }
+        }
+    }
+}
+
+/// The query of the receipt page.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReceiptQuery {
+    /// Just received: say so.
+    #[serde(default)]
+    moi: Option<u8>,
+}
+
+async fn receipt_page(
+    k: &Kiosk,
+    s: &Session,
+    code: String,
+    just_received: bool,
+    status_error: Option<String>,
+) -> Result<Response, Failure> {
+    let c = code.clone();
+    let Some(d) = k.read(move |r| r.dossier(&c)).await? else {
+        return Err(Failure::NotFound);
+    };
+    let staff_id = d
+        .dossier
+        .as_ref()
+        .map(|x| x.staff.to_string())
+        .unwrap_or_default();
+    let staff_name = k.staff().name_of(&staff_id).unwrap_or(staff_id);
+    let sync = k.sync_view().await;
+    let body = html! {
+        @if just_received {
+            p.success role="status" { "Đã lưu hồ sơ " strong { (d.code) } " an toàn trên máy. Hãy in giấy tiếp nhận (hai bản)." }
+        }
+        div.actions.no-print {
+            button.primary #in-giay type="button" data-print="1" { "In giấy tiếp nhận (2 bản)" }
+            span.note { "Hoặc nhấn Ctrl+P." }
+            a href="/tiep-nhan" { "Tiếp nhận hồ sơ khác" }
+        }
+        (receipt_sheet(k, &d, &staff_name, "Bản 1: giao người nộp hồ sơ", true))
+        div.print-only { (receipt_sheet(k, &d, &staff_name, "Bản 2: lưu tại bộ phận tiếp nhận", false)) }
+        section.status.no-print {
+            h2 { "Trạng thái" }
+            p { "Hiện tại: " strong #trang-thai { (d.status.name_vi()) } " (cập nhật " (local_time(&d.updated_at)) ")"
+                @if d.synced { " · đã gửi Trung tâm" } @else { " · chờ gửi Trung tâm" } }
+            @if let Some(e) = &status_error { p.error role="alert" { (e) } }
+            @if d.status.is_final() {
+                p.note { "Hồ sơ đã ở trạng thái cuối, không thể chuyển tiếp." }
+            } @else {
+                form #doi-trang-thai method="post" action={ "/ho-so/" (d.code) "/trang-thai" } {
+                    input type="hidden" name="_csrf" value=(s.csrf);
+                    label { "Chuyển sang"
+                        select name="trang_thai" {
+                            @for n in d.status.next() { option value=(n.get()) { (n.name_vi()) } }
+                        }
+                    }
+                    label { "Ghi chú" input name="ghi_chu" maxlength="500"; }
+                    button type="submit" { "Cập nhật trạng thái" }
+                }
+            }
+        }
+    };
+    let status = if status_error.is_some() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    Ok(html_response(
+        status,
+        page(&format!("Hồ sơ {}", d.code), k, Some(s), &sync, body),
+    ))
+}
+
+/// GET `/ho-so/{code}`: the receipt (form 01).
+pub async fn receipt(
+    State(k): State<Kiosk>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Query(q): Query<ReceiptQuery>,
+) -> Result<Response, Failure> {
+    let Some((_, s)) = k.session(&headers) else {
+        return Ok(to_login());
+    };
+    receipt_page(&k, &s, code, q.moi.is_some(), None).await
+}
+
+/// POST `/ho-so/{code}/trang-thai`.
+pub async fn change_status(
+    State(k): State<Kiosk>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Failure> {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return Ok(body_refused(&e)),
+    };
+    let Some((_, s)) = k.session(&headers) else {
+        return Ok(to_login());
+    };
+    let f = fields(&body);
+    if !csrf_ok(&s, &f) {
+        return Ok(csrf_refused());
+    }
+    let to = field(&f, "trang_thai")
+        .parse::<u8>()
+        .ok()
+        .and_then(|v| Status::try_from(v).ok());
+    let Some(to) = to else {
+        return receipt_page(
+            &k,
+            &s,
+            code,
+            false,
+            Some("Chưa chọn trạng thái mới.".into()),
+        )
+        .await;
+    };
+    let note = Some(field(&f, "ghi_chu").trim().to_owned()).filter(|n| !n.is_empty());
+    match k
+        .writer()
+        .set_status_async(&code, to, s.staff.clone(), note)
+        .await
+    {
+        Ok(c) => {
+            tracing::info!(code = %c.code, seq = c.seq, from = c.from.get(), to = c.to.get(), staff = %s.staff, "status changed at the kiosk");
+            Ok(Redirect::to(&format!("/ho-so/{code}")).into_response())
+        }
+        Err(crate::store::StoreError::NotFound(_)) => Err(Failure::NotFound),
+        Err(e) => {
+            let msg = e
+                .for_clerk()
+                .0
+                .into_iter()
+                .map(|i| i.message)
+                .collect::<Vec<_>>()
+                .join(" ");
+            receipt_page(&k, &s, code, false, Some(msg)).await
+        }
+    }
+}
+
+/// The lookup query.
+#[derive(Debug, Default, Deserialize)]
+pub struct LookupQuery {
+    /// A dossier code, an ID number or a name.
+    #[serde(default)]
+    q: String,
+    /// The day received, dd/mm/yyyy.
+    #[serde(default)]
+    ngay: String,
+    /// Only overdue dossiers.
+    #[serde(default)]
+    qua_han: Option<String>,
+}
+
+/// Reads a free lookup text as a code, an ID number or a name.
+pub fn interpret(q: &str, search: &mut Search) {
+    let t = q.trim();
+    if t.is_empty() {
+        return;
+    }
+    if t.len() == 12 && t.bytes().all(|b| b.is_ascii_digit()) {
+        search.id_number = Some(t.to_owned());
+    } else if t.contains('-')
+        && t.as_bytes()[0].is_ascii_alphabetic()
+        && t.chars().filter(|c| *c == '-').count() <= 2
+        && !t.contains(' ')
+    {
+        search.code = Some(t.to_uppercase());
+    } else {
+        search.name = Some(t.to_owned());
+    }
+}
+
+fn results(list: &[Summary]) -> Markup {
+    html! {
+        @if list.is_empty() {
+            p.note #khong-co { "Không có hồ sơ phù hợp." }
+        } @else {
+            table.results #ket-qua {
+                thead { tr { th { "Mã hồ sơ" } th { "Người nộp" } th { "Thủ tục" } th { "Nhận lúc" } th { "Hẹn trả" } th { "Trạng thái" } } }
+                tbody {
+                    @for r in list {
+                        tr class=[r.overdue.then_some("overdue")] {
+                            td { a href={ "/ho-so/" (r.code) } { (r.code) } }
+                            td { (r.name.as_deref().unwrap_or("(đã xóa theo thời hạn)")) }
+                            td { (r.procedure) }
+                            td { (local_time(&r.received_at)) }
+                            td { (local_time(&r.appointment_at)) @if r.overdue { " " span.badge { "Quá hạn" } } }
+                            td { (r.status.name_vi()) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// GET `/tra-cuu`.
+pub async fn lookup(
+    State(k): State<Kiosk>,
+    headers: HeaderMap,
+    Query(lq): Query<LookupQuery>,
+) -> Result<Response, Failure> {
+    let Some((_, s)) = k.session(&headers) else {
+        return Ok(to_login());
+    };
+    let mut search = Search {
+        limit: 200,
+        overdue: lq.qua_han.is_some(),
+        ..Search::default()
+    };
+    interpret(&lq.q, &mut search);
+    let mut error = None;
+    if !lq.ngay.trim().is_empty() {
+        match parse_date(&lq.ngay) {
+            Some(d) => search.day = Some(d),
+            None => error = Some("Ngày không hợp lệ: nhập theo dạng dd/mm/yyyy, ví dụ 26/11/2026."),
+        }
+    }
+    let todays = lq.q.trim().is_empty() && lq.ngay.trim().is_empty() && !search.overdue;
+    let (day, now) = today();
+    if todays {
+        search.day = Some(day);
+    }
+    let list = if error.is_none() {
+        k.read(move |r| r.search(&search, &now)).await?
+    } else {
+        Vec::new()
+    };
+    let sync = k.sync_view().await;
+    let body = html! {
+        h1 { "Tra cứu hồ sơ" }
+        form.lookup method="get" action="/tra-cuu" {
+            label { "Mã hồ sơ, số định danh hoặc họ tên (có dấu hoặc không dấu)"
+                input type="search" name="q" value=(lq.q); }
+            label { "Ngày nhận (dd/mm/yyyy)" input name="ngay" value=(lq.ngay) placeholder="26/11/2026"; }
+            label.check { input type="checkbox" name="qua_han" value="1" checked[lq.qua_han.is_some()]; "Chỉ hồ sơ quá hạn" }
+            button type="submit" { "Tìm" }
+        }
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        @if todays { h2 { "Hồ sơ nhận hôm nay" } }
+        (results(&list))
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        page("Tra cứu hồ sơ", &k, Some(&s), &sync, body),
+    ))
+}

@@ -1,0 +1,282 @@
+//! A running counter with its kiosk, for the kiosk's API and browser tests
+//! and its benchmark: a site (broker, receiver), an agent whose catalogue
+//! is the documented example and with one staff account, and a small HTTP
+//! client that keeps cookies.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::site::{Agent, Proc, Site, wait_until};
+use crate::{run, workspace};
+
+/// The staff account every kiosk test logs in with.
+pub const STAFF: &str = "canbo.an";
+/// Its name.
+pub const STAFF_NAME: &str = "Nguyễn Văn An";
+/// Its password.
+pub const SECRET: &str = "mat-khau-123";
+
+/// A counter serving its kiosk.
+pub struct Counter {
+    /// The site (broker and receiver).
+    pub site: Site,
+    /// The agent's files.
+    pub agent: Agent,
+    /// `motcua run`.
+    pub proc: Proc,
+    /// The receiver, when started.
+    pub receiver: Option<Proc>,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl Counter {
+    /// A counter with the example catalogue and one staff account; with
+    /// `online`, the broker and a receiver run too.
+    pub fn start(online: bool) -> Counter {
+        Counter::start_with(online, &[])
+    }
+
+    /// As [`Counter::start`], with extra `[kiosk]` settings.
+    pub fn start_with(online: bool, kiosk: &[(&str, &str)]) -> Counter {
+        let mut site = Site::new(false);
+        let agent = site.counter("H49.12.3-q01");
+        if !kiosk.is_empty() {
+            let text = std::fs::read_to_string(&agent.conf).expect("reads agent.toml");
+            let extra: String = kiosk.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+            let text = text.replacen("[kiosk]\n", &format!("[kiosk]\n{extra}"), 1);
+            std::fs::write(&agent.conf, text).expect("writes agent.toml");
+        }
+        let conf = agent.conf.to_str().expect("utf-8").to_owned();
+        let catalogue = workspace().join("docs/examples/reference.json");
+        let r = run(
+            "motcua",
+            [
+                "-c",
+                &conf,
+                "reference",
+                "import",
+                catalogue.to_str().expect("utf-8"),
+            ],
+        );
+        assert!(r.ok, "reference import: {}", r.stderr);
+        let out = std::process::Command::new(crate::bin("motcua"))
+            .args(["-c", &conf, "staff", "add", STAFF, "--name", STAFF_NAME])
+            .env("MOTCUA_STAFF_SECRET", SECRET)
+            .output()
+            .expect("staff add runs");
+        assert!(
+            out.status.success(),
+            "staff add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let receiver = online.then(|| {
+            site.broker.start();
+            site.receiver()
+        });
+        let proc = agent.run();
+        let base = format!("http://127.0.0.1:{}", agent.kiosk);
+        let probe = Http::new(&base);
+        wait_until("the kiosk answers", Duration::from_secs(20), || {
+            probe.get("/dang-nhap").status == 200
+        });
+        Counter {
+            site,
+            agent,
+            proc,
+            receiver,
+            base,
+        }
+    }
+
+    /// A client of this kiosk.
+    pub fn http(&self) -> Http {
+        Http::new(&self.base)
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// Headers, lower-case names; repeated ones joined with "\n".
+    pub headers: BTreeMap<String, String>,
+    /// Body.
+    pub body: String,
+}
+
+impl Answer {
+    /// A header's value, or "".
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// The value of the first `name="<field>" value="..."` in the page.
+    pub fn hidden(&self, field: &str) -> String {
+        let pat = format!("name=\"{field}\" value=\"");
+        let i = self
+            .body
+            .find(&pat)
+            .unwrap_or_else(|| panic!("no {field} in the page: {}", self.body))
+            + pat.len();
+        self.body[i..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// A client that keeps cookies and does not follow redirects.
+pub struct Http {
+    base: String,
+    agent: ureq::Agent,
+    /// The cookies it holds.
+    pub cookies: std::cell::RefCell<BTreeMap<String, String>>,
+}
+
+impl Http {
+    /// A client of `base`.
+    pub fn new(base: &str) -> Http {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Http {
+            base: base.to_owned(),
+            agent,
+            cookies: Default::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .borrow()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn answer(&self, res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
+        let mut res = match res {
+            Ok(r) => r,
+            Err(e) => {
+                return Answer {
+                    status: 0,
+                    headers: BTreeMap::new(),
+                    body: e.to_string(),
+                };
+            }
+        };
+        let mut headers: BTreeMap<String, String> = BTreeMap::new();
+        for (k, v) in res.headers() {
+            let v = v.to_str().unwrap_or_default().to_owned();
+            if k.as_str() == "set-cookie" {
+                let pair = v.split(';').next().unwrap_or_default();
+                if let Some((name, value)) = pair.split_once('=') {
+                    let mut jar = self.cookies.borrow_mut();
+                    if value.is_empty() || v.contains("Max-Age=0") {
+                        jar.remove(name);
+                    } else {
+                        jar.insert(name.to_owned(), value.to_owned());
+                    }
+                }
+            }
+            headers
+                .entry(k.as_str().to_owned())
+                .and_modify(|e| {
+                    e.push('\n');
+                    e.push_str(&v);
+                })
+                .or_insert(v);
+        }
+        let status = res.status().as_u16();
+        let body = res
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_string()
+            .unwrap_or_default();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// GET `path`.
+    pub fn get(&self, path: &str) -> Answer {
+        let r = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .call();
+        self.answer(r)
+    }
+
+    /// POST a form.
+    pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let r = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .send_form(fields.iter().copied());
+        self.answer(r)
+    }
+
+    /// POST raw bytes with a content type.
+    pub fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+        extra: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .header("Content-Type", content_type);
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        let r = req.send(body);
+        self.answer(r)
+    }
+
+    /// POST JSON, with the CSRF header when given.
+    pub fn post_json(&self, path: &str, body: &serde_json::Value, csrf: Option<&str>) -> Answer {
+        let extra: Vec<(&str, &str)> = csrf.map(|c| ("X-CSRF-Token", c)).into_iter().collect();
+        self.post_raw(
+            path,
+            "application/json",
+            body.to_string().as_bytes(),
+            &extra,
+        )
+    }
+
+    /// Logs in through the login page; returns the session's CSRF token
+    /// (from the next page's forms).
+    pub fn login_page(&self, staff: &str, secret: &str) -> Answer {
+        let form = self.get("/dang-nhap");
+        assert_eq!(form.status, 200, "{}", form.body);
+        let token = form.hidden("_csrf");
+        self.post_form(
+            "/dang-nhap",
+            &[
+                ("_csrf", &token),
+                ("ma_can_bo", staff),
+                ("mat_khau", secret),
+            ],
+        )
+    }
+}

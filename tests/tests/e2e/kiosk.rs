@@ -1,0 +1,318 @@
+//! The kiosk over HTTP, as the clerks' browser and other counter software
+//! use it: login, CSRF, lockout, escaping, body limits, the JSON API, and
+//! no personal data in the agent's log.
+
+use motcua_e2e::kiosk::{Counter, SECRET, STAFF};
+use serde_json::json;
+
+const NAME: &str = "Nguyễn Thị Thu Hà";
+const ID_NUMBER: &str = "001190012345";
+const PROCEDURE: &str = "1.000894";
+
+fn dossier_json(name: &str, id_number: &str, address: &str) -> serde_json::Value {
+    json!({
+        "procedure": PROCEDURE,
+        "applicant": { "name": name, "id_number": id_number, "phone": "0912345678", "address": address },
+        "documents": [{ "name": "Giấy chứng sinh" }]
+    })
+}
+
+#[test]
+fn pages_need_a_login_and_every_form_its_csrf_token() {
+    let c = Counter::start(false);
+    let http = c.http();
+
+    // Without a session every screen sends the clerk to the login page.
+    for path in ["/", "/tiep-nhan", "/tra-cuu", "/ho-so/H49.12.3-261127-1001"] {
+        let a = http.get(path);
+        assert_eq!(a.status, 303, "{path}");
+        assert_eq!(a.header("location"), "/dang-nhap", "{path}");
+    }
+
+    // The login form's token must come back with its cookie.
+    let form = http.get("/dang-nhap");
+    assert!(form.header("set-cookie").contains("HttpOnly"));
+    let forged = http.post_form(
+        "/dang-nhap",
+        &[
+            ("_csrf", "0000"),
+            ("ma_can_bo", STAFF),
+            ("mat_khau", SECRET),
+        ],
+    );
+    assert_eq!(forged.status, 403);
+    assert!(http.cookies.borrow().get("motcua_phien").is_none());
+
+    let ok = http.login_page(STAFF, SECRET);
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(ok.header("location"), "/tiep-nhan");
+    let cookie = ok
+        .header("set-cookie")
+        .lines()
+        .find(|l| l.starts_with("motcua_phien="))
+        .expect("session cookie")
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+
+    let page = http.get(&format!("/tiep-nhan?thu_tuc={PROCEDURE}"));
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Tiếp nhận hồ sơ") && page.body.contains("Giấy chứng sinh"));
+    assert!(
+        page.header("content-security-policy")
+            .contains("default-src 'self'")
+    );
+    assert_eq!(page.header("cache-control"), "no-store");
+    let csrf = page.hidden("_csrf");
+
+    // A submission without the token stores nothing.
+    let fields = [
+        ("thu_tuc", PROCEDURE),
+        ("ho_ten", NAME),
+        ("so_dinh_danh", ID_NUMBER),
+        ("dia_chi", "Thôn 1"),
+    ];
+    let refused = http.post_form("/ho-so", &fields);
+    assert_eq!(refused.status, 403);
+    let with_bad = [&fields[..], &[("_csrf", "abc")]].concat();
+    assert_eq!(http.post_form("/ho-so", &with_bad).status, 403);
+    let list = http.get("/tra-cuu?q=nguyen");
+    assert!(
+        list.body.contains("Không có hồ sơ phù hợp"),
+        "nothing was stored"
+    );
+
+    // Logging out needs the token too, then the session is gone.
+    assert_eq!(http.post_form("/dang-xuat", &[]).status, 403);
+    let out = http.post_form("/dang-xuat", &[("_csrf", &csrf)]);
+    assert_eq!(out.status, 303);
+    assert_eq!(http.get("/tiep-nhan").status, 303);
+}
+
+#[test]
+fn repeated_failures_lock_the_account_even_for_the_right_password() {
+    let c = Counter::start_with(false, &[("max_failures", "3"), ("lockout", "\"10m\"")]);
+    let http = c.http();
+    for _ in 0..2 {
+        let a = http.login_page(STAFF, "sai-mat-khau");
+        assert_eq!(a.status, 401);
+        assert!(a.body.contains("Sai mã cán bộ hoặc mật khẩu."));
+    }
+    let third = http.login_page(STAFF, "sai-mat-khau");
+    assert_eq!(third.status, 429);
+    assert!(third.body.contains("Tài khoản tạm khóa"), "{}", third.body);
+    let right = http.login_page(STAFF, SECRET);
+    assert_eq!(right.status, 429, "locked even with the right password");
+    // The API shares the lock.
+    let api = http.post_json(
+        "/api/v1/login",
+        &json!({ "staff": STAFF, "secret": SECRET }),
+        None,
+    );
+    assert_eq!(api.status, 429);
+    assert_eq!(api.json()["error"], "locked");
+    // An unknown account answers like a wrong password.
+    let unknown = http.login_page("khong.co", SECRET);
+    assert_eq!(unknown.status, 401);
+}
+
+#[test]
+fn typed_text_is_escaped_refusals_keep_the_form_and_bodies_are_bounded() {
+    let c = Counter::start(false);
+    let http = c.http();
+    assert_eq!(http.login_page(STAFF, SECRET).status, 303);
+    let csrf = http.get("/tiep-nhan").hidden("_csrf");
+
+    // A refused submission comes back filled in, with the reasons.
+    let bad = http.post_form(
+        "/ho-so",
+        &[
+            ("_csrf", &csrf),
+            ("thu_tuc", PROCEDURE),
+            ("ho_ten", "Trần <b>Bình</b>"),
+            ("so_dinh_danh", "12345"),
+            ("dien_thoai", "0912345678"),
+            ("dia_chi", "Xóm 2 <script>alert(1)</script>"),
+            ("giay_to", "Giấy chứng sinh"),
+        ],
+    );
+    assert_eq!(bad.status, 422);
+    assert!(
+        bad.body
+            .contains("Số định danh cá nhân phải gồm đúng 12 chữ số.")
+    );
+    assert!(
+        bad.body.contains("value=\"12345\""),
+        "the ID number typed is kept"
+    );
+    assert!(bad.body.contains("value=\"0912345678\""));
+    assert!(
+        bad.body
+            .contains("Xóm 2 &lt;script&gt;alert(1)&lt;/script&gt;")
+    );
+    assert!(!bad.body.contains("<script>alert"), "never raw");
+    assert!(
+        bad.body.contains("value=\"Giấy chứng sinh\" checked"),
+        "the checklist is kept"
+    );
+
+    // Stored, the receipt shows the same text escaped.
+    let ok = http.post_form(
+        "/ho-so",
+        &[
+            ("_csrf", &csrf),
+            ("thu_tuc", PROCEDURE),
+            ("ho_ten", NAME),
+            ("so_dinh_danh", ID_NUMBER),
+            ("dia_chi", "Xóm 2 <script>alert(1)</script>"),
+        ],
+    );
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let receipt = http.get(ok.header("location"));
+    assert_eq!(receipt.status, 200);
+    assert!(
+        receipt
+            .body
+            .contains("GIẤY TIẾP NHẬN HỒ SƠ VÀ HẸN TRẢ KẾT QUẢ")
+    );
+    assert!(
+        receipt
+            .body
+            .contains("Xóm 2 &lt;script&gt;alert(1)&lt;/script&gt;")
+    );
+    assert!(!receipt.body.contains("<script>alert"));
+    assert!(receipt.body.contains("<svg"), "the QR code");
+
+    // Oversized bodies: 413, on the pages and the API alike.
+    let big = vec![b'a'; 100 * 1024];
+    let a = http.post_raw("/ho-so", "application/x-www-form-urlencoded", &big, &[]);
+    assert_eq!(a.status, 413);
+    assert!(a.body.contains("quá lớn"));
+    let a = http.post_raw(
+        "/api/v1/dossiers",
+        "application/json",
+        &big,
+        &[("X-CSRF-Token", &csrf)],
+    );
+    assert_eq!(a.status, 413);
+
+    // Unknown routes: a friendly page, no internals.
+    let nf = http.get("/khong-co-trang-nay");
+    assert_eq!(nf.status, 404);
+    assert!(nf.body.contains("Không tìm thấy trang này"));
+    let nf = http.get("/ho-so/H49.12.3-991231-9999");
+    assert_eq!(nf.status, 404);
+    let api = http.get("/api/v1/khong-co");
+    assert_eq!(api.status, 404);
+    assert_eq!(api.json()["error"], "no_such_route");
+}
+
+#[test]
+fn the_api_receives_finds_and_moves_dossiers_and_the_log_holds_no_personal_data() {
+    let c = Counter::start(false);
+    let http = c.http();
+    let unauth = http.get("/api/v1/dossiers?q=nguyen");
+    assert_eq!(unauth.status, 401);
+
+    let login = http.post_json(
+        "/api/v1/login",
+        &json!({ "staff": STAFF, "secret": SECRET }),
+        None,
+    );
+    assert_eq!(login.status, 200, "{}", login.body);
+    let csrf = login.json()["csrf_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+
+    let procs = http.get("/api/v1/procedures?q=khai%20sinh");
+    assert_eq!(procs.status, 200);
+    let procs = procs.json();
+    assert_eq!(procs[0]["code"], PROCEDURE, "search without diacritics");
+    assert!(
+        procs[0]["appointment"]
+            .as_str()
+            .is_some_and(|d| d.len() == 10)
+    );
+
+    let body = dossier_json(NAME, ID_NUMBER, "Thôn 1, xã Hòa Bắc");
+    let no_token = http.post_json("/api/v1/dossiers", &body, None);
+    assert_eq!(no_token.status, 403);
+    assert_eq!(no_token.json()["error"], "csrf");
+    let form_encoded = http.post_raw(
+        "/api/v1/dossiers",
+        "text/plain",
+        body.to_string().as_bytes(),
+        &[("X-CSRF-Token", &csrf)],
+    );
+    assert_eq!(form_encoded.status, 415);
+
+    let bad = http.post_json(
+        "/api/v1/dossiers",
+        &dossier_json(NAME, "12", "x"),
+        Some(&csrf),
+    );
+    assert_eq!(bad.status, 422);
+    let problems = bad.json()["problems"].clone();
+    assert!(
+        problems
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|p| p["field"] == "applicant.id_number"),
+        "{problems}"
+    );
+
+    let created = http.post_json("/api/v1/dossiers", &body, Some(&csrf));
+    assert_eq!(created.status, 201, "{}", created.body);
+    let code = created.json()["code"].as_str().expect("code").to_owned();
+    assert!(code.starts_with("H49.12.3-"));
+    assert_eq!(created.json()["dossier"]["staff"], STAFF);
+
+    let found = http.get("/api/v1/dossiers?q=nguyen%20thi%20thu%20ha");
+    assert_eq!(found.status, 200);
+    assert_eq!(found.json()[0]["code"], code.as_str());
+    let by_id = http.get(&format!("/api/v1/dossiers?id_number={ID_NUMBER}"));
+    assert_eq!(by_id.json()[0]["code"], code.as_str());
+    let one = http.get(&format!("/api/v1/dossiers/{code}"));
+    assert_eq!(one.json()["dossier"]["applicant"]["name"], NAME);
+
+    let moved = http.post_json(
+        &format!("/api/v1/dossiers/{code}/status"),
+        &json!({ "status": 4 }),
+        Some(&csrf),
+    );
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(moved.json()["to"], 4);
+    let not_allowed = http.post_json(
+        &format!("/api/v1/dossiers/{code}/status"),
+        &json!({ "status": 10 }),
+        Some(&csrf),
+    );
+    assert_eq!(not_allowed.status, 409);
+
+    let sync = http.get("/api/v1/sync").json();
+    assert_eq!(sync["online"], false);
+    assert!(sync["waiting"].as_u64().is_some_and(|w| w >= 2), "{sync}");
+
+    let out = http.post_raw(
+        "/api/v1/logout",
+        "application/json",
+        b"{}",
+        &[("X-CSRF-Token", &csrf)],
+    );
+    assert_eq!(out.status, 204);
+    assert_eq!(http.get("/api/v1/sync").status, 401);
+
+    let Counter { proc, .. } = c;
+    let log = proc.stop();
+    assert!(log.contains(&code), "the log names the dossier code");
+    for personal in [NAME, ID_NUMBER, "0912345678", "Hòa Bắc", SECRET] {
+        assert!(
+            !log.contains(personal),
+            "the log holds {personal:?}:\n{log}"
+        );
+    }
+}
