@@ -5,15 +5,16 @@ document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll("[data-print]").forEach(function (b) {
     b.addEventListener("click", function () { window.print(); });
   });
-  // Inline validation: the browser's bubble shows the same Vietnamese
-  // sentence the server would answer with (the field's title).
+  // Inline validation: a field that breaks its rule is marked as soon as
+  // the clerk leaves it (CSS), and on submit the browser's bubble shows the
+  // same Vietnamese sentence the server would answer with (the title).
   document.querySelectorAll("input[pattern][title]").forEach(function (i) {
     var check = function () {
       i.setCustomValidity("");
       if (i.value !== "" && !i.checkValidity()) { i.setCustomValidity(i.title); }
     };
     i.addEventListener("input", check);
-    i.addEventListener("blur", function () { check(); if (i.validationMessage) { i.reportValidity(); } });
+    i.addEventListener("blur", function () { i.classList.add("touched"); check(); });
   });
   document.querySelectorAll("input[required]").forEach(function (i) {
     i.addEventListener("invalid", function () {
