@@ -15,12 +15,13 @@ use time::OffsetDateTime;
 use crate::cli::{DossierCommand, JournalCommand, ReferenceCommand};
 use crate::clock::{Clock, SystemClock};
 use crate::config::AgentConfig;
+use crate::dates::{local_time, parse_date};
 use crate::domain::VIETNAM;
 use crate::domain::code::Counter;
 use crate::domain::dossier::DossierInput;
 use crate::domain::status::Status;
 use crate::store::read::{Query, StoredDossier};
-use crate::store::reference::{self, ReferenceData, format_day, parse_day};
+use crate::store::reference::{self, ReferenceData, format_day};
 use crate::store::writer::DEFAULT_MAX_BATCH;
 use crate::store::{DB_FILE, Reader, StoreError, Writer, WriterConfig, schema};
 
@@ -97,37 +98,9 @@ fn refusal(e: &StoreError) -> ExitCode {
     }
 }
 
-/// `HH:MM dd/mm/yyyy`, Vietnam time.
-fn local(t: &str) -> String {
-    UtcTime::parse(t)
-        .ok()
-        .and_then(|u| {
-            u.get()
-                .to_offset(VIETNAM)
-                .format(time::macros::format_description!(
-                    "[hour]:[minute] [day]/[month]/[year]"
-                ))
-                .ok()
-        })
-        .unwrap_or_else(|| t.to_owned())
-}
-
 fn today() -> (String, UtcTime) {
     let now = OffsetDateTime::now_utc();
     (format_day(now.to_offset(VIETNAM).date()), UtcTime::new(now))
-}
-
-/// `dd/mm/yyyy` or `yyyy-mm-dd` to `yyyy-mm-dd`.
-fn parse_date(s: &str) -> Option<String> {
-    if let Some(d) = parse_day(s) {
-        return Some(format_day(d));
-    }
-    let mut parts = s.split('/');
-    let (d, m, y) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    parse_day(&format!("{y:0>4}-{m:0>2}-{d:0>2}")).map(format_day)
 }
 
 /// Runs `motcua dossier ...`.
@@ -187,8 +160,8 @@ pub fn dossier(config: &Path, cmd: DossierCommand) -> Result<ExitCode> {
                         "{}  {:<28}  nhận {}  hẹn {}  {}{}",
                         s.code,
                         s.status.to_string(),
-                        local(&s.received_at),
-                        local(&s.appointment_at),
+                        local_time(&s.received_at),
+                        local_time(&s.appointment_at),
                         s.name.as_deref().unwrap_or("(đã xoá dữ liệu cá nhân)"),
                         if s.overdue { "  [QUÁ HẠN]" } else { "" }
                     );
@@ -295,12 +268,12 @@ fn render(d: &StoredDossier) -> String {
                 );
             }
             line("Số bộ hồ sơ:", &x.sets.to_string());
-            line("Tiếp nhận lúc:", &local(&x.received_at.to_string()));
+            line("Tiếp nhận lúc:", &local_time(&x.received_at.to_string()));
             line(
                 "Hẹn trả kết quả:",
                 &format!(
                     "{} ({} ngày làm việc)",
-                    local(&x.appointment_at.to_string()),
+                    local_time(&x.appointment_at.to_string()),
                     x.working_days
                 ),
             );
@@ -312,7 +285,10 @@ fn render(d: &StoredDossier) -> String {
         }
         None => line(
             "Dữ liệu cá nhân:",
-            &format!("đã xoá lúc {}", local(d.pruned_at.as_deref().unwrap_or(""))),
+            &format!(
+                "đã xoá lúc {}",
+                local_time(d.pruned_at.as_deref().unwrap_or(""))
+            ),
         ),
     }
     line("Trạng thái:", &d.status.to_string());
@@ -426,7 +402,7 @@ pub fn status(config: &Path, json: bool) -> Result<ExitCode> {
         "last receipt         {}",
         c.last_receipt_at
             .as_deref()
-            .map(local)
+            .map(local_time)
             .unwrap_or_else(|| "never".into())
     );
     motcua_common::outln!(

@@ -10,6 +10,7 @@
 //!   `reference`), `run`, and their exit codes.
 //! - [`config`]: `/etc/motcua/agent.toml`, parsed raw then validated once.
 //! - [`clock`]: the wall clock and whether it is synchronised.
+//! - [`dates`]: dates and times as clerks read and type them.
 //! - [`domain`]: dossiers, codes, statuses, citizens' identifiers, working
 //!   days: the rules, as pure functions.
 //! - [`store`]: the durable SQLite store, its signed journal and the single
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod dates;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod doctor;

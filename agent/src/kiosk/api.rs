@@ -22,9 +22,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::pages::{LoginOutcome, attempt, interpret, local_date, parse_date};
+use super::pages::{LoginOutcome, attempt, interpret};
 use super::session::{self, Session};
 use super::{Failure, Kiosk, today};
+use crate::dates::{local_date, parse_date};
 use crate::domain::VIETNAM;
 use crate::domain::dossier::DossierInput;
 use crate::domain::invalid::InvalidInput;

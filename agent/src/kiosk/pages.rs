@@ -17,12 +17,13 @@ use serde::Deserialize;
 
 use super::session::{self, Session};
 use super::{Failure, Kiosk, SyncView, cookie, today};
+use crate::dates::{local_date, local_time, parse_date};
 use crate::domain::VIETNAM;
 use crate::domain::dossier::{ApplicantInput, DocumentInput, DossierInput};
 use crate::domain::invalid::{Invalid, InvalidInput};
 use crate::domain::status::Status;
 use crate::store::read::{Query as Search, StoredDossier, Summary};
-use crate::store::reference::{self, Procedure, parse_day};
+use crate::store::reference::{self, Procedure};
 
 const CSS: &str = include_str!("assets/kiosk.css");
 const JS: &str = include_str!("assets/kiosk.js");
@@ -38,48 +39,6 @@ fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
     f.iter()
         .find(|(k, _)| k == name)
         .map_or("", |(_, v)| v.as_str())
-}
-
-/// `HH:MM dd/mm/yyyy`, Vietnam time, from RFC 3339.
-pub fn local_time(t: &str) -> String {
-    UtcTime::parse(t)
-        .ok()
-        .and_then(|u| {
-            u.get()
-                .to_offset(VIETNAM)
-                .format(time::macros::format_description!(
-                    "[hour]:[minute] [day]/[month]/[year]"
-                ))
-                .ok()
-        })
-        .unwrap_or_else(|| t.to_owned())
-}
-
-/// `dd/mm/yyyy`, Vietnam time, from RFC 3339.
-pub fn local_date(t: &str) -> String {
-    UtcTime::parse(t)
-        .ok()
-        .and_then(|u| {
-            u.get()
-                .to_offset(VIETNAM)
-                .format(time::macros::format_description!("[day]/[month]/[year]"))
-                .ok()
-        })
-        .unwrap_or_else(|| t.to_owned())
-}
-
-/// `dd/mm/yyyy` or `yyyy-mm-dd` to `yyyy-mm-dd`.
-pub fn parse_date(s: &str) -> Option<String> {
-    let s = s.trim();
-    if let Some(d) = parse_day(s) {
-        return Some(reference::format_day(d));
-    }
-    let mut parts = s.split('/');
-    let (d, m, y) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    parse_day(&format!("{y:0>4}-{m:0>2}-{d:0>2}")).map(reference::format_day)
 }
 
 fn money(v: u64) -> String {
