@@ -384,6 +384,27 @@ fn csrf_refused() -> Response {
     )
 }
 
+/// A form's fields, in order.
+type Fields = Vec<(String, String)>;
+
+/// A state-changing form: its body read, its session found and its CSRF
+/// token checked, in that order; otherwise the answer to send.
+fn form_of(
+    k: &Kiosk,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Session, Fields), Box<Response>> {
+    let body = body.map_err(|e| Box::new(body_refused(&e)))?;
+    let Some((_, s)) = k.session(headers) else {
+        return Err(Box::new(to_login()));
+    };
+    let f = fields(&body);
+    if !csrf_ok(&s, &f) {
+        return Err(Box::new(csrf_refused()));
+    }
+    Ok((s, f))
+}
+
 /// POST `/dang-xuat`.
 pub async fn logout(
     State(k): State<Kiosk>,
@@ -705,17 +726,10 @@ pub async fn submit(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return Ok(body_refused(&e)),
+    let (s, f) = match form_of(&k, &headers, body) {
+        Ok(x) => x,
+        Err(r) => return Ok(*r),
     };
-    let Some((_, s)) = k.session(&headers) else {
-        return Ok(to_login());
-    };
-    let f = fields(&body);
-    if !csrf_ok(&s, &f) {
-        return Ok(csrf_refused());
-    }
     let entered = Entered::from_fields(&f);
     let result = match entered.input() {
         Ok(input) => k
@@ -914,17 +928,10 @@ pub async fn change_status(
     Path(code): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return Ok(body_refused(&e)),
+    let (s, f) = match form_of(&k, &headers, body) {
+        Ok(x) => x,
+        Err(r) => return Ok(*r),
     };
-    let Some((_, s)) = k.session(&headers) else {
-        return Ok(to_login());
-    };
-    let f = fields(&body);
-    if !csrf_ok(&s, &f) {
-        return Ok(csrf_refused());
-    }
     let to = field(&f, "trang_thai")
         .parse::<u8>()
         .ok()
