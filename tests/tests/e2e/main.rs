@@ -2,6 +2,7 @@
 //! data-centre operator would run them.
 
 mod attacks;
+mod browser;
 mod config;
 mod crash;
 mod demo;
