@@ -499,6 +499,7 @@ pub fn run(config: &Path) -> Result<ExitCode> {
     let writer = open_writer(&cfg)?;
     let sync_cfg = crate::sync::SyncConfig {
         device: cfg.device.id.clone(),
+        unit: cfg.device.unit.clone(),
         db: db_path(&cfg),
         broker: cfg.dc.broker.clone(),
         dc_key: cfg.dc.public_key.0,
@@ -508,6 +509,8 @@ pub fn run(config: &Path) -> Result<ExitCode> {
         batch: cfg.dc.batch,
         resend_after: cfg.dc.resend_after,
         watchdog: true,
+        clock: clock(&cfg),
+        health_interval: cfg.telemetry.health_interval,
     };
     tracing::info!(device = %cfg.device.id, broker = %cfg.dc.broker.url, "agent starting");
     let rt = tokio::runtime::Builder::new_current_thread()

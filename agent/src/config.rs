@@ -32,6 +32,27 @@ pub struct RawConfig {
     log: RawLog,
     #[serde(default)]
     kiosk: RawKiosk,
+    #[serde(default)]
+    telemetry: RawTelemetry,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTelemetry {
+    #[serde(default = "default_health_interval")]
+    health_interval: String,
+}
+
+impl Default for RawTelemetry {
+    fn default() -> Self {
+        RawTelemetry {
+            health_interval: default_health_interval(),
+        }
+    }
+}
+
+fn default_health_interval() -> String {
+    "60s".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +194,12 @@ fn default_batch() -> i64 {
 fn default_resend_after() -> String {
     "30s".into()
 }
+/// Bounds of `telemetry.health_interval`, in seconds (also for the value
+/// the DC may push).
+pub const HEALTH_INTERVAL_MIN_S: u64 = 10;
+/// See [`HEALTH_INTERVAL_MIN_S`].
+pub const HEALTH_INTERVAL_MAX_S: u64 = 3600;
+
 /// The validated configuration. Every value is checked; nothing downstream
 /// parses strings.
 #[derive(Debug, Clone)]
@@ -187,6 +214,15 @@ pub struct AgentConfig {
     pub log: LogSection,
     /// The clerks' kiosk.
     pub kiosk: KioskSection,
+    /// What the agent reports about itself.
+    pub telemetry: TelemetrySection,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone)]
+pub struct TelemetrySection {
+    /// How often a health report is published while connected.
+    pub health_interval: Duration,
 }
 
 /// `[kiosk]`.
@@ -332,6 +368,13 @@ impl AgentConfig {
         let resend_after = bounded(&mut p, "dc.resend_after", &raw.dc.resend_after, 2, 3600);
         let log = raw.log.validate(&mut p);
         let kiosk = validate_kiosk(&mut p, &raw.kiosk, state_dir.as_ref());
+        let health_interval = bounded(
+            &mut p,
+            "telemetry.health_interval",
+            &raw.telemetry.health_interval,
+            HEALTH_INTERVAL_MIN_S,
+            HEALTH_INTERVAL_MAX_S,
+        );
 
         p.finish(|| {
             Some(AgentConfig {
@@ -359,6 +402,9 @@ impl AgentConfig {
                 },
                 log: log?,
                 kiosk: kiosk?,
+                telemetry: TelemetrySection {
+                    health_interval: health_interval?,
+                },
             })
         })
     }
@@ -517,13 +563,38 @@ impl fmt::Display for AgentConfig {
             HumanDuration(k.idle_timeout).to_string()
         )?;
         writeln!(f, "max_failures = {}", k.max_failures)?;
-        writeln!(f, "lockout = {:?}", HumanDuration(k.lockout).to_string())
+        writeln!(f, "lockout = {:?}", HumanDuration(k.lockout).to_string())?;
+        writeln!(f, "\n[telemetry]")?;
+        writeln!(
+            f,
+            "health_interval = {:?}",
+            HumanDuration(self.telemetry.health_interval).to_string()
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_reports_go_every_minute_unless_told_otherwise() {
+        let c = with_kiosk("").expect("defaults");
+        assert_eq!(c.telemetry.health_interval, Duration::from_secs(60));
+        let text = include_str!("../../firmware-config/agent.toml")
+            .replace("health_interval = \"60s\"", "health_interval = \"2s\"");
+        let e = AgentConfig::from_raw(toml::from_str(&text).expect("TOML")).expect_err("2s");
+        assert!(e.to_string().contains("telemetry.health_interval"), "{e}");
+        let full = AgentConfig::from_raw(
+            toml::from_str(include_str!("../../firmware-config/agent.toml")).expect("TOML"),
+        )
+        .expect("the template");
+        assert!(
+            full.to_string()
+                .contains("[telemetry]\nhealth_interval = \"1m\""),
+            "{full}"
+        );
+    }
 
     fn with_kiosk(kiosk: &str) -> Result<AgentConfig, Problems> {
         let text = format!(

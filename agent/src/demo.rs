@@ -164,6 +164,7 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
     let agent = sync::run(
         SyncConfig {
             device: device.clone(),
+            unit: "H49.12.3".parse()?,
             db,
             broker: conn,
             dc_key: dc_public,
@@ -173,6 +174,8 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
             batch: 16,
             resend_after: Duration::from_secs(10),
             watchdog: false,
+            clock: SystemClock { marker: None },
+            health_interval: Duration::from_secs(60),
         },
         writer.handle(),
         state_tx,

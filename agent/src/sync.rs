@@ -12,6 +12,12 @@
 //! Envelopes go out in seq order, up to `window` of them unreceipted at a
 //! time, `batch` per MQTT message (a bundle, `motcua_protocol::bundle`).
 //! Reconnection waits grow with full jitter up to `reconnect_max`.
+//!
+//! Presence: every connection carries a retained last will, `offline` on
+//! the device's `status` topic, and publishes `online` there once
+//! connected; a clean stop publishes `offline` itself. While connected, a
+//! health report ([`crate::health`]) goes out at once and then every
+//! `health_interval`, at QoS 0.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -21,10 +27,12 @@ use ed25519_dalek::VerifyingKey;
 use motcua_common::config::BrokerConnection;
 use motcua_common::mqtt::{self, Backoff};
 use motcua_protocol::topics::{self, Channel};
-use motcua_protocol::{DeviceId, bundle};
-use rumqttc::{AsyncClient, Event, Packet, QoS};
+use motcua_protocol::{DeviceId, Presence, UnitCode, UtcTime, bundle};
+use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 
+use crate::clock::{Clock, SystemClock};
+use crate::health::Probe;
 use crate::store::StoreError;
 use crate::store::read::Reader;
 use crate::store::writer::WriterHandle;
@@ -34,6 +42,8 @@ use crate::store::writer::WriterHandle;
 pub struct SyncConfig {
     /// This device.
     pub device: DeviceId,
+    /// Its receiving unit (in health reports).
+    pub unit: UnitCode,
     /// The database file (read for unsynced envelopes).
     pub db: PathBuf,
     /// The broker.
@@ -53,6 +63,10 @@ pub struct SyncConfig {
     /// Ping systemd's watchdog from the loop (`motcua run` under a
     /// `WatchdogSec=` unit).
     pub watchdog: bool,
+    /// The clock health reports and receipt times are read from.
+    pub clock: SystemClock,
+    /// How often a health report goes out while connected.
+    pub health_interval: Duration,
 }
 
 /// What sync reports about itself (for status displays and tests).
@@ -85,6 +99,16 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let receipt_topic = topics::device_topic(&cfg.device, &Channel::Receipt);
     let up_topic = topics::device_topic(&cfg.device, &Channel::Up);
+    let status_topic = topics::device_topic(&cfg.device, &Channel::Status);
+    let health_topic = topics::device_topic(&cfg.device, &Channel::Health);
+    let state_dir = cfg
+        .db
+        .parent()
+        .map_or_else(|| PathBuf::from("."), ToOwned::to_owned);
+    let mut probe = Probe::new(cfg.device.clone(), cfg.unit.clone(), state_dir);
+    let mut next_health: Option<Instant> = None;
+    let mut reported_backlog = false;
+    let mut last_receipt_at: Option<UtcTime> = None;
     let (net_tx, mut net) = mpsc::channel::<(u64, Net)>(1024);
     let mut conn = Connection::open(&cfg, 1, net_tx.clone())?;
 
@@ -110,13 +134,20 @@ pub async fn run(
                 Some((_, Net::Connected)) => {
                     tracing::info!(broker = %cfg.broker.url, through, "connected to the DC broker; sending from seq {}", through + 1);
                     online = true;
-                    if conn.client.try_subscribe(receipt_topic.clone(), QoS::AtLeastOnce).is_err() {
+                    let presence = conn.client.try_publish(
+                        status_topic.clone(),
+                        QoS::AtLeastOnce,
+                        true,
+                        Presence::Online.as_bytes(),
+                    );
+                    if presence.is_err() || conn.client.try_subscribe(receipt_topic.clone(), QoS::AtLeastOnce).is_err() {
                         tracing::warn!("could not queue the receipt subscription; reconnecting");
                         conn = conn.replace(&cfg, net_tx.clone())?;
                         online = false;
                     }
                     sent = through;
                     progress = Instant::now();
+                    next_health = Some(Instant::now());
                 }
                 Some((_, Net::Lost)) => {
                     online = false;
@@ -125,6 +156,7 @@ pub async fn run(
                     match writer.mark_synced_async(bytes, cfg.dc_key).await {
                         Ok(s) => {
                             last_receipt = Some(started.elapsed());
+                            last_receipt_at = Some(UtcTime::new(cfg.clock.now().at));
                             if s.through > through {
                                 through = s.through;
                                 progress = Instant::now();
@@ -151,6 +183,15 @@ pub async fn run(
                         if online { "online" } else { "offline" }
                     )
                 });
+                if online && next_health.is_some_and(|t| t <= Instant::now()) {
+                    next_health = Some(Instant::now() + cfg.health_interval);
+                    let report = probe.report(&cfg.clock, &reader, last_receipt_at)?;
+                    reported_backlog = report.unsynced > 0;
+                    // QoS 0: a report lost is replaced by the next one.
+                    if conn.client.try_publish(health_topic.clone(), QoS::AtMostOnce, false, report.to_bytes()).is_err() {
+                        tracing::debug!("health report not queued (the client's queue is full)");
+                    }
+                }
                 // Receipts stopped while records are out: the DC may have
                 // lost them, or the link stalled. Sending them again on the
                 // same connection would queue duplicates behind a stuck
@@ -167,6 +208,12 @@ pub async fn run(
         }
         if online {
             sent = fill(&cfg, &reader, &conn.client, &up_topic, through, sent)?;
+            // The last report showed a backlog and now every record is
+            // receipted: say so at once rather than a whole interval later.
+            if reported_backlog && sent == through {
+                reported_backlog = false;
+                next_health = Some(Instant::now());
+            }
         }
         state.send_replace(SyncState {
             online,
@@ -176,7 +223,7 @@ pub async fn run(
             refused_receipts: refused,
         });
     }
-    conn.close();
+    conn.stop(&status_topic).await;
     Ok(())
 }
 
@@ -196,6 +243,14 @@ impl Connection {
         net: mpsc::Sender<(u64, Net)>,
     ) -> anyhow::Result<Connection> {
         let mut opts = mqtt::options(&cfg.broker, cfg.device.as_str(), cfg.keep_alive)?;
+        // The broker publishes this for us when the connection drops
+        // without a DISCONNECT: the DC sees the counter go.
+        opts.set_last_will(LastWill::new(
+            topics::device_topic(&cfg.device, &Channel::Status),
+            Presence::Offline.as_bytes(),
+            QoS::AtLeastOnce,
+            true,
+        ));
         let messages = cfg.window.div_ceil(cfg.batch).clamp(1, u16::MAX as usize);
         opts.set_inflight(messages as u16);
         let (client, mut eventloop) = AsyncClient::new(opts, messages + 16);
@@ -213,6 +268,8 @@ impl Connection {
                     Ok(Event::Incoming(Packet::Publish(p))) if p.topic == receipt_topic => {
                         Net::Receipt(p.payload.to_vec())
                     }
+                    // A clean stop: nothing more to poll.
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
                     Ok(_) => continue,
                     Err(e) => {
                         let wait = backoff.next_wait();
@@ -251,6 +308,26 @@ impl Connection {
     fn close(self) {
         let _ = self.client.try_disconnect();
         self.poller.abort();
+    }
+
+    /// A clean stop: `offline` on the status topic (retained), then
+    /// DISCONNECT, waiting at most two seconds for both to go out. Had
+    /// they not, the broker publishes the last will instead.
+    async fn stop(self, status_topic: &str) {
+        let _ = self.client.try_publish(
+            status_topic,
+            QoS::AtLeastOnce,
+            true,
+            Presence::Offline.as_bytes(),
+        );
+        let _ = self.client.try_disconnect();
+        let abort = self.poller.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(2), self.poller)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
     }
 }
 

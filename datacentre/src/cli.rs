@@ -78,6 +78,27 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// The fleet at a glance: every counter, those needing a technician first.
+    ///
+    /// One row per enrolled counter: its unit, presence (online, offline,
+    /// unknown, revoked; from the retained status and the MQTT last will),
+    /// when the DC last heard from it, its chain head here, its backlog and
+    /// sync lag (age of its oldest unreceipted record) from its latest
+    /// health report, its alerts by reason, and what needs attention.
+    Fleet {
+        /// Print JSON (one array, every health report in full) instead of
+        /// the table.
+        #[arg(long)]
+        json: bool,
+        /// An online counter with no health report for this long is
+        /// flagged ("no health report").
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        silent_after: std::time::Duration,
+        /// A counter whose oldest unreceipted record is older than this is
+        /// flagged ("sync lagging").
+        #[arg(long, default_value = "15m", value_parser = parse_duration)]
+        lag: std::time::Duration,
+    },
     /// The broker's certificate authority: create it, issue certificates.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -196,4 +217,10 @@ pub enum CaCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    s.parse::<motcua_common::config::HumanDuration>()
+        .map(|d| d.0)
+        .map_err(|e| e.to_string())
 }

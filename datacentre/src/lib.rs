@@ -18,6 +18,7 @@
 pub mod ca;
 pub mod cli;
 pub mod config;
+pub mod fleet;
 pub mod identity;
 pub mod receiver;
 pub mod store;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use motcua_common::config::{LogFormat, LogLevel};
-use motcua_common::{logging, outln};
+use motcua_common::{logging, out, outln};
 use motcua_dc::cli::{CaCommand, Cli, Command, ConfigCommand, DeviceCommand};
 use motcua_dc::config::{DatabaseUrl, DcConfig};
 use motcua_dc::receiver::{self, Processor, RunOptions};
@@ -110,6 +110,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     x.bytes.len(),
                     x.detail
                 );
+            }
+        }
+        Command::Fleet {
+            json,
+            silent_after,
+            lag,
+        } => {
+            let mut s = open_store(&cli)?;
+            let now = motcua_dc::receiver::now();
+            let thresholds = motcua_dc::fleet::Thresholds {
+                silent_after: *silent_after,
+                lag: *lag,
+                ..Default::default()
+            };
+            let rows = motcua_dc::fleet::collect(&mut *s, &now, thresholds)?;
+            if *json {
+                outln!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                out!("{}", motcua_dc::fleet::table(&rows, &now));
             }
         }
         Command::Verify { device } => {

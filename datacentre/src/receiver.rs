@@ -28,8 +28,8 @@ use ed25519_dalek::VerifyingKey;
 use motcua_common::mqtt::{self, Backoff};
 use motcua_protocol::topics::{self, Channel};
 use motcua_protocol::{
-    DeviceId, FORMAT_VERSION, KeyId, Opened, Receipt, Submission, UtcTime, Verified, VerifyError,
-    bundle, sign, verify_many,
+    DeviceId, FORMAT_VERSION, Health, KeyId, Opened, Presence, Receipt, Submission, UtcTime,
+    Verified, VerifyError, bundle, sign, verify_many,
 };
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::mpsc;
@@ -62,6 +62,13 @@ pub struct Stats {
     pub alerts: u64,
     /// Receipts signed.
     pub receipts: u64,
+    /// Health reports stored.
+    pub health: u64,
+    /// Presence changes stored.
+    pub presence: u64,
+    /// Health or status messages refused (malformed, or from a device
+    /// that is not enrolled); logged, not kept.
+    pub telemetry_refused: u64,
 }
 
 /// A message to publish.
@@ -136,6 +143,10 @@ impl Processor {
         payload: &[u8],
         now: UtcTime,
     ) -> Result<Option<Publish>, StoreError> {
+        if is_telemetry(topic) {
+            self.telemetry(topic, payload, now)?;
+            return Ok(None);
+        }
         let checked = self.verifier.check(&mut *self.store, topic, payload, now)?;
         self.commit(checked, now)
     }
@@ -207,6 +218,54 @@ impl Processor {
             topic: topics::device_topic(&device, &Channel::Receipt),
             payload,
         }))
+    }
+}
+
+/// Whether `topic` is a device's health or status topic, which
+/// [`Processor::handle`] takes without the verifier.
+pub fn is_telemetry(topic: &str) -> bool {
+    matches!(
+        topics::parse_device_topic(topic),
+        Some((_, Channel::Health | Channel::Status))
+    )
+}
+
+impl Processor {
+    /// Stores a health report or a presence change. Malformed ones and
+    /// those of devices not enrolled are logged and counted, never stored.
+    fn telemetry(&mut self, topic: &str, payload: &[u8], now: UtcTime) -> Result<(), StoreError> {
+        self.stats.messages += 1;
+        let stored = match topics::parse_device_topic(topic) {
+            Some((device, Channel::Status)) => match Presence::parse(payload) {
+                Some(p) => {
+                    let online = p == Presence::Online;
+                    let known = self.store.set_presence(&device, online, &now)?;
+                    if known {
+                        self.stats.presence += 1;
+                        tracing::info!(%device, state = if online { "online" } else { "offline" }, "counter presence");
+                    }
+                    known.then_some(()).ok_or((device, "unknown_device"))
+                }
+                None => Err((device, "bad_status")),
+            },
+            Some((device, Channel::Health)) => match Health::parse(payload, &device) {
+                Ok(h) => {
+                    let known = self.store.put_health(&device, payload, &now)?;
+                    if known {
+                        self.stats.health += 1;
+                        tracing::debug!(%device, unsynced = h.unsynced, "health report");
+                    }
+                    known.then_some(()).ok_or((device, "unknown_device"))
+                }
+                Err(e) => Err((device, e.reason())),
+            },
+            _ => return Ok(()),
+        };
+        if let Err((device, reason)) = stored {
+            self.stats.telemetry_refused += 1;
+            tracing::warn!(%device, reason, len = payload.len(), "health or status message refused");
+        }
+        Ok(())
     }
 }
 
@@ -462,6 +521,10 @@ pub async fn run(
     mo.set_inflight(100);
     let (client, mut eventloop) = AsyncClient::new(mo, 1024);
     let filter = topics::dc_up_filter(&opts.share_group);
+    let telemetry_filters = [
+        topics::dc_health_filter(&opts.share_group),
+        topics::dc_status_filter(),
+    ];
 
     // Verifier threads take work from one queue; the store thread takes,
     // in arrival order, the slots their results land in. The order
@@ -588,6 +651,9 @@ pub async fn run(
                 backoff.reset();
                 tracing::info!(broker = %opts.broker.url, %filter, "connected; subscribing");
                 client.subscribe(filter.clone(), QoS::AtLeastOnce).await?;
+                for f in &telemetry_filters {
+                    client.subscribe(f.clone(), QoS::AtLeastOnce).await?;
+                }
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 subscribed = true;
@@ -596,7 +662,7 @@ pub async fn run(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                let job = if pipelined {
+                let job = if pipelined && !is_telemetry(&p.topic) {
                     let (done, slot) = std::sync::mpsc::sync_channel(1);
                     if work_tx.send((p.topic, p.payload.to_vec(), done)).is_err() {
                         break Err(anyhow::anyhow!("the verifier threads stopped"));

@@ -168,6 +168,7 @@ both!(
     revoked_and_unknown_devices_are_refused,
     two_writers_out_of_order,
     alerts_keep_their_fields,
+    presence_and_health_are_kept_per_enrolled_device,
 );
 
 // --- Checks ---------------------------------------------------------------
@@ -383,4 +384,77 @@ fn alerts_keep_their_fields(b: &dyn Backend) {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].alert, a);
     assert!(s.alerts(stored[0].id, 10).expect("reads").is_empty());
+}
+
+fn presence_and_health_are_kept_per_enrolled_device(b: &dyn Backend) {
+    let mut s = b.open();
+    for (name, k) in [("dev-a", 1), ("dev-b", 2)] {
+        assert_eq!(
+            s.enroll(&enrollment(name, &key(k)), &now()).expect("ok"),
+            Ok(Enrolled::NewDevice)
+        );
+    }
+    // Nobody said anything yet.
+    assert!(s.states().expect("reads").is_empty());
+    // A device that is not enrolled leaves no trace.
+    assert!(!s.set_presence(&dev("nobody"), true, &now()).expect("ok"));
+    assert!(!s.put_health(&dev("nobody"), b"{}", &now()).expect("ok"));
+    assert!(s.states().expect("reads").is_empty());
+
+    assert!(s.set_presence(&dev("dev-a"), true, &now()).expect("ok"));
+    assert!(
+        s.put_health(&dev("dev-a"), b"{\"v\":1}", &now())
+            .expect("ok")
+    );
+    assert!(
+        s.put_health(&dev("dev-b"), b"{\"v\":1,\"x\":2}", &now())
+            .expect("ok")
+    );
+    // The latest wins; presence and health are kept apart.
+    assert!(s.set_presence(&dev("dev-a"), false, &now()).expect("ok"));
+    assert!(
+        s.put_health(&dev("dev-a"), b"{\"v\":1,\"n\":2}", &now())
+            .expect("ok")
+    );
+    let states = b.open().states().expect("reads");
+    assert_eq!(states.len(), 2);
+    assert_eq!(states[0].device, "dev-a");
+    assert_eq!(states[0].online, Some(false));
+    assert!(states[0].status_at.is_some());
+    assert_eq!(states[0].health.as_deref(), Some(&b"{\"v\":1,\"n\":2}"[..]));
+    assert_eq!(states[1].device, "dev-b");
+    assert_eq!(states[1].online, None, "dev-b never said");
+    assert!(states[1].health_at.is_some());
+
+    // Alerts counted per device and reason; those naming no device left out.
+    for (device, reason) in [
+        (Some("dev-a"), "bad_signature"),
+        (Some("dev-a"), "bad_signature"),
+        (Some("dev-a"), "conflict_rewrite"),
+        (None, "not_cose"),
+    ] {
+        s.alert(&motcua_dc::store::Alert {
+            at: now(),
+            device: device.map(str::to_owned),
+            topic: "motcua/v1/d/dev-a/up".into(),
+            reason: reason.into(),
+            seq: None,
+            detail: String::new(),
+            bytes: vec![],
+        })
+        .expect("records");
+    }
+    let counts: Vec<(String, String, u64)> = s
+        .alert_counts()
+        .expect("reads")
+        .into_iter()
+        .map(|c| (c.device, c.reason, c.count))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("dev-a".into(), "bad_signature".into(), 2),
+            ("dev-a".into(), "conflict_rewrite".into(), 1)
+        ]
+    );
 }

@@ -21,12 +21,14 @@
 //! - [`chain`]: pure functions classifying a verified envelope against the
 //!   last accepted link of its device's chain.
 //! - [`topics`]: every MQTT topic name and its QoS.
+//! - [`health`]: the counter's unsigned health report and presence.
 
 pub mod bundle;
 pub mod chain;
 pub mod cose;
 pub mod envelope;
 pub mod hash;
+pub mod health;
 pub mod ids;
 mod json;
 pub mod keys;
@@ -41,6 +43,7 @@ pub use cose::{
 };
 pub use envelope::Submission;
 pub use hash::Hash32;
+pub use health::{Health, HealthError, Presence};
 pub use ids::{DeviceId, IdError, RecordKind, StaffId, UnitCode};
 pub use keys::{Enrollment, EnrollmentError, KeyId};
 pub use receipt::Receipt;

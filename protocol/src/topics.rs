@@ -93,6 +93,20 @@ pub fn dc_up_filter(group: &str) -> String {
     format!("$share/{group}/{ROOT}/d/+/up")
 }
 
+/// The shared-subscription filter for health reports: each report is
+/// stored by one receiver of `group`.
+pub fn dc_health_filter(group: &str) -> String {
+    format!("$share/{group}/{ROOT}/d/+/health")
+}
+
+/// The filter for every device's presence. Not shared: brokers send
+/// retained messages to ordinary subscriptions only, so each receiver
+/// learns every counter's last presence when it subscribes (writing it
+/// again is harmless).
+pub fn dc_status_filter() -> String {
+    format!("{ROOT}/d/+/status")
+}
+
 /// Splits a per-device topic into its device and channel, or `None` when the
 /// topic is not one of the protocol's (or names an invalid device id).
 pub fn parse_device_topic(topic: &str) -> Option<(DeviceId, Channel)> {
@@ -154,6 +168,11 @@ mod tests {
             dc_up_filter("motcua-dc"),
             "$share/motcua-dc/motcua/v1/d/+/up"
         );
+        assert_eq!(
+            dc_health_filter("motcua-dc"),
+            "$share/motcua-dc/motcua/v1/d/+/health"
+        );
+        assert_eq!(dc_status_filter(), "motcua/v1/d/+/status");
         assert_eq!(Channel::Health.qos(), Qos::AtMostOnce);
         assert!(Channel::Status.retained());
     }

@@ -10,6 +10,16 @@ pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
     Ok(s.f_bavail.saturating_mul(s.f_frsize))
 }
 
+/// Free bytes (as [`free_bytes`]) and the size of the file system of
+/// `path`.
+pub fn space(path: &Path) -> std::io::Result<(u64, u64)> {
+    let s = rustix::fs::statvfs(path)?;
+    Ok((
+        s.f_bavail.saturating_mul(s.f_frsize),
+        s.f_blocks.saturating_mul(s.f_frsize),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

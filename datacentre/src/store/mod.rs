@@ -231,6 +231,34 @@ pub struct Totals {
     pub alerts: u64,
 }
 
+/// What a device last said about itself: its presence (retained `status`
+/// message) and its latest health report, kept as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceState {
+    /// The device.
+    pub device: String,
+    /// Online or offline, as its status topic last said; `None` before it
+    /// ever said.
+    pub online: Option<bool>,
+    /// When the DC received that status.
+    pub status_at: Option<String>,
+    /// The latest health report's JSON bytes, as received.
+    pub health: Option<Vec<u8>>,
+    /// When the DC received it.
+    pub health_at: Option<String>,
+}
+
+/// How many alerts one device has of one reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertCount {
+    /// The device.
+    pub device: String,
+    /// The reason code.
+    pub reason: String,
+    /// How many.
+    pub count: u64,
+}
+
 /// The DC's storage. Every method is one transaction.
 pub trait Store: Send {
     /// Enrolls `e` (a new device, or a new key of a known one).
@@ -267,6 +295,20 @@ pub trait Store: Send {
 
     /// Totals.
     fn totals(&mut self) -> Result<Totals>;
+
+    /// Records a device's presence as received on its status topic.
+    /// `false` (nothing written) when the device is not enrolled.
+    fn set_presence(&mut self, device: &DeviceId, online: bool, now: &UtcTime) -> Result<bool>;
+
+    /// Keeps a device's latest health report (its bytes, already checked).
+    /// `false` (nothing written) when the device is not enrolled.
+    fn put_health(&mut self, device: &DeviceId, report: &[u8], now: &UtcTime) -> Result<bool>;
+
+    /// Every device's presence and latest report, ordered by device.
+    fn states(&mut self) -> Result<Vec<DeviceState>>;
+
+    /// Alerts per device and reason (alerts naming no device left out).
+    fn alert_counts(&mut self) -> Result<Vec<AlertCount>>;
 }
 
 /// Opens (creating when needed) the store `url` names.

@@ -13,8 +13,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 
 use super::accept::{self, Accepted, ChainTx, Incoming};
 use super::{
-    Alert, AlertRow, Device, DeviceKey, EnrollError, Enrolled, Record, Result, StoreError,
-    StoredAlert, Totals, hash_from, key_from, kid_from, seq_from,
+    Alert, AlertCount, AlertRow, Device, DeviceKey, DeviceState, EnrollError, Enrolled, Record,
+    Result, StoreError, StoredAlert, Totals, hash_from, key_from, kid_from, seq_from,
 };
 
 const SCHEMA: &str = "
@@ -58,6 +58,13 @@ CREATE TABLE IF NOT EXISTS held (
     topic       TEXT NOT NULL,
     received_at TEXT NOT NULL,
     PRIMARY KEY (device, seq, hash)
+) STRICT;
+CREATE TABLE IF NOT EXISTS device_state (
+    device    TEXT PRIMARY KEY REFERENCES devices (device),
+    online    INTEGER,
+    status_at TEXT,
+    health    BLOB,
+    health_at TEXT
 ) STRICT;
 CREATE TABLE IF NOT EXISTS alerts (
     id     INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -482,6 +489,63 @@ impl super::Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    fn set_presence(&mut self, device: &DeviceId, online: bool, now: &UtcTime) -> Result<bool> {
+        let n = self.conn.prepare_cached(
+            "INSERT INTO device_state (device, online, status_at)
+             SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM devices WHERE device = ?1)
+             ON CONFLICT (device) DO UPDATE SET online = excluded.online, status_at = excluded.status_at",
+        )?
+        .execute(params![device.as_str(), online, now.to_string()])?;
+        Ok(n == 1)
+    }
+
+    fn put_health(&mut self, device: &DeviceId, report: &[u8], now: &UtcTime) -> Result<bool> {
+        let n = self.conn.prepare_cached(
+            "INSERT INTO device_state (device, health, health_at)
+             SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM devices WHERE device = ?1)
+             ON CONFLICT (device) DO UPDATE SET health = excluded.health, health_at = excluded.health_at",
+        )?
+        .execute(params![device.as_str(), report, now.to_string()])?;
+        Ok(n == 1)
+    }
+
+    fn states(&mut self) -> Result<Vec<DeviceState>> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT device, online, status_at, health, health_at FROM device_state ORDER BY device",
+            )?
+            .query_map([], |r| {
+                Ok(DeviceState {
+                    device: r.get(0)?,
+                    online: r.get(1)?,
+                    status_at: r.get(2)?,
+                    health: r.get(3)?,
+                    health_at: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn alert_counts(&mut self) -> Result<Vec<AlertCount>> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT device, reason, count(*) FROM alerts WHERE device IS NOT NULL
+                 GROUP BY device, reason ORDER BY device, reason",
+            )?
+            .query_map([], |r| {
+                Ok(AlertCount {
+                    device: r.get(0)?,
+                    reason: r.get(1)?,
+                    count: r.get::<_, i64>(2)? as u64,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 
     fn totals(&mut self) -> Result<Totals> {

@@ -1,0 +1,251 @@
+//! The fleet at a glance: every enrolled counter with its presence, last
+//! health report, chain head and alerts, and what about it needs a
+//! technician. `motcua-dc fleet` prints it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use motcua_protocol::{Health, UtcTime};
+use serde::Serialize;
+
+use crate::store::{Result, Store};
+
+/// When a counter is reported as needing attention.
+#[derive(Debug, Clone, Copy)]
+pub struct Thresholds {
+    /// An online counter without a health report for this long has gone
+    /// quiet (its reports are lost, or its agent hangs).
+    pub silent_after: Duration,
+    /// A backlog whose oldest record is older than this is lagging.
+    pub lag: Duration,
+    /// Less free space than this on the state directory's disk.
+    pub min_disk_free: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            silent_after: Duration::from_secs(5 * 60),
+            lag: Duration::from_secs(15 * 60),
+            min_disk_free: 256 << 20,
+        }
+    }
+}
+
+/// One counter, as the fleet view shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Counter {
+    /// Its device id.
+    pub device: String,
+    /// Its unit, from its latest health report.
+    pub unit: Option<String>,
+    /// `online`, `offline`, `unknown` (never said) or `revoked`.
+    pub state: &'static str,
+    /// When the DC last heard from it (a record, its status, or a report).
+    pub last_seen: Option<String>,
+    /// The head of its chain at the DC.
+    pub head_seq: u64,
+    /// Records it has not had receipted, per its latest report.
+    pub backlog: Option<u64>,
+    /// Age of its oldest unreceipted record, seconds, per its latest report.
+    pub lag_s: Option<u64>,
+    /// When its latest health report arrived.
+    pub health_at: Option<String>,
+    /// That report.
+    pub health: Option<Health>,
+    /// Its alerts by reason (chain gaps held, conflicts, bad signatures...).
+    pub alerts: BTreeMap<String, u64>,
+    /// What needs a technician, most urgent first; empty when all is well.
+    pub attention: Vec<&'static str>,
+}
+
+/// Every enrolled counter, those needing attention first (the most
+/// reasons first), then by unit and device.
+pub fn collect(store: &mut dyn Store, now: &UtcTime, t: Thresholds) -> Result<Vec<Counter>> {
+    let devices = store.devices()?;
+    let mut states: BTreeMap<String, _> = store
+        .states()?
+        .into_iter()
+        .map(|s| (s.device.clone(), s))
+        .collect();
+    let mut alerts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for a in store.alert_counts()? {
+        alerts
+            .entry(a.device)
+            .or_default()
+            .insert(a.reason, a.count);
+    }
+    let mut out = Vec::with_capacity(devices.len());
+    for d in devices {
+        let id = d.device.to_string();
+        let s = states.remove(&id);
+        let health = s
+            .as_ref()
+            .and_then(|s| s.health.as_deref())
+            .and_then(|b| Health::parse(b, &d.device).ok());
+        let health_at = s.as_ref().and_then(|s| s.health_at.clone());
+        let online = s.as_ref().and_then(|s| s.online);
+        let state = match (d.revoked_at.is_some(), online) {
+            (true, _) => "revoked",
+            (false, Some(true)) => "online",
+            (false, Some(false)) => "offline",
+            (false, None) => "unknown",
+        };
+        let last_seen = [
+            d.last_seen.clone(),
+            s.as_ref().and_then(|s| s.status_at.clone()),
+            health_at.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        let alerts = alerts.remove(&id).unwrap_or_default();
+        let mut attention = Vec::new();
+        let age = |at: &Option<String>| {
+            at.as_deref()
+                .and_then(|a| UtcTime::parse(a).ok())
+                .map(|a| (now.get() - a.get()).whole_seconds().max(0) as u64)
+        };
+        match state {
+            // Its envelopes are refused from now on; nothing to repair.
+            "revoked" => {}
+            "offline" => attention.push("offline"),
+            "unknown" => attention.push("never connected"),
+            _ => {
+                if age(&health_at).is_none_or(|a| a > t.silent_after.as_secs()) {
+                    attention.push("no health report");
+                }
+            }
+        }
+        if let Some(h) = &health {
+            if h.oldest_unsynced_s.is_some_and(|l| l > t.lag.as_secs()) {
+                attention.push("sync lagging");
+            }
+            if h.disk_free_bytes < t.min_disk_free {
+                attention.push("disk nearly full");
+            }
+            if !h.clock_synced {
+                attention.push("clock not synchronised");
+            }
+        }
+        if !alerts.is_empty() {
+            attention.push("alerts");
+        }
+        out.push(Counter {
+            unit: health.as_ref().map(|h| h.unit.to_string()),
+            state,
+            last_seen,
+            head_seq: d.head.seq,
+            backlog: health.as_ref().map(|h| h.unsynced),
+            lag_s: health.as_ref().and_then(|h| h.oldest_unsynced_s),
+            health_at,
+            health,
+            alerts,
+            attention,
+            device: id,
+        });
+    }
+    out.sort_by(|a, b| {
+        b.attention
+            .len()
+            .cmp(&a.attention.len())
+            .then_with(|| a.unit.cmp(&b.unit))
+            .then_with(|| a.device.cmp(&b.device))
+    });
+    Ok(out)
+}
+
+/// "12s", "5m", "3h", "2d": how long ago `at` was.
+pub fn ago(at: Option<&str>, now: &UtcTime) -> String {
+    let Some(at) = at.and_then(|a| UtcTime::parse(a).ok()) else {
+        return "-".into();
+    };
+    let s = (now.get() - at.get()).whole_seconds().max(0) as u64;
+    duration(s)
+}
+
+/// A duration in its largest whole unit: "40s", "12m", "3h", "2d".
+pub fn duration(s: u64) -> String {
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// The fleet as a table for a terminal.
+pub fn table(rows: &[Counter], now: &UtcTime) -> String {
+    let mut cells: Vec<[String; 9]> = vec![
+        [
+            "UNIT",
+            "DEVICE",
+            "STATE",
+            "SEEN",
+            "HEAD",
+            "BACKLOG",
+            "LAG",
+            "ALERTS",
+            "ATTENTION",
+        ]
+        .map(String::from),
+    ];
+    for r in rows {
+        let alerts: u64 = r.alerts.values().sum();
+        cells.push([
+            r.unit.clone().unwrap_or_else(|| "-".into()),
+            r.device.clone(),
+            r.state.into(),
+            ago(r.last_seen.as_deref(), now),
+            r.head_seq.to_string(),
+            r.backlog.map_or("-".into(), |b| b.to_string()),
+            r.lag_s.map_or("-".into(), duration),
+            if alerts == 0 {
+                "0".into()
+            } else {
+                let by: Vec<String> = r.alerts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("{alerts} ({})", by.join(","))
+            },
+            if r.attention.is_empty() {
+                "ok".into()
+            } else {
+                r.attention.join(", ")
+            },
+        ]);
+    }
+    let mut widths = [0usize; 9];
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &cells {
+        let mut line = String::new();
+        for (i, (c, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(c);
+            } else {
+                let _ = write!(line, "{c:<w$}  ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(59), "59s");
+        assert_eq!(duration(61), "1m");
+        assert_eq!(duration(7300), "2h");
+        assert_eq!(duration(3 * 86_400 + 5), "3d");
+    }
+}
