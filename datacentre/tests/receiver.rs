@@ -121,7 +121,7 @@ fn framing_topic_and_registry_refusals_have_their_reasons() {
     let good = chain(&f.device_key, 1, Hash32::ZERO, 1);
     let stranger = SigningKey::from_bytes(&[5; 32]);
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("motcua/v1/d/H49.12.3-q01/health", good[0].clone()),
+        ("motcua/v1/d/H49.12.3-q01/receipt", good[0].clone()),
         ("not/a/motcua/topic", good[0].clone()),
         (UP, Vec::new()),
         (UP, vec![0x80; MAX_BUNDLE_BYTES + 1]),
@@ -149,6 +149,13 @@ fn framing_topic_and_registry_refusals_have_their_reasons() {
         ]
     );
     assert_eq!(f.processor.stats().stored, 0);
+    // An envelope on the health topic is a malformed health report:
+    // refused and counted, not an alert (those keep evidence about records).
+    f.processor
+        .handle("motcua/v1/d/H49.12.3-q01/health", &good[0], now())
+        .expect("handles");
+    assert_eq!(f.processor.stats().telemetry_refused, 1);
+    assert_eq!(f.reasons().len(), 7, "no new alert");
 }
 
 #[test]
