@@ -11,6 +11,7 @@ use motcua_protocol::{DeviceId, Health, UnitCode, UtcTime};
 use sysinfo::{Components, MemoryRefreshKind, System};
 
 use crate::clock::Clock;
+use crate::downstream::Applied;
 use crate::store::StoreError;
 use crate::store::read::Reader;
 
@@ -48,6 +49,8 @@ impl Probe {
         clock: &dyn Clock,
         reader: &Reader,
         last_receipt_at: Option<UtcTime>,
+        down: Applied,
+        refused_down: u64,
     ) -> Result<Health, StoreError> {
         let now = clock.now();
         let at = UtcTime::new(now.at);
@@ -94,6 +97,12 @@ impl Probe {
             last_receipt_at,
             receipted_through: counts.synced_through.min(counts.head_seq),
             head_seq: counts.head_seq,
+            catalogue_version: down.catalogue,
+            status_seq: down.status_seq,
+            updates_through: down.updates_through,
+            update_conflicts: down.conflicts,
+            settings_seq: down.settings_seq,
+            refused_down,
         })
     }
 }
@@ -116,7 +125,9 @@ mod tests {
         );
         let clock =
             crate::clock::ManualClock::new(time::macros::datetime!(2026-11-27 03:00 UTC), false);
-        let h = probe.report(&clock, &reader, None).expect("report");
+        let h = probe
+            .report(&clock, &reader, None, Applied::default(), 0)
+            .expect("report");
         assert_eq!(h.device, device);
         assert_eq!(h.at.to_string(), "2026-11-27T03:00:00.000Z");
         assert!(!h.clock_synced);

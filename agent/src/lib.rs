@@ -32,6 +32,7 @@ pub mod dates;
 pub mod demo;
 pub mod doctor;
 pub mod domain;
+pub mod downstream;
 pub mod health;
 pub mod identity;
 pub mod kiosk;

@@ -32,6 +32,7 @@ use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::{Clock, SystemClock};
+use crate::downstream::{Downstream, Outcome};
 use crate::health::Probe;
 use crate::store::StoreError;
 use crate::store::read::Reader;
@@ -82,12 +83,15 @@ pub struct SyncState {
     pub last_receipt: Option<std::time::Duration>,
     /// Receipts refused (bad signature, fork, wrong device...).
     pub refused_receipts: u64,
+    /// Downstream messages refused (verification, device, replay...).
+    pub refused_down: u64,
 }
 
 enum Net {
     Connected,
     Lost,
     Receipt(Vec<u8>),
+    Down(String, Vec<u8>),
 }
 
 /// Runs sync until `stop` completes. Fails only when the store fails.
@@ -97,7 +101,6 @@ pub async fn run(
     state: watch::Sender<SyncState>,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let receipt_topic = topics::device_topic(&cfg.device, &Channel::Receipt);
     let up_topic = topics::device_topic(&cfg.device, &Channel::Up);
     let status_topic = topics::device_topic(&cfg.device, &Channel::Status);
     let health_topic = topics::device_topic(&cfg.device, &Channel::Health);
@@ -106,6 +109,15 @@ pub async fn run(
         .parent()
         .map_or_else(|| PathBuf::from("."), ToOwned::to_owned);
     let mut probe = Probe::new(cfg.device.clone(), cfg.unit.clone(), state_dir);
+    let mut down = Downstream::open(
+        &cfg.db,
+        cfg.device.clone(),
+        cfg.dc_key,
+        writer.clone(),
+        cfg.health_interval,
+    )?;
+    let mut health_interval = down.health_interval()?;
+    let mut refused_down = 0u64;
     let mut next_health: Option<Instant> = None;
     let mut reported_backlog = false;
     let mut last_receipt_at: Option<UtcTime> = None;
@@ -140,7 +152,10 @@ pub async fn run(
                         true,
                         Presence::Online.as_bytes(),
                     );
-                    if presence.is_err() || conn.client.try_subscribe(receipt_topic.clone(), QoS::AtLeastOnce).is_err() {
+                    let subscribed = topics::agent_filters(&cfg.device)
+                        .into_iter()
+                        .all(|f| conn.client.try_subscribe(f, QoS::AtLeastOnce).is_ok());
+                    if presence.is_err() || !subscribed {
                         tracing::warn!("could not queue the receipt subscription; reconnecting");
                         conn = conn.replace(&cfg, net_tx.clone())?;
                         online = false;
@@ -148,6 +163,31 @@ pub async fn run(
                     sent = through;
                     progress = Instant::now();
                     next_health = Some(Instant::now());
+                }
+                Some((_, Net::Down(topic, payload))) => {
+                    let now = UtcTime::new(cfg.clock.now().at);
+                    match down.handle(&topic, &payload, &now).await? {
+                        Outcome::Refused { reason, detail } => {
+                            refused_down += 1;
+                            tracing::warn!(%topic, reason, %detail, len = payload.len(), "message from the DC refused; nothing of it applied");
+                        }
+                        Outcome::Settings { seq, health_interval: h } => {
+                            tracing::info!(seq, health_interval = ?h, "settings from the DC applied");
+                            if h != health_interval {
+                                health_interval = h;
+                                next_health = Some(Instant::now());
+                            }
+                        }
+                        Outcome::Catalogue { version } => {
+                            tracing::info!(version, "catalogue from the DC cached");
+                            next_health = Some(Instant::now());
+                        }
+                        Outcome::Updates { seq, applied, already, conflicts, unknown } => {
+                            tracing::info!(seq, applied, already, conflicts, unknown, "status updates from the DC gone through");
+                            next_health = Some(Instant::now());
+                        }
+                        Outcome::Seen | Outcome::Ignored => {}
+                    }
                 }
                 Some((_, Net::Lost)) => {
                     online = false;
@@ -184,8 +224,8 @@ pub async fn run(
                     )
                 });
                 if online && next_health.is_some_and(|t| t <= Instant::now()) {
-                    next_health = Some(Instant::now() + cfg.health_interval);
-                    let report = probe.report(&cfg.clock, &reader, last_receipt_at)?;
+                    next_health = Some(Instant::now() + health_interval);
+                    let report = probe.report(&cfg.clock, &reader, last_receipt_at, down.applied()?, refused_down)?;
                     reported_backlog = report.unsynced > 0;
                     // QoS 0: a report lost is replaced by the next one.
                     if conn.client.try_publish(health_topic.clone(), QoS::AtMostOnce, false, report.to_bytes()).is_err() {
@@ -221,6 +261,7 @@ pub async fn run(
             sent,
             last_receipt,
             refused_receipts: refused,
+            refused_down,
         });
     }
     conn.stop(&status_topic).await;
@@ -267,6 +308,9 @@ impl Connection {
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) if p.topic == receipt_topic => {
                         Net::Receipt(p.payload.to_vec())
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        Net::Down(p.topic.clone(), p.payload.to_vec())
                     }
                     // A clean stop: nothing more to poll.
                     Ok(Event::Outgoing(Outgoing::Disconnect)) => return,

@@ -99,6 +99,15 @@ pub enum Command {
         #[arg(long, default_value = "15m", value_parser = parse_duration)]
         lag: std::time::Duration,
     },
+    /// Send counters what they cache: the catalogue, status updates,
+    /// settings.
+    ///
+    /// Each message is signed with the receipt key (counters verify it
+    /// against the public key they pin), kept in the database and
+    /// published retained, so a counter offline now gets it when it
+    /// reconnects. Needs the configuration (broker, key, database).
+    #[command(subcommand)]
+    Publish(PublishCommand),
     /// The broker's certificate authority: create it, issue certificates.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -108,6 +117,56 @@ pub enum Command {
         /// Only this device [default: every device].
         device: Option<String>,
     },
+}
+
+/// `motcua-dc publish ...`.
+#[derive(Debug, Subcommand)]
+pub enum PublishCommand {
+    /// Publish the procedure catalogue and calendar to every counter.
+    ///
+    /// FILE is the JSON that `motcua reference import` reads
+    /// (docs/DOSSIER-INPUT.md); its version must be higher than the last
+    /// one published. Counters replace their cached catalogue with it.
+    Catalogue {
+        /// The catalogue JSON.
+        file: PathBuf,
+    },
+    /// Tell a counter that one of its dossiers changed status elsewhere
+    /// (e.g. the district finished processing: 9).
+    ///
+    /// The update joins the counter's pending list, which is published as
+    /// a whole; the counter applies each update it has not yet applied
+    /// when the move is allowed from the dossier's status there, and
+    /// reports conflicts otherwise (docs/PROTOCOL.md, 7.3).
+    Status {
+        /// The counter's device id.
+        device: String,
+        /// The dossier code.
+        code: String,
+        /// The new national status value: 4 in process, 5 documents
+        /// requested, 6 payment required, 8 stopped, 9 result ready...
+        status: u8,
+        /// The deciding office, shown to the clerk (e.g. "UBND huyện Phú Ninh").
+        #[arg(long)]
+        by: String,
+        /// A note for the clerk.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Override settings on one counter.
+    Settings {
+        /// The counter's device id.
+        device: String,
+        /// Health report interval (10s to 1h), e.g. 5m.
+        #[arg(long, value_parser = parse_duration, conflicts_with = "clear")]
+        health_interval: Option<std::time::Duration>,
+        /// Give every setting back to the counter's own configuration.
+        #[arg(long)]
+        clear: bool,
+    },
+    /// Publish every kept message again (after the broker lost its
+    /// retained messages).
+    Again,
 }
 
 /// `motcua-dc device ...`.

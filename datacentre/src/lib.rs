@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod fleet;
 pub mod identity;
+pub mod publish;
 pub mod receiver;
 pub mod store;
 pub mod verify;

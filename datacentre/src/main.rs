@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use motcua_common::config::{LogFormat, LogLevel};
 use motcua_common::{logging, out, outln};
-use motcua_dc::cli::{CaCommand, Cli, Command, ConfigCommand, DeviceCommand};
+use motcua_dc::cli::{CaCommand, Cli, Command, ConfigCommand, DeviceCommand, PublishCommand};
 use motcua_dc::config::{DatabaseUrl, DcConfig};
 use motcua_dc::receiver::{self, Processor, RunOptions};
 use motcua_dc::store::{self, EnrollError, Enrolled};
@@ -131,6 +131,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 out!("{}", motcua_dc::fleet::table(&rows, &now));
             }
         }
+        Command::Publish(cmd) => return publish(&cli, cmd),
         Command::Verify { device } => {
             let mut s = open_store(&cli)?;
             let only = device
@@ -299,6 +300,82 @@ fn device(cli: &Cli, cmd: &DeviceCommand) -> Result<ExitCode> {
             outln!("revoked {id}: its envelopes are refused and recorded from now on");
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn publish(cli: &Cli, cmd: &PublishCommand) -> Result<ExitCode> {
+    use motcua_dc::publish;
+    let cfg = load(&cli.config)?;
+    let key = motcua_common::keyfile::load(cfg.key_file.as_path())
+        .with_context(|| format!("loading the receipt key {}", cfg.key_file))?;
+    let mut s = open_store(cli)?;
+    let now = receiver::now();
+    let device =
+        |d: &str| -> Result<DeviceId> { d.parse().map_err(|e| anyhow::anyhow!("device id: {e}")) };
+    let (messages, what) = match cmd {
+        PublishCommand::Catalogue { file } => {
+            let json =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let m = publish::catalogue(&mut *s, &key, &json, &now)?;
+            let what = format!("catalogue version {}", m.number);
+            (vec![m], what)
+        }
+        PublishCommand::Status {
+            device: d,
+            code,
+            status,
+            by,
+            note,
+        } => {
+            let update = store::PendingUpdate {
+                id: 0,
+                code: code.clone(),
+                status: *status,
+                at: now.to_string(),
+                by: by.clone(),
+                note: note.clone(),
+            };
+            let (m, pending) = publish::status(&mut *s, &key, &device(d)?, Some(update), &now)?;
+            let what = format!(
+                "status updates for {d}, seq {} ({pending} pending)",
+                m.number
+            );
+            (vec![m], what)
+        }
+        PublishCommand::Settings {
+            device: d,
+            health_interval,
+            clear,
+        } => {
+            if health_interval.is_none() && !clear {
+                bail!(
+                    "give --health-interval, or --clear to give the settings back to the counter"
+                );
+            }
+            let m = publish::settings(&mut *s, &key, &device(d)?, *health_interval, &now)?;
+            let what = format!("settings for {d}, seq {}", m.number);
+            (vec![m], what)
+        }
+        PublishCommand::Again => {
+            let all: Vec<publish::Signed> = s
+                .down_all()?
+                .into_iter()
+                .map(|(topic, bytes)| publish::Signed {
+                    topic,
+                    number: 0,
+                    bytes,
+                })
+                .collect();
+            let what = format!("{} kept messages", all.len());
+            (all, what)
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(publish::send(&cfg.broker, &messages, Duration::from_secs(30)))
+        .context("kept in the database but not published: run 'motcua-dc publish again' once the broker is reachable")?;
+    outln!("published {what}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -169,6 +169,7 @@ both!(
     two_writers_out_of_order,
     alerts_keep_their_fields,
     presence_and_health_are_kept_per_enrolled_device,
+    downstream_numbers_only_grow_and_updates_queue_per_device,
 );
 
 // --- Checks ---------------------------------------------------------------
@@ -456,5 +457,54 @@ fn presence_and_health_are_kept_per_enrolled_device(b: &dyn Backend) {
             ("dev-a".into(), "bad_signature".into(), 2),
             ("dev-a".into(), "conflict_rewrite".into(), 1)
         ]
+    );
+}
+
+fn downstream_numbers_only_grow_and_updates_queue_per_device(b: &dyn Backend) {
+    let mut s = b.open();
+    let t = "motcua/v1/all/catalogue";
+    assert_eq!(s.down_last(t).expect("reads"), None);
+    assert!(s.down_put(t, 5, b"five", &now()).expect("ok"));
+    assert!(
+        !s.down_put(t, 5, b"five again", &now()).expect("ok"),
+        "not higher"
+    );
+    assert!(!s.down_put(t, 4, b"four", &now()).expect("ok"), "lower");
+    assert!(s.down_put(t, 6, b"six", &now()).expect("ok"));
+    assert_eq!(
+        b.open().down_last(t).expect("reads"),
+        Some((6, b"six".to_vec()))
+    );
+    assert_eq!(
+        s.down_all().expect("reads"),
+        [(t.to_owned(), b"six".to_vec())]
+    );
+
+    for (name, k) in [("dev-a", 1), ("dev-b", 2)] {
+        s.enroll(&enrollment(name, &key(k)), &now())
+            .expect("ok")
+            .expect("enrolled");
+    }
+    let up = |code: &str, status: u8| motcua_dc::store::PendingUpdate {
+        id: 0,
+        code: code.into(),
+        status,
+        at: now().to_string(),
+        by: "UBND huyện".into(),
+        note: None,
+    };
+    let a1 = s.add_update(&dev("dev-a"), &up("X-1", 4)).expect("queued");
+    let b1 = s.add_update(&dev("dev-b"), &up("Y-1", 4)).expect("queued");
+    let a2 = s.add_update(&dev("dev-a"), &up("X-1", 9)).expect("queued");
+    assert!(a1 < b1 && b1 < a2, "ids increase over all devices");
+    let a = s.updates(&dev("dev-a"), 0, 10).expect("reads");
+    assert_eq!(
+        a.iter().map(|u| (u.id, u.status)).collect::<Vec<_>>(),
+        [(a1, 4), (a2, 9)]
+    );
+    assert_eq!(s.updates(&dev("dev-a"), a1, 10).expect("reads").len(), 1);
+    assert_eq!(
+        s.updates(&dev("dev-b"), 0, 10).expect("reads")[0].code,
+        "Y-1"
     );
 }

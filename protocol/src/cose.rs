@@ -62,17 +62,43 @@ pub enum MessageType {
     Submission,
     /// The DC's signed acknowledgement ([`crate::Receipt`]).
     Receipt,
+    /// The DC's procedure catalogue and calendar ([`crate::down::Catalogue`]).
+    Catalogue,
+    /// Status changes decided elsewhere, for one counter
+    /// ([`crate::down::StatusUpdates`]).
+    StatusUpdates,
+    /// Settings the DC overrides on one counter ([`crate::down::Settings`]).
+    Settings,
 }
 
 impl MessageType {
     /// Every message type, for tables and tests.
-    pub const ALL: [MessageType; 2] = [MessageType::Submission, MessageType::Receipt];
+    pub const ALL: [MessageType; 5] = [
+        MessageType::Submission,
+        MessageType::Receipt,
+        MessageType::Catalogue,
+        MessageType::StatusUpdates,
+        MessageType::Settings,
+    ];
 
     /// The `typ` header value.
     pub fn typ(self) -> &'static str {
         match self {
             MessageType::Submission => "application/vnd.motcua.submission+cose",
             MessageType::Receipt => "application/vnd.motcua.receipt+cose",
+            MessageType::Catalogue => "application/vnd.motcua.catalogue+cose",
+            MessageType::StatusUpdates => "application/vnd.motcua.status-updates+cose",
+            MessageType::Settings => "application/vnd.motcua.settings+cose",
+        }
+    }
+
+    /// The largest complete message of this type either side accepts:
+    /// [`MAX_MESSAGE_BYTES`], or [`crate::down::MAX_CATALOGUE_BYTES`] for
+    /// the catalogue.
+    pub fn max_bytes(self) -> usize {
+        match self {
+            MessageType::Catalogue => crate::down::MAX_CATALOGUE_BYTES,
+            _ => MAX_MESSAGE_BYTES,
         }
     }
 
@@ -87,6 +113,9 @@ impl fmt::Display for MessageType {
         f.write_str(match self {
             MessageType::Submission => "submission",
             MessageType::Receipt => "receipt",
+            MessageType::Catalogue => "catalogue",
+            MessageType::StatusUpdates => "status updates",
+            MessageType::Settings => "settings",
         })
     }
 }
@@ -256,10 +285,10 @@ pub fn sign_payload(
     let bytes = sign1
         .to_tagged_vec()
         .map_err(|e| SignError::Encode(e.to_string()))?;
-    if bytes.len() > MAX_MESSAGE_BYTES {
+    if bytes.len() > typ.max_bytes() {
         return Err(SignError::TooLarge {
             len: bytes.len(),
-            max: MAX_MESSAGE_BYTES,
+            max: typ.max_bytes(),
         });
     }
     Ok(bytes)
@@ -317,10 +346,10 @@ impl<'a, M: Message> Opened<'a, M> {
     /// Checks everything about `bytes` that needs no key, for a message of
     /// type `M`. See the module doc for the order of checks.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, VerifyError> {
-        if bytes.len() > MAX_MESSAGE_BYTES {
+        if bytes.len() > M::TYPE.max_bytes() {
             return Err(VerifyError::TooLarge {
                 len: bytes.len(),
-                max: MAX_MESSAGE_BYTES,
+                max: M::TYPE.max_bytes(),
             });
         }
         let sign1 =

@@ -32,6 +32,12 @@
 //! | `last_receipt_at`    | string or null  | device time the last valid receipt arrived |
 //! | `receipted_through`  | integer         | every seq up to this one is receipted |
 //! | `head_seq`           | integer         | the last seq signed |
+//! | `catalogue_version`  | integer or null | the cached catalogue's version |
+//! | `status_seq`         | integer         | the last status-updates message gone through (0: none) |
+//! | `updates_through`    | integer         | the highest status update id gone through |
+//! | `update_conflicts`   | integer         | status updates not applied (the counter's status differed) |
+//! | `settings_seq`       | integer         | the last settings message applied (0: none) |
+//! | `refused_down`       | integer         | downstream messages refused since the agent started |
 //!
 //! A receiver ignores members it does not know, so a newer agent can add
 //! some without a new version; it refuses a missing or mistyped one.
@@ -96,6 +102,18 @@ pub struct Health {
     pub receipted_through: u64,
     /// The last seq signed.
     pub head_seq: u64,
+    /// The cached catalogue's version.
+    pub catalogue_version: Option<u64>,
+    /// The last status-updates message gone through.
+    pub status_seq: u64,
+    /// The highest status update id gone through.
+    pub updates_through: u64,
+    /// Status updates not applied because the counter's status differed.
+    pub update_conflicts: u64,
+    /// The last settings message applied.
+    pub settings_seq: u64,
+    /// Downstream messages refused since the agent started.
+    pub refused_down: u64,
 }
 
 /// Why a health report was refused.
@@ -233,6 +251,12 @@ mod tests {
             last_receipt_at: None,
             receipted_through: 7,
             head_seq: 10,
+            catalogue_version: Some(3),
+            status_seq: 2,
+            updates_through: 14,
+            update_conflicts: 0,
+            settings_seq: 0,
+            refused_down: 0,
         }
     }
 
@@ -240,7 +264,7 @@ mod tests {
     fn a_report_round_trips_and_stays_small() {
         let h = sample();
         let bytes = h.to_bytes();
-        assert!(bytes.len() < 700, "{} bytes", bytes.len());
+        assert!(bytes.len() < 900, "{} bytes", bytes.len());
         assert_eq!(Health::parse(&bytes, &dev()), Ok(h));
     }
 

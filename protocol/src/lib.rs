@@ -22,10 +22,13 @@
 //!   last accepted link of its device's chain.
 //! - [`topics`]: every MQTT topic name and its QoS.
 //! - [`health`]: the counter's unsigned health report and presence.
+//! - [`down`]: what the DC signs and sends down: catalogue, status
+//!   updates, settings.
 
 pub mod bundle;
 pub mod chain;
 pub mod cose;
+pub mod down;
 pub mod envelope;
 pub mod hash;
 pub mod health;

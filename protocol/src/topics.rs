@@ -73,6 +73,13 @@ pub fn device_topic(device: &DeviceId, channel: &Channel) -> String {
     }
 }
 
+/// The broadcast name of the procedure catalogue.
+pub const CATALOGUE: &str = "catalogue";
+/// The downstream name of a device's status updates.
+pub const DOWN_STATUS: &str = "status";
+/// The downstream name of a device's settings.
+pub const DOWN_SETTINGS: &str = "settings";
+
 /// The topic of broadcast data `name` (e.g. `catalogue`) for every device.
 pub fn broadcast_topic(name: &str) -> String {
     format!("{ROOT}/all/{name}")
@@ -85,6 +92,12 @@ pub fn agent_filters(device: &DeviceId) -> [String; 3] {
         format!("{ROOT}/d/{device}/down/+"),
         format!("{ROOT}/all/+"),
     ]
+}
+
+/// The broadcast name in a broadcast topic, or `None` for any other topic.
+pub fn parse_broadcast_topic(topic: &str) -> Option<&str> {
+    let name = topic.strip_prefix(ROOT)?.strip_prefix("/all/")?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
 }
 
 /// The shared-subscription filter the DC's receivers use for submissions:

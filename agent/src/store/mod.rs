@@ -33,7 +33,7 @@
 //!   refused ([`StoreError::Damaged`]) with the way to recover, never
 //!   silently replaced by an empty store.
 //!
-//! # Tables (schema version 1, `PRAGMA user_version`)
+//! # Tables (schema version 2, `PRAGMA user_version`)
 //! ```text
 //! device      (id=1, device_id, created_at)           whose journal this is
 //! keys        (kid PK, public_key, first_seq)         every key that signed here
@@ -51,6 +51,11 @@
 //! procedures  (code PK, name, name_folded, working_days, fee, documents)
 //! calendar    (day PK, kind 'holiday'|'workday', name)
 //! reference   (id=1, version, imported_at)            catalogue version
+//! downstream  (kind PK 'status'|'settings', number, message, applied_at)
+//!             the last signed message of each kind applied (version 2)
+//! dc_updates  (id PK, code, status, outcome, seq, at)  each DC status update
+//!             and what became of it: applied (seq → journal), already,
+//!             conflict, unknown (version 2)
 //! ```
 //!
 //! # Layout

@@ -34,34 +34,7 @@ pub struct ReferenceData {
     pub workdays: Vec<CalendarDay>,
 }
 
-/// A procedure of the catalogue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Procedure {
-    /// National code, e.g. `1.000948` or `1.011442.000.00.00.H38`.
-    pub code: String,
-    /// Name.
-    pub name: String,
-    /// Legal processing time in working days.
-    pub working_days: u16,
-    /// Fee in đồng, if any.
-    #[serde(default)]
-    pub fee: Option<u64>,
-    /// Documents the applicant must bring (the kiosk's checklist).
-    #[serde(default)]
-    pub documents: Vec<String>,
-}
-
-/// A dated calendar entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CalendarDay {
-    /// The date, `YYYY-MM-DD`.
-    pub day: String,
-    /// What it is, e.g. "Tết Nguyên đán".
-    #[serde(default)]
-    pub name: Option<String>,
-}
+pub use motcua_protocol::down::{CalendarDay, Procedure};
 
 /// Why an import was refused.
 #[derive(Debug, thiserror::Error)]

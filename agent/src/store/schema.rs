@@ -10,7 +10,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::{Step, StoreError};
 
 /// The newest schema version this build writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 const V1: &str = "
 CREATE TABLE device (
@@ -84,6 +84,24 @@ CREATE TABLE reference (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     version INTEGER NOT NULL,
     imported_at TEXT NOT NULL
+);
+";
+
+/// Version 2: what the DC sent down (`crate::downstream`).
+const V2: &str = "
+CREATE TABLE downstream (
+    kind TEXT PRIMARY KEY,
+    number INTEGER NOT NULL,
+    message BLOB NOT NULL,
+    applied_at TEXT NOT NULL
+);
+CREATE TABLE dc_updates (
+    id INTEGER PRIMARY KEY,
+    code TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    seq INTEGER,
+    at TEXT NOT NULL
 );
 ";
 
@@ -240,6 +258,10 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         if v < 1 {
             conn.execute_batch(&format!("{V1} PRAGMA user_version = 1;"))
                 .step("creating the schema")?;
+        }
+        if v < 2 {
+            conn.execute_batch(&format!("{V2} PRAGMA user_version = 2;"))
+                .step("migrating the schema to version 2")?;
         }
         Ok(())
     })();

@@ -248,6 +248,23 @@ pub struct DeviceState {
     pub health_at: Option<String>,
 }
 
+/// A status change decided at the DC, waiting for its counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingUpdate {
+    /// Increasing over all devices (so per device too).
+    pub id: u64,
+    /// The dossier code.
+    pub code: String,
+    /// The new status value.
+    pub status: u8,
+    /// When it was decided.
+    pub at: String,
+    /// The deciding office.
+    pub by: String,
+    /// A note for the clerk.
+    pub note: Option<String>,
+}
+
 /// How many alerts one device has of one reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertCount {
@@ -309,6 +326,25 @@ pub trait Store: Send {
 
     /// Alerts per device and reason (alerts naming no device left out).
     fn alert_counts(&mut self) -> Result<Vec<AlertCount>>;
+
+    /// The last signed message published on `topic` and its number
+    /// (catalogue version or seq).
+    fn down_last(&mut self, topic: &str) -> Result<Option<(u64, Vec<u8>)>>;
+
+    /// Keeps `message` as the one published on `topic`, if `number` is
+    /// higher than the kept one's; `false` (nothing written) otherwise.
+    fn down_put(&mut self, topic: &str, number: u64, message: &[u8], now: &UtcTime)
+    -> Result<bool>;
+
+    /// Every kept downstream message, by topic.
+    fn down_all(&mut self) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// Queues a status change for `device`'s dossier `code`; its id.
+    fn add_update(&mut self, device: &DeviceId, update: &PendingUpdate) -> Result<u64>;
+
+    /// `device`'s queued status changes with an id above `after`, oldest
+    /// first, at most `limit`.
+    fn updates(&mut self, device: &DeviceId, after: u64, limit: u32) -> Result<Vec<PendingUpdate>>;
 }
 
 /// Opens (creating when needed) the store `url` names.

@@ -14,8 +14,9 @@ use postgres::{Client, NoTls, Row, Transaction};
 
 use super::accept::{self, Accepted, ChainTx, Incoming};
 use super::{
-    Alert, AlertCount, AlertRow, Device, DeviceKey, DeviceState, EnrollError, Enrolled, Record,
-    Result, StoreError, StoredAlert, Totals, hash_from, key_from, kid_from, seq_from,
+    Alert, AlertCount, AlertRow, Device, DeviceKey, DeviceState, EnrollError, Enrolled,
+    PendingUpdate, Record, Result, StoreError, StoredAlert, Totals, hash_from, key_from, kid_from,
+    seq_from,
 };
 
 const SCHEMA: &str = "
@@ -67,6 +68,22 @@ CREATE TABLE IF NOT EXISTS device_state (
     health    BYTEA,
     health_at TEXT
 );
+CREATE TABLE IF NOT EXISTS down_messages (
+    topic        TEXT PRIMARY KEY,
+    number       BIGINT NOT NULL,
+    message      BYTEA NOT NULL,
+    published_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS status_updates (
+    id     BIGSERIAL PRIMARY KEY,
+    device TEXT NOT NULL REFERENCES devices (device),
+    code   TEXT NOT NULL,
+    status SMALLINT NOT NULL,
+    at     TEXT NOT NULL,
+    by     TEXT NOT NULL,
+    note   TEXT
+);
+CREATE INDEX IF NOT EXISTS status_updates_device ON status_updates (device, id);
 CREATE TABLE IF NOT EXISTS alerts (
     id     BIGSERIAL PRIMARY KEY,
     at     TEXT NOT NULL,
@@ -474,6 +491,81 @@ impl super::Store for PgStore {
                     device: r.get(0),
                     reason: r.get(1),
                     count: seq_from(r.get(2), "count")?,
+                })
+            })
+            .collect()
+    }
+
+    fn down_last(&mut self, topic: &str) -> Result<Option<(u64, Vec<u8>)>> {
+        let row = self.client.query_opt(
+            "SELECT number, message FROM down_messages WHERE topic = $1",
+            &[&topic],
+        )?;
+        row.map(|r| Ok((seq_from(r.get(0), "number")?, r.get(1))))
+            .transpose()
+    }
+
+    fn down_put(
+        &mut self,
+        topic: &str,
+        number: u64,
+        message: &[u8],
+        now: &UtcTime,
+    ) -> Result<bool> {
+        let n = self.client.execute(
+            "INSERT INTO down_messages (topic, number, message, published_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (topic) DO UPDATE SET number = $2, message = $3, published_at = $4
+             WHERE down_messages.number < $2",
+            &[&topic, &i(number), &message, &now.to_string()],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn down_all(&mut self) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(self
+            .client
+            .query(
+                "SELECT topic, message FROM down_messages ORDER BY topic",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    fn add_update(&mut self, device: &DeviceId, u: &PendingUpdate) -> Result<u64> {
+        let r = self.client.query_one(
+            "INSERT INTO status_updates (device, code, status, at, by, note)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            &[
+                &device.as_str(),
+                &u.code,
+                &i16::from(u.status),
+                &u.at,
+                &u.by,
+                &u.note,
+            ],
+        )?;
+        seq_from(r.get(0), "update id")
+    }
+
+    fn updates(&mut self, device: &DeviceId, after: u64, limit: u32) -> Result<Vec<PendingUpdate>> {
+        self.client
+            .query(
+                "SELECT id, code, status, at, by, note FROM status_updates
+                 WHERE device = $1 AND id > $2 ORDER BY id LIMIT $3",
+                &[&device.as_str(), &i(after), &i64::from(limit)],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(PendingUpdate {
+                    id: seq_from(r.get(0), "update id")?,
+                    code: r.get(1),
+                    status: u8::try_from(r.get::<_, i16>(2))
+                        .map_err(|_| StoreError::Corrupt("a status out of range".into()))?,
+                    at: r.get(3),
+                    by: r.get(4),
+                    note: r.get(5),
                 })
             })
             .collect()

@@ -13,8 +13,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 
 use super::accept::{self, Accepted, ChainTx, Incoming};
 use super::{
-    Alert, AlertCount, AlertRow, Device, DeviceKey, DeviceState, EnrollError, Enrolled, Record,
-    Result, StoreError, StoredAlert, Totals, hash_from, key_from, kid_from, seq_from,
+    Alert, AlertCount, AlertRow, Device, DeviceKey, DeviceState, EnrollError, Enrolled,
+    PendingUpdate, Record, Result, StoreError, StoredAlert, Totals, hash_from, key_from, kid_from,
+    seq_from,
 };
 
 const SCHEMA: &str = "
@@ -66,6 +67,22 @@ CREATE TABLE IF NOT EXISTS device_state (
     health    BLOB,
     health_at TEXT
 ) STRICT;
+CREATE TABLE IF NOT EXISTS down_messages (
+    topic        TEXT PRIMARY KEY,
+    number       INTEGER NOT NULL,
+    message      BLOB NOT NULL,
+    published_at TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS status_updates (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    device TEXT NOT NULL REFERENCES devices (device),
+    code   TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    at     TEXT NOT NULL,
+    by     TEXT NOT NULL,
+    note   TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS status_updates_device ON status_updates (device, id);
 CREATE TABLE IF NOT EXISTS alerts (
     id     INTEGER PRIMARY KEY AUTOINCREMENT,
     at     TEXT NOT NULL,
@@ -546,6 +563,83 @@ impl super::Store for SqliteStore {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    fn down_last(&mut self, topic: &str) -> Result<Option<(u64, Vec<u8>)>> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT number, message FROM down_messages WHERE topic = ?",
+                [topic],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(n, m)| Ok((seq_from(n, "number")?, m)))
+            .transpose()
+    }
+
+    fn down_put(
+        &mut self,
+        topic: &str,
+        number: u64,
+        message: &[u8],
+        now: &UtcTime,
+    ) -> Result<bool> {
+        let n = self.conn.execute(
+            "INSERT INTO down_messages (topic, number, message, published_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (topic) DO UPDATE SET number = ?2, message = ?3, published_at = ?4
+             WHERE down_messages.number < ?2",
+            params![topic, i(number), message, now.to_string()],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn down_all(&mut self) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows = self
+            .conn
+            .prepare("SELECT topic, message FROM down_messages ORDER BY topic")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn add_update(&mut self, device: &DeviceId, u: &PendingUpdate) -> Result<u64> {
+        self.conn.execute(
+            "INSERT INTO status_updates (device, code, status, at, by, note) VALUES (?, ?, ?, ?, ?, ?)",
+            params![device.as_str(), u.code, u.status, u.at, u.by, u.note],
+        )?;
+        seq_from(self.conn.last_insert_rowid(), "update id")
+    }
+
+    fn updates(&mut self, device: &DeviceId, after: u64, limit: u32) -> Result<Vec<PendingUpdate>> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT id, code, status, at, by, note FROM status_updates
+                 WHERE device = ? AND id > ? ORDER BY id LIMIT ?",
+            )?
+            .query_map(params![device.as_str(), i(after), limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    PendingUpdate {
+                        id: 0,
+                        code: r.get(1)?,
+                        status: r.get(2)?,
+                        at: r.get(3)?,
+                        by: r.get(4)?,
+                        note: r.get(5)?,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(id, u)| {
+                Ok(PendingUpdate {
+                    id: seq_from(id, "update id")?,
+                    ..u
+                })
+            })
+            .collect()
     }
 
     fn totals(&mut self) -> Result<Totals> {

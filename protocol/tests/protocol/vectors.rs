@@ -9,7 +9,7 @@ use coset::cbor::value::Value;
 use coset::{CoseSign1, TaggedCborSerializable};
 use ed25519_dalek::SigningKey;
 use motcua_protocol::cose::sign_payload;
-use motcua_protocol::{Hash32, MessageType, Receipt, Submission, VerifyError, sign, verify};
+use motcua_protocol::{Hash32, MessageType, Receipt, Submission, VerifyError, down, sign, verify};
 use serde_json::{Value as Json, json};
 
 use crate::support::*;
@@ -202,6 +202,15 @@ fn decoded(v: &Vector) -> Result<Json, VerifyError> {
         }
         MessageType::Receipt => {
             verify::<Receipt>(&v.bytes, &key).map(|m| serde_json::to_value(m.message))
+        }
+        MessageType::Catalogue => {
+            verify::<down::Catalogue>(&v.bytes, &key).map(|m| serde_json::to_value(m.message))
+        }
+        MessageType::StatusUpdates => {
+            verify::<down::StatusUpdates>(&v.bytes, &key).map(|m| serde_json::to_value(m.message))
+        }
+        MessageType::Settings => {
+            verify::<down::Settings>(&v.bytes, &key).map(|m| serde_json::to_value(m.message))
         }
     }
     .map(|j| j.expect("serialises"))

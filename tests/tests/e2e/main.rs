@@ -8,6 +8,7 @@ mod crash;
 mod demo;
 mod doctor;
 mod dossier;
+mod downstream;
 mod fleet;
 mod identity;
 mod kiosk;

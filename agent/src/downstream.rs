@@ -1,0 +1,400 @@
+//! What the DC sends down (`motcua_protocol::down`), verified against the
+//! pinned DC key and applied to the store.
+//!
+//! - The catalogue replaces the cached reference data when its version is
+//!   higher (`store::reference::import`, one transaction).
+//! - Status updates are applied one by one through the writer, so each
+//!   change is a signed journal record like a clerk's (staff
+//!   [`DC_STAFF`], the deciding office in the note) and reaches the DC in
+//!   the chain. Which side wins: the counter's. An update is applied only
+//!   when the dossier may move from its current status to the new one; if
+//!   it already has that status the update counts as done; otherwise
+//!   (the clerk changed it meanwhile, e.g. the citizen withdrew) it is not
+//!   forced: it is kept as a conflict, logged and counted in the health
+//!   report, for the DC to settle.
+//! - Settings override the configuration while they last (only the health
+//!   interval exists), within the configuration's own bounds.
+//!
+//! Each kind is ordered by its number (catalogue version, status or
+//! settings seq): a higher one is applied, an equal one is the retained
+//! copy seen again and ignored, a lower one is a replay and refused. A
+//! message that fails verification, names another device or breaks a rule
+//! is refused whole, logged with its reason and counted; nothing of it is
+//! applied.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use motcua_protocol::down::{Catalogue, Settings, StatusUpdates};
+use motcua_protocol::topics::{self, Channel};
+use motcua_protocol::{DeviceId, Message, StaffId, UtcTime, verify};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::config::{HEALTH_INTERVAL_MAX_S, HEALTH_INTERVAL_MIN_S};
+use crate::domain::status::Status;
+use crate::store::reference::{self, ImportError, ReferenceData};
+use crate::store::writer::WriterHandle;
+use crate::store::{Step, StoreError, schema};
+
+/// The staff id status changes decided at the DC are journaled under.
+pub const DC_STAFF: &str = "motcua-dc";
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new catalogue version is cached.
+    Catalogue {
+        /// Its version.
+        version: u64,
+    },
+    /// A new set of status updates was gone through.
+    Updates {
+        /// Its seq.
+        seq: u64,
+        /// Updates applied (a journal record each).
+        applied: u64,
+        /// Updates the dossier already reflected.
+        already: u64,
+        /// Updates not applied: the counter's status differs.
+        conflicts: u64,
+        /// Updates for dossiers this counter does not have.
+        unknown: u64,
+    },
+    /// New settings are in force.
+    Settings {
+        /// Its seq.
+        seq: u64,
+        /// The health interval now in force.
+        health_interval: Duration,
+    },
+    /// The message is the one already applied (a retained copy).
+    Seen,
+    /// Not for the agent (another broadcast name).
+    Ignored,
+    /// Refused whole: verification, device, order or content.
+    Refused {
+        /// A stable reason code.
+        reason: &'static str,
+        /// What was wrong, for the log; never payload content.
+        detail: String,
+    },
+}
+
+/// What the counter has applied, for its health report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The cached catalogue's version.
+    pub catalogue: Option<u64>,
+    /// The last status-updates seq gone through.
+    pub status_seq: u64,
+    /// The highest status update id gone through (applied or not).
+    pub updates_through: u64,
+    /// Updates kept as conflicts.
+    pub conflicts: u64,
+    /// The last settings seq applied.
+    pub settings_seq: u64,
+}
+
+/// Applies downstream messages to one store.
+pub struct Downstream {
+    conn: Connection,
+    device: DeviceId,
+    dc_key: VerifyingKey,
+    writer: WriterHandle,
+    configured_interval: Duration,
+}
+
+fn refused(reason: &'static str, detail: impl Into<String>) -> Outcome {
+    Outcome::Refused {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+impl Downstream {
+    /// Opens the store at `db` for the side tables and the catalogue.
+    pub fn open(
+        db: &Path,
+        device: DeviceId,
+        dc_key: VerifyingKey,
+        writer: WriterHandle,
+        configured_interval: Duration,
+    ) -> Result<Downstream, StoreError> {
+        Ok(Downstream {
+            conn: schema::open(db)?,
+            device,
+            dc_key,
+            writer,
+            configured_interval,
+        })
+    }
+
+    /// The health interval in force: the DC's setting if it gave one, else
+    /// the configuration's.
+    pub fn health_interval(&self) -> Result<Duration, StoreError> {
+        Ok(self
+            .last::<Settings>("settings")?
+            .and_then(|s| s.health_interval_s)
+            .map_or(self.configured_interval, Duration::from_secs))
+    }
+
+    /// What has been applied so far.
+    pub fn applied(&self) -> Result<Applied, StoreError> {
+        let c = &self.conn;
+        let number = |kind: &str| -> Result<u64, StoreError> {
+            Ok(c.query_row(
+                "SELECT number FROM downstream WHERE kind = ?",
+                [kind],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .step("reading what the DC sent")?
+            .unwrap_or(0) as u64)
+        };
+        let (through, conflicts): (i64, i64) = c
+            .query_row(
+                "SELECT coalesce(max(id), 0), count(*) FILTER (WHERE outcome = 'conflict') FROM dc_updates",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .step("reading the DC's status updates")?;
+        Ok(Applied {
+            catalogue: reference::version(c)?,
+            status_seq: number("status")?,
+            updates_through: through as u64,
+            conflicts: conflicts as u64,
+            settings_seq: number("settings")?,
+        })
+    }
+
+    fn last<M: Message>(&self, kind: &str) -> Result<Option<M>, StoreError> {
+        let bytes: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT message FROM downstream WHERE kind = ?",
+                [kind],
+                |r| r.get(0),
+            )
+            .optional()
+            .step("reading what the DC sent")?;
+        // Verified again: should the pinned DC key have changed since,
+        // the message no longer counts and the configuration decides.
+        Ok(bytes.and_then(|b| {
+            motcua_protocol::Opened::<M>::parse(&b)
+                .ok()
+                .and_then(|o| o.verify(&self.dc_key).ok())
+                .map(|v| v.message)
+        }))
+    }
+
+    fn number(&self, kind: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT number FROM downstream WHERE kind = ?",
+                [kind],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .step("reading what the DC sent")?
+            .unwrap_or(0) as u64)
+    }
+
+    fn keep(
+        &self,
+        kind: &str,
+        number: u64,
+        message: &[u8],
+        now: &UtcTime,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO downstream (kind, number, message, applied_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (kind) DO UPDATE SET number = ?2, message = ?3, applied_at = ?4",
+                params![kind, number as i64, message, now.to_string()],
+            )
+            .step("keeping what the DC sent")?;
+        Ok(())
+    }
+
+    /// Verifies and applies a message received on `topic`. Only a store
+    /// failure is an error; everything about the message is an [`Outcome`].
+    pub async fn handle(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        now: &UtcTime,
+    ) -> Result<Outcome, StoreError> {
+        if let Some(name) = topics::parse_broadcast_topic(topic) {
+            return if name == topics::CATALOGUE {
+                self.catalogue(payload, now)
+            } else {
+                Ok(Outcome::Ignored)
+            };
+        }
+        match topics::parse_device_topic(topic) {
+            Some((d, Channel::Down(name))) if d == self.device => match name.as_str() {
+                topics::DOWN_STATUS => self.updates(payload, now).await,
+                topics::DOWN_SETTINGS => self.settings(payload, now),
+                _ => Ok(Outcome::Ignored),
+            },
+            _ => Ok(Outcome::Ignored),
+        }
+    }
+
+    fn catalogue(&mut self, payload: &[u8], now: &UtcTime) -> Result<Outcome, StoreError> {
+        let c = match verify::<Catalogue>(payload, &self.dc_key) {
+            Ok(v) => v.message,
+            Err(e) => return Ok(refused(e.reason(), e.to_string())),
+        };
+        let data = ReferenceData {
+            version: c.version,
+            procedures: c.procedures,
+            holidays: c.holidays,
+            workdays: c.workdays,
+        };
+        match reference::import(&mut self.conn, &data, &now.to_string()) {
+            Ok(()) => Ok(Outcome::Catalogue { version: c.version }),
+            Err(ImportError::NotNewer { offered, current }) if offered == current => {
+                Ok(Outcome::Seen)
+            }
+            Err(ImportError::NotNewer { offered, current }) => Ok(refused(
+                "replay",
+                format!("catalogue version {offered}, older than the cached {current}"),
+            )),
+            Err(ImportError::Invalid(why)) => Ok(refused("invalid_catalogue", why)),
+            Err(ImportError::Store(e)) => Err(e),
+        }
+    }
+
+    /// Checks the device and the order of a per-device message.
+    fn ordered(
+        &self,
+        kind: &str,
+        device: &DeviceId,
+        seq: u64,
+    ) -> Result<Option<Outcome>, StoreError> {
+        if *device != self.device {
+            return Ok(Some(refused(
+                "device_mismatch",
+                format!("{kind} for device {device}, received by {}", self.device),
+            )));
+        }
+        let last = self.number(kind)?;
+        Ok(match seq {
+            s if s == last => Some(Outcome::Seen),
+            s if s < last => Some(refused(
+                "replay",
+                format!("{kind} seq {s}, older than the applied {last}"),
+            )),
+            _ => None,
+        })
+    }
+
+    async fn updates(&mut self, payload: &[u8], now: &UtcTime) -> Result<Outcome, StoreError> {
+        let u = match verify::<StatusUpdates>(payload, &self.dc_key) {
+            Ok(v) => v.message,
+            Err(e) => return Ok(refused(e.reason(), e.to_string())),
+        };
+        if let Some(o) = self.ordered("status", &u.device, u.seq)? {
+            return Ok(o);
+        }
+        let through = self.applied()?.updates_through;
+        let staff: StaffId = DC_STAFF
+            .parse()
+            .map_err(|_| StoreError::Internal("DC staff id".into()))?;
+        let (mut applied, mut already, mut conflicts, mut unknown) = (0, 0, 0, 0);
+        for up in u.updates.iter().filter(|up| up.id > through) {
+            let to =
+                Status::try_from(up.status).map_err(|e| StoreError::Internal(e.to_string()))?;
+            let current: Option<u8> = self
+                .conn
+                .query_row(
+                    "SELECT status FROM dossiers WHERE code = ?",
+                    [&up.code],
+                    |r| r.get(0),
+                )
+                .optional()
+                .step("reading a dossier's status")?;
+            let current = current.and_then(|c| Status::try_from(c).ok());
+            let (outcome, seq) = match current {
+                None => {
+                    unknown += 1;
+                    tracing::warn!(code = %up.code, id = up.id, "DC status update for a dossier this counter does not have");
+                    ("unknown", None)
+                }
+                Some(c) if c == to => {
+                    already += 1;
+                    ("already", None)
+                }
+                Some(c) if c.may_become(to) => {
+                    let note = match &up.note {
+                        Some(n) => format!("{}: {n}", up.by),
+                        None => up.by.clone(),
+                    };
+                    match self
+                        .writer
+                        .set_status_async(&up.code, to, staff.clone(), Some(note))
+                        .await
+                    {
+                        Ok(changed) => {
+                            applied += 1;
+                            tracing::info!(code = %up.code, id = up.id, seq = changed.seq, from = c.get(), to = to.get(), "DC status update applied");
+                            ("applied", Some(changed.seq))
+                        }
+                        Err(StoreError::Invalid(_)) => {
+                            conflicts += 1;
+                            ("conflict", None)
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Some(c) => {
+                    conflicts += 1;
+                    tracing::warn!(code = %up.code, id = up.id, current = c.get(), to = to.get(), "DC status update not applied: the counter's status differs (the counter's wins)");
+                    ("conflict", None)
+                }
+            };
+            self.conn
+                .execute(
+                    "INSERT OR REPLACE INTO dc_updates (id, code, status, outcome, seq, at) VALUES (?, ?, ?, ?, ?, ?)",
+                    params![up.id as i64, up.code, up.status, outcome, seq.map(|s| s as i64), now.to_string()],
+                )
+                .step("recording a DC status update")?;
+        }
+        self.keep("status", u.seq, payload, now)?;
+        Ok(Outcome::Updates {
+            seq: u.seq,
+            applied,
+            already,
+            conflicts,
+            unknown,
+        })
+    }
+
+    fn settings(&mut self, payload: &[u8], now: &UtcTime) -> Result<Outcome, StoreError> {
+        let s = match verify::<Settings>(payload, &self.dc_key) {
+            Ok(v) => v.message,
+            Err(e) => return Ok(refused(e.reason(), e.to_string())),
+        };
+        if let Some(o) = self.ordered("settings", &s.device, s.seq)? {
+            return Ok(o);
+        }
+        if let Some(i) = s.health_interval_s
+            && !(HEALTH_INTERVAL_MIN_S..=HEALTH_INTERVAL_MAX_S).contains(&i)
+        {
+            return Ok(refused(
+                "bad_setting",
+                format!(
+                    "health_interval_s {i} is outside {HEALTH_INTERVAL_MIN_S} to {HEALTH_INTERVAL_MAX_S}"
+                ),
+            ));
+        }
+        self.keep("settings", s.seq, payload, now)?;
+        Ok(Outcome::Settings {
+            seq: s.seq,
+            health_interval: self.health_interval()?,
+        })
+    }
+}
