@@ -108,6 +108,29 @@ pub enum Command {
     /// reconnects. Needs the configuration (broker, key, database).
     #[command(subcommand)]
     Publish(PublishCommand),
+    /// Export stored records for the provincial systems, by date and unit.
+    ///
+    /// Every record is verified again against its counter's enrolled keys
+    /// and written with its dossier code, unit, staff, body as signed
+    /// (citizens' personal data included: handle the output accordingly)
+    /// and the signed envelope in hex.
+    Export {
+        /// First day, in Vietnam: YYYY-MM-DD or dd/mm/yyyy.
+        #[arg(long, value_parser = parse_day)]
+        from: time::Date,
+        /// Last day, included [default: the first day].
+        #[arg(long, value_parser = parse_day)]
+        to: Option<time::Date>,
+        /// Only this unit's dossiers (e.g. H49.12.3).
+        #[arg(long)]
+        unit: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: crate::export::Format,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// The broker's certificate authority: create it, issue certificates.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -282,4 +305,13 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     s.parse::<motcua_common::config::HumanDuration>()
         .map(|d| d.0)
         .map_err(|e| e.to_string())
+}
+
+/// A day as operators type it: `YYYY-MM-DD` or `dd/mm/yyyy`.
+pub fn parse_day(s: &str) -> Result<time::Date, String> {
+    let iso = time::macros::format_description!("[year]-[month]-[day]");
+    let vn = time::macros::format_description!("[day]/[month]/[year]");
+    time::Date::parse(s, iso)
+        .or_else(|_| time::Date::parse(s, vn))
+        .map_err(|_| format!("{s:?} is not a day: write 2026-11-27 or 27/11/2026"))
 }

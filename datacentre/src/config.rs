@@ -28,6 +28,27 @@ pub struct RawConfig {
     broker: RawBrokerSection,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    http: RawHttp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default = "default_http_bind")]
+    bind: String,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            bind: default_http_bind(),
+        }
+    }
+}
+
+fn default_http_bind() -> String {
+    "127.0.0.1:9480".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +123,9 @@ pub struct DcConfig {
     pub share_group: ShareGroup,
     /// Log output.
     pub log: LogSection,
+    /// Where `motcua-dc run` serves its dashboard, JSON API and metrics;
+    /// `None`: not served.
+    pub http: Option<std::net::SocketAddr>,
 }
 
 impl DcConfig {
@@ -142,6 +166,19 @@ impl DcConfig {
         );
         let share_group = p.parse::<ShareGroup>("broker.share_group", &b.share_group);
         let log = raw.log.validate(&mut p);
+        let http = match raw.http.bind.as_str() {
+            "" | "off" => Some(None),
+            b => match b.parse::<std::net::SocketAddr>() {
+                Ok(a) => Some(Some(a)),
+                Err(_) => {
+                    p.push(
+                        "http.bind",
+                        format!("{b:?} is not an address:port (e.g. 127.0.0.1:9480), nor \"off\""),
+                    );
+                    None
+                }
+            },
+        };
         p.finish(|| {
             Some(DcConfig {
                 key_file: key_file?,
@@ -150,6 +187,7 @@ impl DcConfig {
                 broker: broker?,
                 share_group: share_group?,
                 log: log?,
+                http: http?,
             })
         })
     }
@@ -257,7 +295,12 @@ impl fmt::Display for DcConfig {
         writeln!(f, "\n[broker]")?;
         write!(f, "{}", self.broker)?;
         writeln!(f, "share_group = {:?}", self.share_group.0)?;
-        write!(f, "\n{}", self.log)
+        write!(f, "\n{}", self.log)?;
+        writeln!(f, "\n[http]")?;
+        match self.http {
+            Some(a) => writeln!(f, "bind = \"{a}\""),
+            None => writeln!(f, "bind = \"off\""),
+        }
     }
 }
 

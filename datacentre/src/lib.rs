@@ -18,12 +18,15 @@
 pub mod ca;
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod fleet;
 pub mod identity;
+pub mod metrics;
 pub mod publish;
 pub mod receiver;
 pub mod store;
 pub mod verify;
+pub mod web;
 
 /// The broker identity (certificate common name) every receiver uses. The
 /// broker's ACL grants it every device's topics, so no device may be

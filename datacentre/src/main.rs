@@ -132,6 +132,51 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Publish(cmd) => return publish(&cli, cmd),
+        Command::Export {
+            from,
+            to,
+            unit,
+            format,
+            out,
+        } => {
+            let mut s = open_store(&cli)?;
+            let filter = motcua_dc::export::Filter {
+                unit: unit.clone(),
+                from: *from,
+                to: to.unwrap_or(*from),
+            };
+            if filter.to < filter.from {
+                bail!("--to is before --from");
+            }
+            let mut sink: Box<dyn std::io::Write> = match out {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let bar = indicatif::ProgressBar::new_spinner().with_message("exporting");
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} records")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let mut reader = motcua_dc::export::Reader::new(&mut *s, filter, None);
+            let mut written = 0u64;
+            let mut header = true;
+            while !reader.done() {
+                let page = reader.page(1000)?;
+                motcua_dc::export::write(&mut sink, &page, *format, header)?;
+                header = false;
+                written += page.len() as u64;
+                bar.set_position(written);
+            }
+            if header {
+                motcua_dc::export::write(&mut sink, &[], *format, true)?;
+            }
+            sink.flush()?;
+            bar.finish_and_clear();
+            eprintln!("{written} records exported ({} read)", reader.scanned);
+        }
         Command::Verify { device } => {
             let mut s = open_store(&cli)?;
             let only = device
@@ -390,7 +435,22 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
         .with_context(|| format!("loading the receipt key {}", cfg.key_file))?;
     let store = store::open(&url).with_context(|| format!("opening the database {url}"))?;
     let kid = motcua_protocol::KeyId::of(&key.verifying_key());
-    let processor = Processor::new(store, key);
+    let metrics = Arc::new(motcua_dc::metrics::Metrics::new());
+    let processor = Processor::new(store, key).with_metrics(metrics.clone());
+    let http = match cfg.http {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("http.bind {addr}: cannot listen (another receiver on this machine? give each its own port, or \"off\")"))?;
+            listener.set_nonblocking(true)?;
+            let web_store = store::open(&url)
+                .with_context(|| format!("opening the database {url} for the dashboard"))?;
+            Some((
+                listener,
+                motcua_dc::web::Web::new(web_store, metrics.clone()),
+            ))
+        }
+        None => None,
+    };
     let threads = match cfg.verify_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -418,6 +478,18 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
             motcua_common::shutdown::signal().await;
             s.store(true, Ordering::Relaxed);
         });
+        if let Some((listener, web)) = http {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            tracing::info!(
+                "dashboard, JSON API and metrics at http://{}/",
+                listener.local_addr()?
+            );
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, motcua_dc::web::router(web)).await {
+                    tracing::error!(error = %e, "the dashboard stopped");
+                }
+            });
+        }
         receiver::run(opts, processor, verifiers, stop.clone(), || {
             tracing::info!("subscribed; receiving");
         })

@@ -34,6 +34,7 @@ use motcua_protocol::{
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::mpsc;
 
+use crate::metrics::Metrics;
 use crate::store::{Alert, Device, Incoming, Outcome, Store, StoreError, conflict_reason};
 
 /// How long a device's keys are trusted from the cache before they are
@@ -113,6 +114,7 @@ pub struct Processor {
     key: SigningKey,
     verifier: Verifier,
     stats: Stats,
+    metrics: Arc<Metrics>,
 }
 
 impl Processor {
@@ -123,7 +125,14 @@ impl Processor {
             key,
             verifier: Verifier::default(),
             stats: Stats::default(),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Counts into `metrics` (shared with the `/metrics` endpoint).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Processor {
+        self.metrics = metrics;
+        self
     }
 
     /// Counters since start.
@@ -159,8 +168,13 @@ impl Processor {
         now: UtcTime,
     ) -> Result<Option<Publish>, StoreError> {
         self.stats.messages += 1;
+        self.metrics.messages.inc();
         for alert in &checked.refused {
             self.stats.alerts += 1;
+            self.metrics
+                .refused
+                .with_label_values(&[alert.reason.as_str()])
+                .inc();
             tracing::warn!(
                 device = alert.device.as_deref(),
                 reason = alert.reason,
@@ -178,26 +192,43 @@ impl Processor {
             return Ok(None);
         }
         self.stats.verified += items.len() as u64;
+        let started = Instant::now();
         let accepted = self.store.accept(&device, &items, &now)?;
+        self.metrics
+            .store_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let m = &self.metrics;
         for (item, outcome) in items.iter().zip(&accepted.outcomes) {
             match outcome {
-                Outcome::Stored => self.stats.stored += 1,
-                Outcome::Duplicate => self.stats.duplicates += 1,
-                Outcome::Held => self.stats.held += 1,
+                Outcome::Stored => {
+                    self.stats.stored += 1;
+                    m.stored.inc();
+                }
+                Outcome::Duplicate => {
+                    self.stats.duplicates += 1;
+                    m.duplicates.inc();
+                }
+                Outcome::Held => {
+                    self.stats.held += 1;
+                    m.held.inc();
+                }
                 Outcome::NotHeld => {
                     tracing::debug!(%device, seq = item.seq, "beyond a gap and the hold is full; not kept");
                 }
                 Outcome::Conflict(kind) => {
                     self.stats.alerts += 1;
+                    m.refused.with_label_values(&[conflict_reason(*kind)]).inc();
                     tracing::warn!(%device, seq = item.seq, reason = conflict_reason(*kind), "conflicting envelope kept as evidence");
                 }
                 Outcome::Refused => {
                     self.stats.alerts += 1;
+                    m.refused.with_label_values(&["revoked_or_unknown"]).inc();
                     tracing::warn!(%device, seq = item.seq, "envelope of a revoked or unknown device refused");
                 }
             }
         }
         self.stats.stored += accepted.released;
+        m.stored.inc_by(accepted.released);
         let Some(head) = accepted.head else {
             return Ok(None);
         };
@@ -213,6 +244,7 @@ impl Processor {
             Err(e) => return Err(StoreError::Other(format!("signing a receipt: {e}"))),
         };
         self.stats.receipts += 1;
+        self.metrics.receipts.inc();
         tracing::debug!(%device, seq = head.seq, "receipt");
         Ok(Some(Publish {
             topic: topics::device_topic(&device, &Channel::Receipt),
@@ -235,6 +267,7 @@ impl Processor {
     /// those of devices not enrolled are logged and counted, never stored.
     fn telemetry(&mut self, topic: &str, payload: &[u8], now: UtcTime) -> Result<(), StoreError> {
         self.stats.messages += 1;
+        self.metrics.messages.inc();
         let stored = match topics::parse_device_topic(topic) {
             Some((device, Channel::Status)) => match Presence::parse(payload) {
                 Some(p) => {
@@ -253,6 +286,7 @@ impl Processor {
                     let known = self.store.put_health(&device, payload, &now)?;
                     if known {
                         self.stats.health += 1;
+                        self.metrics.health.inc();
                         tracing::debug!(%device, unsynced = h.unsynced, "health report");
                     }
                     known.then_some(()).ok_or((device, "unknown_device"))
@@ -263,6 +297,10 @@ impl Processor {
         };
         if let Err((device, reason)) = stored {
             self.stats.telemetry_refused += 1;
+            self.metrics
+                .telemetry_refused
+                .with_label_values(&[reason])
+                .inc();
             tracing::warn!(%device, reason, len = payload.len(), "health or status message refused");
         }
         Ok(())

@@ -170,6 +170,7 @@ both!(
     alerts_keep_their_fields,
     presence_and_health_are_kept_per_enrolled_device,
     downstream_numbers_only_grow_and_updates_queue_per_device,
+    charts_and_export_read_records_by_day,
 );
 
 // --- Checks ---------------------------------------------------------------
@@ -507,4 +508,42 @@ fn downstream_numbers_only_grow_and_updates_queue_per_device(b: &dyn Backend) {
         s.updates(&dev("dev-b"), 0, 10).expect("reads")[0].code,
         "Y-1"
     );
+}
+
+fn charts_and_export_read_records_by_day(b: &dyn Backend) {
+    let mut s = b.open();
+    let k = key(1);
+    s.enroll(&enrollment("dev-a", &k), &now())
+        .expect("ok")
+        .expect("enrolled");
+    let items = chain("dev-a", &k, 5);
+    s.accept(&dev("dev-a"), &items, &now()).expect("stored");
+    let long_ago = UtcTime::parse("2000-01-01T00:00:00.000Z").expect("valid");
+    let later = UtcTime::parse("2100-01-01T00:00:00.000Z").expect("valid");
+
+    // The records were signed and stored at the same instant: one day.
+    let counts = s.daily_dossiers(&long_ago).expect("reads");
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert_eq!((counts[0].0.as_str(), counts[0].2), ("dev-a", 5));
+    let vn_today = now()
+        .get()
+        .to_offset(time::UtcOffset::from_hms(7, 0, 0).expect("valid"))
+        .date()
+        .to_string();
+    assert_eq!(counts[0].1, vn_today, "the day in Vietnam (UTC+7)");
+    assert!(s.daily_dossiers(&later).expect("reads").is_empty());
+    let lag = s.daily_lag(&long_ago).expect("reads");
+    assert_eq!(lag.len(), 1);
+    assert!(lag[0].1 >= 0.0 && lag[0].2 >= lag[0].1, "{lag:?}");
+
+    // Export pages in (device, seq) order after a cursor.
+    let first = s.export(&long_ago, &later, None, 3).expect("reads");
+    assert_eq!(first.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    let rest = s
+        .export(&long_ago, &later, Some(("dev-a", 3)), 3)
+        .expect("reads");
+    assert_eq!(rest.iter().map(|r| r.seq).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(rest[1].bytes, items[4].bytes);
+    assert_eq!(rest[1].kind, "dossier.created");
+    assert!(s.export(&later, &later, None, 3).expect("reads").is_empty());
 }

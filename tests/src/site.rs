@@ -328,7 +328,7 @@ impl Site {
         std::fs::write(
             &dc_conf,
             format!(
-                "[dc]\nkey_file = {key:?}\n[database]\nurl = {database:?}\n[broker]\nbroker = {:?}\n{tls_lines}share_group = \"motcua-dc\"\n",
+                "[dc]\nkey_file = {key:?}\n[database]\nurl = {database:?}\n[broker]\nbroker = {:?}\n{tls_lines}share_group = \"motcua-dc\"\n[http]\nbind = \"127.0.0.1:0\"\n",
                 broker.url_at(host)
             ),
         )
@@ -552,6 +552,14 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// As [`Agent::receive`], starting `days_ago` days before today (fewer
+    /// than any day already used: a chain's times only move forward).
+    pub fn receive_from(&self, days_ago: i64, n: u64) {
+        assert!(days_ago < self.day.get(), "days already used");
+        self.day.set(days_ago);
+        self.receive(n);
+    }
+
     /// Adds `n` dossiers to its store, as the clerk would while offline.
     pub fn receive(&self, n: u64) {
         std::fs::create_dir_all(&self.state).expect("mkdir");
@@ -564,7 +572,8 @@ impl Agent {
             let chunk = left.min(990);
             left -= chunk;
             let ago = self.day.get();
-            assert!(ago > 0, "ran out of past days for test records");
+            // Today (0) last: the running agent's own records come after.
+            assert!(ago >= 0, "ran out of past days for test records");
             self.day.set(ago - 1);
             let at = time::OffsetDateTime::now_utc() - time::Duration::days(ago);
             let writer = Writer::start(WriterConfig {

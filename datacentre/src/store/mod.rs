@@ -345,6 +345,54 @@ pub trait Store: Send {
     /// `device`'s queued status changes with an id above `after`, oldest
     /// first, at most `limit`.
     fn updates(&mut self, device: &DeviceId, after: u64, limit: u32) -> Result<Vec<PendingUpdate>>;
+
+    /// Dossiers received (`dossier.created` records) per device and day in
+    /// Vietnam (`YYYY-MM-DD`), of records signed at or after `since`.
+    fn daily_dossiers(&mut self, since: &UtcTime) -> Result<Vec<(String, String, u64)>>;
+
+    /// Per day in Vietnam, the average and the largest time in seconds
+    /// from signing at the counter to storing here, of records signed at or
+    /// after `since` by a synchronised clock.
+    fn daily_lag(&mut self, since: &UtcTime) -> Result<Vec<(String, f64, f64)>>;
+
+    /// Stored records signed in `[from, to)`, in (device, seq) order after
+    /// the cursor `after`, at most `limit`: for export.
+    fn export(
+        &mut self,
+        from: &UtcTime,
+        to: &UtcTime,
+        after: Option<(&str, u64)>,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>>;
+}
+
+/// A stored record as exported: its metadata and the signed envelope.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ExportRow {
+    /// The device.
+    pub device: String,
+    /// Its seq.
+    pub seq: u64,
+    /// The record kind.
+    pub kind: String,
+    /// When the counter signed it.
+    pub signed_at: String,
+    /// Whether the counter's clock was synchronised.
+    pub clock: bool,
+    /// When the DC stored it.
+    pub received_at: String,
+    /// The complete signed envelope.
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for ExportRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportRow")
+            .field("device", &self.device)
+            .field("seq", &self.seq)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Opens (creating when needed) the store `url` names.

@@ -14,7 +14,7 @@ use postgres::{Client, NoTls, Row, Transaction};
 
 use super::accept::{self, Accepted, ChainTx, Incoming};
 use super::{
-    Alert, AlertCount, AlertRow, Device, DeviceKey, DeviceState, EnrollError, Enrolled,
+    Alert, AlertCount, AlertRow, Device, DeviceKey, DeviceState, EnrollError, Enrolled, ExportRow,
     PendingUpdate, Record, Result, StoreError, StoredAlert, Totals, hash_from, key_from, kid_from,
     seq_from,
 };
@@ -566,6 +566,72 @@ impl super::Store for PgStore {
                     at: r.get(3),
                     by: r.get(4),
                     note: r.get(5),
+                })
+            })
+            .collect()
+    }
+
+    fn daily_dossiers(&mut self, since: &UtcTime) -> Result<Vec<(String, String, u64)>> {
+        self.client
+            .query(
+                "SELECT device, to_char(signed_at::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM-DD') AS day,
+                        count(*)
+                 FROM records WHERE kind = 'dossier.created' AND signed_at >= $1
+                 GROUP BY device, day ORDER BY day, device",
+                &[&since.to_string()],
+            )?
+            .iter()
+            .map(|r| Ok((r.get(0), r.get(1), seq_from(r.get(2), "count")?)))
+            .collect()
+    }
+
+    fn daily_lag(&mut self, since: &UtcTime) -> Result<Vec<(String, f64, f64)>> {
+        Ok(self
+            .client
+            .query(
+                "SELECT day, avg(lag)::float8, max(lag)::float8 FROM (
+                    SELECT to_char(signed_at::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM-DD') AS day,
+                           extract(epoch FROM received_at::timestamptz - signed_at::timestamptz) AS lag
+                    FROM records WHERE clock AND signed_at >= $1) l
+                 GROUP BY day ORDER BY day",
+                &[&since.to_string()],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    fn export(
+        &mut self,
+        from: &UtcTime,
+        to: &UtcTime,
+        after: Option<(&str, u64)>,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>> {
+        let (d, s) = after.map_or(("", 0), |(d, s)| (d, i(s)));
+        self.client
+            .query(
+                "SELECT device, seq, kind, signed_at, clock, received_at, bytes FROM records
+                 WHERE signed_at >= $1 AND signed_at < $2 AND (device > $3 OR (device = $3 AND seq > $4))
+                 ORDER BY device, seq LIMIT $5",
+                &[
+                    &from.to_string(),
+                    &to.to_string(),
+                    &d,
+                    &s,
+                    &i64::from(limit),
+                ],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(ExportRow {
+                    device: r.get(0),
+                    seq: seq_from(r.get(1), "seq")?,
+                    kind: r.get(2),
+                    signed_at: r.get(3),
+                    clock: r.get(4),
+                    received_at: r.get(5),
+                    bytes: r.get(6),
                 })
             })
             .collect()

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 
 use super::accept::{self, Accepted, ChainTx, Incoming};
 use super::{
-    Alert, AlertCount, AlertRow, Device, DeviceKey, DeviceState, EnrollError, Enrolled,
+    Alert, AlertCount, AlertRow, Device, DeviceKey, DeviceState, EnrollError, Enrolled, ExportRow,
     PendingUpdate, Record, Result, StoreError, StoredAlert, Totals, hash_from, key_from, kid_from,
     seq_from,
 };
@@ -639,6 +639,85 @@ impl super::Store for SqliteStore {
                     ..u
                 })
             })
+            .collect()
+    }
+
+    fn daily_dossiers(&mut self, since: &UtcTime) -> Result<Vec<(String, String, u64)>> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT device, date(signed_at, '+7 hours') AS day, count(*) FROM records
+                 WHERE kind = 'dossier.created' AND signed_at >= ?
+                 GROUP BY device, day ORDER BY day, device",
+            )?
+            .query_map([since.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn daily_lag(&mut self, since: &UtcTime) -> Result<Vec<(String, f64, f64)>> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT day, avg(lag), max(lag) FROM (
+                    SELECT date(signed_at, '+7 hours') AS day,
+                           (julianday(received_at) - julianday(signed_at)) * 86400.0 AS lag
+                    FROM records WHERE clock = 1 AND signed_at >= ?)
+                 GROUP BY day ORDER BY day",
+            )?
+            .query_map([since.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn export(
+        &mut self,
+        from: &UtcTime,
+        to: &UtcTime,
+        after: Option<(&str, u64)>,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>> {
+        let (d, s) = after.map_or(("", 0), |(d, s)| (d, i(s)));
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT device, seq, kind, signed_at, clock, received_at, bytes FROM records
+                 WHERE signed_at >= ?1 AND signed_at < ?2 AND (device > ?3 OR (device = ?3 AND seq > ?4))
+                 ORDER BY device, seq LIMIT ?5",
+            )?
+            .query_map(
+                params![from.to_string(), to.to_string(), d, s, limit],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, bool>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, Vec<u8>>(6)?,
+                    ))
+                },
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(
+                |(device, seq, kind, signed_at, clock, received_at, bytes)| {
+                    Ok(ExportRow {
+                        device,
+                        seq: seq_from(seq, "seq")?,
+                        kind,
+                        signed_at,
+                        clock,
+                        received_at,
+                        bytes,
+                    })
+                },
+            )
             .collect()
     }
 

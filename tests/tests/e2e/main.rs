@@ -3,8 +3,10 @@
 
 mod attacks;
 mod browser;
+mod chromium;
 mod config;
 mod crash;
+mod dashboard;
 mod demo;
 mod doctor;
 mod dossier;

@@ -1,0 +1,256 @@
+//! What arrived, for the provincial systems: stored records by unit and
+//! date range, each verified again against its device's enrolled keys, as
+//! JSON lines or CSV (`motcua-dc export`) or JSON pages (`/api/v1/records`).
+//!
+//! Records hold citizens' dossiers as the counters signed them: this is a
+//! data channel to the systems that process them, not an operator's log.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use motcua_protocol::{DeviceId, KeyId, Opened, Submission, UtcTime};
+use serde::Serialize;
+use time::{Date, Time};
+
+use crate::store::{ExportRow, Result, Store, StoreError};
+
+/// Which records.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// Only dossiers of this unit (the dossier code's first part).
+    pub unit: Option<String>,
+    /// From this day, in Vietnam.
+    pub from: Date,
+    /// Through this day, in Vietnam.
+    pub to: Date,
+}
+
+impl Filter {
+    /// The UTC instants bounding the days: `[from 00:00, to+1 00:00)` in
+    /// Vietnam (UTC+7).
+    fn bounds(&self) -> (UtcTime, UtcTime) {
+        let vn = time::UtcOffset::from_hms(7, 0, 0).unwrap_or(time::UtcOffset::UTC);
+        let at = |d: Date| {
+            UtcTime::new(
+                d.with_time(Time::MIDNIGHT)
+                    .assume_offset(vn)
+                    .to_offset(time::UtcOffset::UTC),
+            )
+        };
+        (at(self.from), at(self.to.next_day().unwrap_or(self.to)))
+    }
+}
+
+/// One exported record.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exported {
+    /// The counter.
+    pub device: String,
+    /// Its seq in the counter's chain.
+    pub seq: u64,
+    /// What changed (`dossier.created`, `dossier.status`).
+    pub kind: String,
+    /// The dossier code the record is about.
+    pub code: Option<String>,
+    /// The unit (the code's first part).
+    pub unit: Option<String>,
+    /// When the counter signed it.
+    pub signed_at: String,
+    /// Whether the counter's clock was synchronised then.
+    pub clock: bool,
+    /// When the DC stored it.
+    pub received_at: String,
+    /// The staff account at the counter.
+    pub staff: String,
+    /// The record as signed.
+    pub body: serde_json::Value,
+    /// The complete signed envelope (COSE_Sign1), hex, for independent
+    /// verification.
+    pub envelope: String,
+}
+
+/// Reads, verifies and filters records page by page.
+pub struct Reader<'a> {
+    store: &'a mut dyn Store,
+    filter: Filter,
+    keys: HashMap<String, Vec<(KeyId, ed25519_dalek::VerifyingKey)>>,
+    cursor: Option<(String, u64)>,
+    done: bool,
+    /// Records read from the store so far (before the unit filter).
+    pub scanned: u64,
+}
+
+impl<'a> Reader<'a> {
+    /// Starts after `cursor` (a previous page's last device and seq).
+    pub fn new(
+        store: &'a mut dyn Store,
+        filter: Filter,
+        cursor: Option<(String, u64)>,
+    ) -> Reader<'a> {
+        Reader {
+            store,
+            filter,
+            keys: HashMap::new(),
+            cursor,
+            done: false,
+            scanned: 0,
+        }
+    }
+
+    /// The cursor after the last record read: where the next page starts.
+    pub fn cursor(&self) -> Option<&(String, u64)> {
+        self.cursor.as_ref()
+    }
+
+    /// Whether every record has been read.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    fn verify(&mut self, row: &ExportRow) -> Result<Submission> {
+        if !self.keys.contains_key(&row.device) {
+            let id: DeviceId = row
+                .device
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("device id {:?}", row.device)))?;
+            let keys = self
+                .store
+                .device(&id)?
+                .map(|d| d.keys.iter().map(|k| (k.kid, k.key)).collect())
+                .unwrap_or_default();
+            self.keys.insert(row.device.clone(), keys);
+        }
+        let opened = Opened::<Submission>::parse(&row.bytes).map_err(|e| {
+            StoreError::Corrupt(format!("{} seq {}: {}", row.device, row.seq, e.reason()))
+        })?;
+        let key = self.keys[&row.device]
+            .iter()
+            .find(|(kid, _)| *kid == opened.kid())
+            .map(|(_, k)| *k)
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "{} seq {}: its key is not enrolled",
+                    row.device, row.seq
+                ))
+            })?;
+        Ok(opened
+            .verify(&key)
+            .map_err(|e| {
+                StoreError::Corrupt(format!("{} seq {}: {}", row.device, row.seq, e.reason()))
+            })?
+            .message)
+    }
+
+    /// The next page: up to `limit` records read from the store, those of
+    /// the unit kept. Empty only when [`Reader::done`].
+    pub fn page(&mut self, limit: u32) -> Result<Vec<Exported>> {
+        let mut out = Vec::new();
+        while out.is_empty() && !self.done {
+            let (from, to) = self.filter.bounds();
+            let after = self.cursor.as_ref().map(|(d, s)| (d.as_str(), *s));
+            let rows = self.store.export(&from, &to, after, limit)?;
+            if (rows.len() as u32) < limit {
+                self.done = true;
+            }
+            for row in rows {
+                self.scanned += 1;
+                self.cursor = Some((row.device.clone(), row.seq));
+                let s = self.verify(&row)?;
+                let code = s
+                    .body
+                    .get("code")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_owned);
+                let unit = code
+                    .as_deref()
+                    .and_then(|c| c.split_once('-'))
+                    .map(|(u, _)| u.to_owned());
+                if let Some(want) = &self.filter.unit
+                    && unit.as_deref() != Some(want.as_str())
+                {
+                    continue;
+                }
+                out.push(Exported {
+                    device: row.device,
+                    seq: row.seq,
+                    kind: row.kind,
+                    code,
+                    unit,
+                    signed_at: row.signed_at,
+                    clock: row.clock,
+                    received_at: row.received_at,
+                    staff: s.staff.to_string(),
+                    body: s.body,
+                    envelope: hex::encode(&row.bytes),
+                });
+            }
+            if limit == 0 {
+                self.done = true;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Jsonl,
+    /// CSV with a header; the body as a JSON string in its column.
+    Csv,
+}
+
+/// Writes records in `format`; the CSV header first when `header`.
+pub fn write(
+    out: &mut dyn Write,
+    records: &[Exported],
+    format: Format,
+    header: bool,
+) -> std::io::Result<()> {
+    match format {
+        Format::Jsonl => {
+            for r in records {
+                serde_json::to_writer(&mut *out, r)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Format::Csv => {
+            let mut w = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(out);
+            if header {
+                w.write_record([
+                    "device",
+                    "seq",
+                    "kind",
+                    "code",
+                    "unit",
+                    "signed_at",
+                    "clock",
+                    "received_at",
+                    "staff",
+                    "body",
+                    "envelope",
+                ])?;
+            }
+            for r in records {
+                w.write_record([
+                    r.device.as_str(),
+                    &r.seq.to_string(),
+                    &r.kind,
+                    r.code.as_deref().unwrap_or(""),
+                    r.unit.as_deref().unwrap_or(""),
+                    &r.signed_at,
+                    if r.clock { "true" } else { "false" },
+                    &r.received_at,
+                    &r.staff,
+                    &r.body.to_string(),
+                    &r.envelope,
+                ])?;
+            }
+            w.flush()?;
+        }
+    }
+    Ok(())
+}
