@@ -6,6 +6,7 @@
 //! plain binaries of other packages, so the first call builds them with the
 //! same cargo, profile and target directory.
 
+pub mod fleet_sim;
 pub mod impair;
 pub mod kiosk;
 pub mod site;

@@ -152,3 +152,19 @@ fn counters_report_health_and_the_fleet_sees_them_come_and_go() {
     // Presence and health never become alerts (they are not records).
     assert_eq!(site.alert_reasons(), Vec::<String>::new());
 }
+
+#[test]
+fn a_small_simulated_fleet_drains_through_two_receivers_with_nothing_lost() {
+    // The fleet benchmark's simulator at a size the suite can afford:
+    // every counter the agent's real store and sync loop, in this process.
+    let f = motcua_e2e::fleet_sim::Fleet {
+        counters: 40,
+        records: 25,
+        receivers: 2,
+    };
+    let r = motcua_e2e::fleet_sim::run(f, |_, _, _| {});
+    eprintln!("{r:?}");
+    assert_eq!(r.stored, 40 * 25);
+    assert_eq!(r.complete, 40, "every chain exactly its backlog");
+    assert_eq!(r.alerts, 0);
+}
