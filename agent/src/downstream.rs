@@ -141,18 +141,8 @@ impl Downstream {
 
     /// What has been applied so far.
     pub fn applied(&self) -> Result<Applied, StoreError> {
-        let c = &self.conn;
-        let number = |kind: &str| -> Result<u64, StoreError> {
-            Ok(c.query_row(
-                "SELECT number FROM downstream WHERE kind = ?",
-                [kind],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()
-            .step("reading what the DC sent")?
-            .unwrap_or(0) as u64)
-        };
-        let (through, conflicts): (i64, i64) = c
+        let (through, conflicts): (i64, i64) = self
+            .conn
             .query_row(
                 "SELECT coalesce(max(id), 0), count(*) FILTER (WHERE outcome = 'conflict') FROM dc_updates",
                 [],
@@ -160,11 +150,11 @@ impl Downstream {
             )
             .step("reading the DC's status updates")?;
         Ok(Applied {
-            catalogue: reference::version(c)?,
-            status_seq: number("status")?,
+            catalogue: reference::version(&self.conn)?,
+            status_seq: self.number("status")?,
             updates_through: through as u64,
             conflicts: conflicts as u64,
-            settings_seq: number("settings")?,
+            settings_seq: self.number("settings")?,
         })
     }
 

@@ -43,9 +43,20 @@ struct CatalogueFile {
     workdays: Vec<CalendarDay>,
 }
 
-/// Keeps `bytes` as the newest on its topic, refusing a number that is
-/// not higher than the kept one.
-fn keep(store: &mut dyn Store, s: Signed, now: &UtcTime) -> Result<Signed> {
+/// Keeps `bytes` as the newest on `topic`, refusing a number that is not
+/// higher than the kept one.
+fn keep(
+    store: &mut dyn Store,
+    topic: String,
+    number: u64,
+    bytes: Vec<u8>,
+    now: &UtcTime,
+) -> Result<Signed> {
+    let s = Signed {
+        topic,
+        number,
+        bytes,
+    };
     if !store.down_put(&s.topic, s.number, &s.bytes, now)? {
         bail!(
             "{} already has number {} or higher: publish a higher one",
@@ -95,15 +106,7 @@ pub fn catalogue(
         workdays: f.workdays,
     };
     let bytes = sign(&c, key).context("signing the catalogue")?;
-    keep(
-        store,
-        Signed {
-            topic,
-            number: c.version,
-            bytes,
-        },
-        now,
-    )
+    keep(store, topic, c.version, bytes, now)
 }
 
 /// The highest update id `device` reported going through, from its
@@ -163,18 +166,7 @@ pub fn status(
         updates,
     };
     let bytes = sign(&msg, key).context("signing the status updates")?;
-    Ok((
-        keep(
-            store,
-            Signed {
-                topic,
-                number: seq,
-                bytes,
-            },
-            now,
-        )?,
-        n,
-    ))
+    Ok((keep(store, topic, seq, bytes, now)?, n))
 }
 
 /// Signs `device`'s settings: `health_interval` overrides its configured
@@ -202,15 +194,7 @@ pub fn settings(
         health_interval_s: health_interval.map(|d| d.as_secs()),
     };
     let bytes = sign(&msg, key).context("signing the settings")?;
-    keep(
-        store,
-        Signed {
-            topic,
-            number: seq,
-            bytes,
-        },
-        now,
-    )
+    keep(store, topic, seq, bytes, now)
 }
 
 /// Publishes `messages` retained at QoS 1 and waits for the broker to

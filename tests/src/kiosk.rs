@@ -16,6 +16,20 @@ pub const STAFF_NAME: &str = "Nguyễn Văn An";
 /// Its password.
 pub const SECRET: &str = "mat-khau-123";
 
+/// Adds the [`STAFF`] account to the counter configured at `conf`.
+pub fn add_staff(conf: &str) {
+    let out = std::process::Command::new(crate::bin("motcua"))
+        .args(["-c", conf, "staff", "add", STAFF, "--name", STAFF_NAME])
+        .env("MOTCUA_STAFF_SECRET", SECRET)
+        .output()
+        .expect("staff add runs");
+    assert!(
+        out.status.success(),
+        "staff add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A counter serving its kiosk.
 pub struct Counter {
     /// The site (broker and receiver).
@@ -60,16 +74,7 @@ impl Counter {
             ],
         );
         assert!(r.ok, "reference import: {}", r.stderr);
-        let out = std::process::Command::new(crate::bin("motcua"))
-            .args(["-c", &conf, "staff", "add", STAFF, "--name", STAFF_NAME])
-            .env("MOTCUA_STAFF_SECRET", SECRET)
-            .output()
-            .expect("staff add runs");
-        assert!(
-            out.status.success(),
-            "staff add: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        add_staff(&conf);
         let receiver = online.then(|| {
             site.broker.start();
             site.receiver()

@@ -92,24 +92,7 @@ fn catalogue_status_and_settings_reach_a_counter_and_forgeries_do_not() {
         .expect("a dossier")
     };
     assert_eq!(dossier_status(&a, &code), 2, "accepted at the counter");
-    let staff = std::process::Command::new(motcua_e2e::bin("motcua"))
-        .args([
-            "-c",
-            a.conf.to_str().expect("utf-8"),
-            "staff",
-            "add",
-            STAFF,
-            "--name",
-            "Nguyễn Văn An",
-        ])
-        .env("MOTCUA_STAFF_SECRET", SECRET)
-        .output()
-        .expect("staff add runs");
-    assert!(
-        staff.status.success(),
-        "{}",
-        String::from_utf8_lossy(&staff.stderr)
-    );
+    motcua_e2e::kiosk::add_staff(a.conf.to_str().expect("utf-8"));
 
     // Published while the counter is not running: retained, it is
     // applied when the counter connects.
