@@ -388,3 +388,124 @@ impl Downstream {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ed25519_dalek::SigningKey;
+    use motcua_protocol::sign;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::domain::code::Counter;
+    use crate::store::writer::{CLOCK_FLOOR, DEFAULT_MAX_BATCH};
+    use crate::store::{DB_FILE, Writer, WriterConfig};
+
+    const DEVICE: &str = "H49.12.3-q01";
+
+    fn dc() -> SigningKey {
+        SigningKey::from_bytes(&[9; 32])
+    }
+
+    fn settings(seq: u64, device: &str, interval: Option<u64>, key: &SigningKey) -> Vec<u8> {
+        sign(
+            &Settings {
+                v: 1,
+                device: device.parse().expect("valid"),
+                seq,
+                issued_at: UtcTime::new(time::OffsetDateTime::now_utc()),
+                health_interval_s: interval,
+            },
+            key,
+        )
+        .expect("signs")
+    }
+
+    fn reason(o: &Outcome) -> &'static str {
+        match o {
+            Outcome::Refused { reason, .. } => reason,
+            _ => "",
+        }
+    }
+
+    #[test]
+    fn settings_are_ordered_checked_and_verified() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join(DB_FILE);
+        let writer = Writer::start(WriterConfig {
+            db: db.clone(),
+            device: DEVICE.parse().expect("valid"),
+            unit: "H49.12.3".parse().expect("valid"),
+            counter: Counter::new(1).expect("valid"),
+            min_free: 0,
+            key: SigningKey::from_bytes(&[1; 32]),
+            clock: Arc::new(ManualClock::new(
+                time::OffsetDateTime::now_utc().max(CLOCK_FLOOR),
+                true,
+            )),
+            default_collect_at: "Bộ phận Một cửa".into(),
+            max_batch: DEFAULT_MAX_BATCH,
+        })
+        .expect("writer");
+        let configured = Duration::from_secs(60);
+        let mut down = Downstream::open(
+            &db,
+            DEVICE.parse().expect("valid"),
+            dc().verifying_key(),
+            writer.handle(),
+            configured,
+        )
+        .expect("opens");
+        let topic = format!("motcua/v1/d/{DEVICE}/down/settings");
+        let now = UtcTime::new(time::OffsetDateTime::now_utc());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let mut handle = |bytes: Vec<u8>| {
+            rt.block_on(down.handle(&topic, &bytes, &now))
+                .expect("store")
+        };
+
+        // Out of the counter's bounds: refused, nothing kept.
+        assert_eq!(
+            reason(&handle(settings(1, DEVICE, Some(5), &dc()))),
+            "bad_setting"
+        );
+        // Another device's, or signed by another key: refused.
+        assert_eq!(
+            reason(&handle(settings(1, "H49.12.3-q02", Some(300), &dc()))),
+            "device_mismatch"
+        );
+        let forged = settings(1, DEVICE, Some(300), &SigningKey::from_bytes(&[3; 32]));
+        assert_eq!(reason(&handle(forged)), "key_mismatch");
+        // Applied; the retained copy again is seen; an older one a replay.
+        assert_eq!(
+            handle(settings(2, DEVICE, Some(300), &dc())),
+            Outcome::Settings {
+                seq: 2,
+                health_interval: Duration::from_secs(300)
+            }
+        );
+        assert_eq!(handle(settings(2, DEVICE, Some(300), &dc())), Outcome::Seen);
+        assert_eq!(
+            reason(&handle(settings(1, DEVICE, Some(600), &dc()))),
+            "replay"
+        );
+        // Cleared: the configuration decides again.
+        assert_eq!(
+            handle(settings(3, DEVICE, None, &dc())),
+            Outcome::Settings {
+                seq: 3,
+                health_interval: configured
+            }
+        );
+        assert_eq!(down.applied().expect("reads").settings_seq, 3);
+        // Another kind of broadcast is not for the agent.
+        let other = rt
+            .block_on(down.handle("motcua/v1/all/weather", b"x", &now))
+            .expect("store");
+        assert_eq!(other, Outcome::Ignored);
+        writer.shutdown();
+    }
+}
