@@ -111,6 +111,9 @@ pub fn collect(store: &mut dyn Store, now: &UtcTime, t: Thresholds) -> Result<Ve
             // Its envelopes are refused from now on; nothing to repair.
             "revoked" => {}
             "offline" => attention.push("offline"),
+            // Records arrived but no presence: an agent older than the
+            // status topic, or a status lost with the broker's store.
+            "unknown" if d.last_seen.is_some() => attention.push("no status received"),
             "unknown" => attention.push("never connected"),
             _ => {
                 if age(&health_at).is_none_or(|a| a > t.silent_after.as_secs()) {

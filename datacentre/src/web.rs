@@ -276,6 +276,7 @@ fn attention_vi(a: &str) -> &'static str {
     match a {
         "offline" => "mất kết nối",
         "never connected" => "chưa từng kết nối",
+        "no status received" => "chưa nhận trạng thái",
         "no health report" => "không gửi báo cáo tình trạng",
         "sync lagging" => "đồng bộ chậm",
         "disk nearly full" => "sắp đầy bộ nhớ",
