@@ -66,10 +66,15 @@ KID_BYTES = 16                            # section 2, label 4
 LABEL_ALG, LABEL_CONTENT_TYPE, LABEL_KID, LABEL_TYP = 1, 3, 4, 16
 PROTECTED_LABELS = {LABEL_ALG, LABEL_CONTENT_TYPE, LABEL_KID, LABEL_TYP}
 
-TYP = {                                   # section 2, message types
+TYP = {                                   # section 2, message types; 7.3
     "submission": "application/vnd.motcua.submission+cose",
     "receipt": "application/vnd.motcua.receipt+cose",
+    "catalogue": "application/vnd.motcua.catalogue+cose",
+    "status updates": "application/vnd.motcua.status-updates+cose",
+    "settings": "application/vnd.motcua.settings+cose",
 }
+MAX_CATALOGUE_BYTES = 1_048_576            # section 7.3
+MAX_STATUS_UPDATES = 256                   # section 7.3
 
 PROTOCOL_VERSION = 1                      # sections 4 and 9
 MAX_INTEGER = 2**53 - 1                   # section 4
@@ -119,10 +124,11 @@ def is_integer(value: Any) -> bool:
 
 # --- step 1 --------------------------------------------------------------------
 
-def step1_length(data: bytes) -> None:
-    """Length at most 65 536 bytes, checked before decoding (`too_large`)."""
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise Refused("too_large", f"{len(data)} bytes, the limit is {MAX_MESSAGE_BYTES}")
+def step1_length(data: bytes, message_type: str) -> None:
+    """Length at most 65 536 bytes (a catalogue: 1 048 576), checked before decoding (`too_large`)."""
+    limit = MAX_CATALOGUE_BYTES if message_type == "catalogue" else MAX_MESSAGE_BYTES
+    if len(data) > limit:
+        raise Refused("too_large", f"{len(data)} bytes, the limit is {limit}")
 
 
 # --- step 2 --------------------------------------------------------------------
@@ -516,9 +522,110 @@ def check_receipt(payload: dict) -> None:
     _check_time("at", payload["at"])
 
 
+def _check_object(name: str, value: Any, required: set[str], optional: set[str]) -> dict:
+    """An object with every required member, optional ones, nothing else."""
+    if not isinstance(value, dict):
+        raise Refused("bad_payload", f"{name} is not an object")
+    missing, extra = required - value.keys(), value.keys() - required - optional
+    if missing or extra:
+        raise Refused("bad_payload", f"{name} members: missing {sorted(missing)}, unexpected {sorted(extra)}")
+    return value
+
+
+def _check_int(name: str, value: Any, low: int, high: int = MAX_INTEGER) -> int:
+    if not is_integer(value) or not low <= value <= high:
+        raise Refused("bad_payload", f"{name} is {value!r}, not an integer in {low}..={high}")
+    return value
+
+
+def _check_text(name: str, value: Any, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise Refused("bad_payload", f"{name} is {value!r}, not text")
+
+
+PROCEDURE_CODE = re.compile(r"[A-Za-z0-9.]{1,64}")
+DAY = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+
+
+def check_catalogue(payload: dict) -> None:
+    """Section 7.3, catalogue."""
+    _check_members(payload, {"v", "version", "issued_at", "procedures", "holidays", "workdays"}, "catalogue")
+    _check_int("version", payload["version"], 1)
+    _check_time("issued_at", payload["issued_at"])
+    if not isinstance(payload["procedures"], list):
+        raise Refused("bad_payload", "procedures is not an array")
+    codes = set()
+    for p in payload["procedures"]:
+        _check_object("procedure", p, {"code", "name", "working_days"}, {"fee", "documents"})
+        _check_id("procedure code", p["code"], PROCEDURE_CODE, "procedure code")
+        if p["code"] in codes:
+            raise Refused("bad_payload", f"procedure code {p['code']} appears twice")
+        codes.add(p["code"])
+        _check_text("procedure name", p["name"])
+        if not p["name"].strip() or len(p["name"]) > 500:
+            raise Refused("bad_payload", "a procedure name is 1 to 500 characters")
+        _check_int("working_days", p["working_days"], 0, 65_535)
+        if p.get("fee") is not None:
+            _check_int("fee", p["fee"], 0)
+        documents = p.get("documents", [])
+        if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
+            raise Refused("bad_payload", "documents is not an array of text")
+    for member in ("holidays", "workdays"):
+        if not isinstance(payload[member], list):
+            raise Refused("bad_payload", f"{member} is not an array")
+        for d in payload[member]:
+            _check_object(member[:-1], d, {"day"}, {"name"})
+            match = DAY.fullmatch(d["day"]) if isinstance(d["day"], str) else None
+            try:
+                if match is None:
+                    raise ValueError
+                datetime.date(*map(int, match.groups()))
+            except ValueError:
+                raise Refused("bad_payload", f"{member} day {d['day']!r} is not YYYY-MM-DD") from None
+            _check_text("day name", d.get("name"), optional=True)
+
+
+def check_status_updates(payload: dict) -> None:
+    """Section 7.3, status updates."""
+    _check_members(payload, {"v", "device", "seq", "issued_at", "updates"}, "status updates")
+    _check_id("device", payload["device"], DEVICE_ID, "device id")
+    _check_seq(payload["seq"], 1)
+    _check_time("issued_at", payload["issued_at"])
+    updates = payload["updates"]
+    if not isinstance(updates, list) or len(updates) > MAX_STATUS_UPDATES:
+        raise Refused("bad_payload", f"updates is not an array of at most {MAX_STATUS_UPDATES}")
+    previous = None
+    for u in updates:
+        _check_object("update", u, {"id", "code", "status", "at", "by"}, {"note"})
+        ident = _check_int("id", u["id"], 0)
+        if previous is not None and ident <= previous:
+            raise Refused("bad_payload", "update ids must increase")
+        previous = ident
+        _check_text("code", u["code"])
+        _check_int("status", u["status"], 1, 10)
+        _check_time("at", u["at"])
+        _check_text("by", u["by"])
+        _check_text("note", u.get("note"), optional=True)
+
+
+def check_settings(payload: dict) -> None:
+    """Section 7.3, settings: no member beyond these."""
+    _check_object("settings", payload, {"v", "device", "seq", "issued_at"}, {"health_interval_s"})
+    _check_id("device", payload["device"], DEVICE_ID, "device id")
+    _check_seq(payload["seq"], 1)
+    _check_time("issued_at", payload["issued_at"])
+    if payload.get("health_interval_s") is not None:
+        _check_int("health_interval_s", payload["health_interval_s"], 0)
+
+
 PAYLOAD_RULES: dict[str, Callable[[dict], None]] = {
     "submission": check_submission,
     "receipt": check_receipt,
+    "catalogue": check_catalogue,
+    "status updates": check_status_updates,
+    "settings": check_settings,
 }
 
 
@@ -531,7 +638,7 @@ def step12_members(payload: dict, message_type: str) -> None:
 
 def verify(data: bytes, message_type: str, trusted_keys: dict[bytes, bytes]) -> dict:
     """Section 3: verify a message of the expected type; return its payload or raise Refused."""
-    step1_length(data)
+    step1_length(data, message_type)
     protected, unprotected, payload, signature = step2_decode(data)
     step3_canonical(data)
     step4_unprotected(unprotected)

@@ -79,6 +79,83 @@ fn build() -> Vec<Vector> {
         bytes,
         error,
     };
+    let t = motcua_protocol::UtcTime::parse("2026-11-27T03:00:00.000Z").expect("valid");
+    let catalogue = sign(
+        &down::Catalogue {
+            v: 1,
+            version: 7,
+            issued_at: t,
+            procedures: vec![
+                down::Procedure {
+                    code: "1.000894".into(),
+                    name: "Đăng ký khai sinh".into(),
+                    working_days: 0,
+                    fee: None,
+                    documents: vec!["Tờ khai đăng ký khai sinh".into(), "Giấy chứng sinh".into()],
+                },
+                down::Procedure {
+                    code: "2.000908".into(),
+                    name: "Chứng thực bản sao từ bản chính giấy tờ, văn bản".into(),
+                    working_days: 1,
+                    fee: Some(2000),
+                    documents: vec![],
+                },
+            ],
+            holidays: vec![down::CalendarDay {
+                day: "2027-01-01".into(),
+                name: Some("Tết Dương lịch".into()),
+            }],
+            workdays: vec![],
+        },
+        &dc_key(),
+    )
+    .expect("signs");
+    let updates = sign(
+        &down::StatusUpdates {
+            v: 1,
+            device: device(),
+            seq: 3,
+            issued_at: t,
+            updates: vec![
+                down::StatusUpdate {
+                    id: 41,
+                    code: "H49.12.3-261126-0101".into(),
+                    status: 4,
+                    at: t,
+                    by: "UBND huyện Phú Ninh".into(),
+                    note: None,
+                },
+                down::StatusUpdate {
+                    id: 42,
+                    code: "H49.12.3-261126-0101".into(),
+                    status: 9,
+                    at: t,
+                    by: "UBND huyện Phú Ninh".into(),
+                    note: Some("Đã ký".into()),
+                },
+            ],
+        },
+        &dc_key(),
+    )
+    .expect("signs");
+    let settings = sign(
+        &down::Settings {
+            v: 1,
+            device: device(),
+            seq: 1,
+            issued_at: t,
+            health_interval_s: Some(300),
+        },
+        &dc_key(),
+    )
+    .expect("signs");
+    let unknown_setting = sign_payload(
+        MessageType::Settings,
+        br#"{"v":1,"device":"H49.12.3-q01","seq":2,"issued_at":"2026-11-27T03:00:00.000Z","kiosk_bind":"0.0.0.0:80"}"#
+            .to_vec(),
+        &dc_key(),
+    )
+    .expect("signs");
     use MessageType::{Receipt as R, Submission as S};
     vec![
         v(
@@ -184,6 +261,46 @@ fn build() -> Vec<Vector> {
             &dev,
             v2,
             Some("unsupported_version"),
+        ),
+        v(
+            "catalogue",
+            "The DC's procedure catalogue (version 7) with one holiday, signed by the DC key (section 7.3).",
+            MessageType::Catalogue,
+            &dc_key(),
+            catalogue,
+            None,
+        ),
+        v(
+            "status-updates",
+            "Two status updates (ids 41 and 42) for one counter's dossier, seq 3, signed by the DC key (section 7.3).",
+            MessageType::StatusUpdates,
+            &dc_key(),
+            updates.clone(),
+            None,
+        ),
+        v(
+            "settings",
+            "A counter's settings, seq 1: a health interval of 300 seconds, signed by the DC key (section 7.3).",
+            MessageType::Settings,
+            &dc_key(),
+            settings,
+            None,
+        ),
+        v(
+            "settings-unknown-member",
+            "Validly signed settings carrying a member that does not exist (kiosk_bind): refused whole.",
+            MessageType::Settings,
+            &dc_key(),
+            unknown_setting,
+            Some("bad_payload"),
+        ),
+        v(
+            "wrong-type-status-updates-as-settings",
+            "The valid status-updates vector presented where settings are expected.",
+            MessageType::Settings,
+            &dc_key(),
+            updates,
+            Some("wrong_type"),
         ),
     ]
 }
