@@ -42,6 +42,26 @@ async fn wait_path(c: &Client, path: &str) {
     );
 }
 
+/// Types `text` into the input named `name`.
+async fn fill(c: &Client, name: &str, text: &str) {
+    c.find(Locator::Css(&format!("input[name='{name}']")))
+        .await
+        .unwrap_or_else(|e| panic!("input {name}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("typing into {name}: {e}"));
+}
+
+/// Clicks the element `css` selects.
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+}
+
 fn decode_qr(png: &[u8]) -> String {
     let img = image::load_from_memory(png).expect("PNG").to_luma8();
     let mut prepared = rqrr::PreparedImage::prepare(img);
@@ -72,38 +92,13 @@ fn a_clerk_receives_prints_finds_and_updates_a_dossier_in_chromium() {
         client.goto(&format!("{base}/")).await.expect("goto");
         wait_path(&client, "/dang-nhap").await;
         shot(&client, "01-dang-nhap.png").await;
-        let f = |name: &str| format!("input[name='{name}']");
-        client
-            .find(Locator::Css(&f("ma_can_bo")))
-            .await
-            .expect("login")
-            .send_keys(STAFF)
-            .await
-            .expect("type");
-        client
-            .find(Locator::Css(&f("mat_khau")))
-            .await
-            .expect("password")
-            .send_keys(SECRET)
-            .await
-            .expect("type");
-        client
-            .find(Locator::Css("form.login button"))
-            .await
-            .expect("button")
-            .click()
-            .await
-            .expect("click");
+        fill(&client, "ma_can_bo", STAFF).await;
+        fill(&client, "mat_khau", SECRET).await;
+        click(&client, "form.login button").await;
         wait_path(&client, "/tiep-nhan").await;
 
         // Find the procedure without diacritics, choose it.
-        client
-            .find(Locator::Css(&f("q")))
-            .await
-            .expect("search")
-            .send_keys("khai sinh\n")
-            .await
-            .expect("type");
+        fill(&client, "q", "khai sinh\n").await;
         client
             .wait()
             .for_element(Locator::Css("a[href='/tiep-nhan?thu_tuc=1.000894']"))
@@ -127,48 +122,12 @@ fn a_clerk_receives_prints_finds_and_updates_a_dossier_in_chromium() {
         assert!(sync.contains("Đã kết nối"), "{sync}");
 
         // The browser refuses a short ID number with the server's sentence.
-        client
-            .find(Locator::Css(&f("ho_ten")))
-            .await
-            .expect("name")
-            .send_keys("Nguyễn Thị Thu Hà")
-            .await
-            .expect("type");
-        client
-            .find(Locator::Css(&f("so_dinh_danh")))
-            .await
-            .expect("id")
-            .send_keys("12345")
-            .await
-            .expect("type");
-        client
-            .find(Locator::Css(&f("dien_thoai")))
-            .await
-            .expect("phone")
-            .send_keys("0912345678")
-            .await
-            .expect("type");
-        client
-            .find(Locator::Css(&f("dia_chi")))
-            .await
-            .expect("address")
-            .send_keys("Thôn 1, xã Hòa Bắc")
-            .await
-            .expect("type");
-        client
-            .find(Locator::Css("input[name='giay_to']"))
-            .await
-            .expect("checklist")
-            .click()
-            .await
-            .expect("tick");
-        client
-            .find(Locator::Css("#tiep-nhan button.primary"))
-            .await
-            .expect("submit")
-            .click()
-            .await
-            .expect("click");
+        fill(&client, "ho_ten", "Nguyễn Thị Thu Hà").await;
+        fill(&client, "so_dinh_danh", "12345").await;
+        fill(&client, "dien_thoai", "0912345678").await;
+        fill(&client, "dia_chi", "Thôn 1, xã Hòa Bắc").await;
+        click(&client, "input[name='giay_to']").await;
+        click(&client, "#tiep-nhan button.primary").await;
         let message = client
             .execute(
                 "return document.querySelector(\"input[name='so_dinh_danh']\").validationMessage",
@@ -185,19 +144,13 @@ fn a_clerk_receives_prints_finds_and_updates_a_dossier_in_chromium() {
         shot(&client, "02-tiep-nhan-loi.png").await;
 
         let id = client
-            .find(Locator::Css(&f("so_dinh_danh")))
+            .find(Locator::Css("input[name='so_dinh_danh']"))
             .await
             .expect("id");
         id.clear().await.expect("clear");
         id.send_keys("001190012345").await.expect("type");
         shot(&client, "03-tiep-nhan.png").await;
-        client
-            .find(Locator::Css("#tiep-nhan button.primary"))
-            .await
-            .expect("submit")
-            .click()
-            .await
-            .expect("click");
+        click(&client, "#tiep-nhan button.primary").await;
 
         // The receipt: the code as text and as a QR code that decodes to it.
         let code_el = client
@@ -231,13 +184,7 @@ fn a_clerk_receives_prints_finds_and_updates_a_dossier_in_chromium() {
 
         // Find it by the name typed without diacritics.
         client.goto(&format!("{base}/tra-cuu")).await.expect("goto");
-        client
-            .find(Locator::Css(&f("q")))
-            .await
-            .expect("search")
-            .send_keys("nguyen thi thu ha\n")
-            .await
-            .expect("type");
+        fill(&client, "q", "nguyen thi thu ha\n").await;
         let link = client
             .wait()
             .for_element(Locator::Css(&format!("#ket-qua a[href='/ho-so/{code}']")))
@@ -271,13 +218,7 @@ fn a_clerk_receives_prints_finds_and_updates_a_dossier_in_chromium() {
             .select_by_value("4")
             .await
             .expect("choose");
-        client
-            .find(Locator::Css("#doi-trang-thai button"))
-            .await
-            .expect("submit")
-            .click()
-            .await
-            .expect("click");
+        click(&client, "#doi-trang-thai button").await;
         let mut status = String::new();
         for _ in 0..50 {
             status = client
@@ -296,13 +237,7 @@ fn a_clerk_receives_prints_finds_and_updates_a_dossier_in_chromium() {
         shot(&client, "06-trang-thai.png").await;
 
         // Log out: the screens are closed again.
-        client
-            .find(Locator::Css("form.logout button"))
-            .await
-            .expect("logout")
-            .click()
-            .await
-            .expect("click");
+        click(&client, "form.logout button").await;
         wait_path(&client, "/dang-nhap").await;
         client
             .goto(&format!("{base}/tiep-nhan"))
