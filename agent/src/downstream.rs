@@ -113,7 +113,9 @@ fn refused(reason: &'static str, detail: impl Into<String>) -> Outcome {
 }
 
 impl Downstream {
-    /// Opens the store at `db` for the side tables and the catalogue.
+    /// A second connection to the store at `db`, for the side tables and
+    /// the catalogue. The writer has already opened, checked and migrated
+    /// it, so this reads no page again (`schema::open_more`).
     pub fn open(
         db: &Path,
         device: DeviceId,
@@ -122,7 +124,7 @@ impl Downstream {
         configured_interval: Duration,
     ) -> Result<Downstream, StoreError> {
         Ok(Downstream {
-            conn: schema::open(db)?,
+            conn: schema::open_more(db)?,
             device,
             dc_key,
             writer,
