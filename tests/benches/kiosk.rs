@@ -31,7 +31,7 @@ use motcua_agent::domain::dossier::DossierInput;
 use motcua_agent::store::reference::{self, ReferenceData};
 use motcua_agent::store::writer::DEFAULT_MAX_BATCH;
 use motcua_agent::store::{DB_FILE, Writer, WriterConfig, schema};
-use motcua_e2e::kiosk::{Counter, SECRET, STAFF};
+use motcua_e2e::kiosk::{Counter, STAFF};
 use motcua_e2e::{use_profile, workspace};
 use serde_json::json;
 
@@ -111,16 +111,7 @@ fn main() {
         time::OffsetDateTime::now_utc().date()
     );
     let http = counter.http();
-    let login = http.post_json(
-        "/api/v1/login",
-        &json!({ "staff": STAFF, "secret": SECRET }),
-        None,
-    );
-    assert_eq!(login.status, 200, "{}", login.body);
-    let csrf = login.json()["csrf_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let csrf = http.login_api();
     let writer = in_process_store(&counter.agent.state.with_file_name("in-process"));
     let w = writer.handle();
 

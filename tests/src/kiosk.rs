@@ -269,6 +269,21 @@ impl Http {
         )
     }
 
+    /// Logs in through the JSON API as [`STAFF`]; returns the session's
+    /// CSRF token for API writes.
+    pub fn login_api(&self) -> String {
+        let login = self.post_json(
+            "/api/v1/login",
+            &serde_json::json!({ "staff": STAFF, "secret": SECRET }),
+            None,
+        );
+        assert_eq!(login.status, 200, "{}", login.body);
+        login.json()["csrf_token"]
+            .as_str()
+            .expect("a CSRF token")
+            .to_owned()
+    }
+
     /// Logs in through the login page; returns the session's CSRF token
     /// (from the next page's forms).
     pub fn login_page(&self, staff: &str, secret: &str) -> Answer {

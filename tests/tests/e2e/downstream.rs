@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use motcua_e2e::kiosk::{SECRET, STAFF};
 use motcua_e2e::site::{Agent, Site, wait_until};
 use motcua_e2e::{run, workspace};
 use serde_json::Value;
@@ -139,12 +138,7 @@ fn catalogue_status_and_settings_reach_a_counter_and_forgeries_do_not() {
     wait_until("the result ready", LIMIT, || dossier_status(&a, &code) == 9);
     // The clerk sees it in the kiosk.
     let http = motcua_e2e::kiosk::Http::new(&format!("http://127.0.0.1:{}", a.kiosk));
-    let login = http.post_json(
-        "/api/v1/login",
-        &serde_json::json!({ "staff": STAFF, "secret": SECRET }),
-        None,
-    );
-    assert_eq!(login.status, 200, "{}", login.body);
+    http.login_api();
     let seen = http.get(&format!("/api/v1/dossiers/{code}"));
     assert_eq!(seen.status, 200, "{}", seen.body);
     assert_eq!(seen.json()["status"], 9, "{}", seen.body);

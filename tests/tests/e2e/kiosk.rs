@@ -216,16 +216,7 @@ fn the_api_receives_finds_and_moves_dossiers_and_the_log_holds_no_personal_data(
     let unauth = http.get("/api/v1/dossiers?q=nguyen");
     assert_eq!(unauth.status, 401);
 
-    let login = http.post_json(
-        "/api/v1/login",
-        &json!({ "staff": STAFF, "secret": SECRET }),
-        None,
-    );
-    assert_eq!(login.status, 200, "{}", login.body);
-    let csrf = login.json()["csrf_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let csrf = http.login_api();
 
     let procs = http.get("/api/v1/procedures?q=khai%20sinh");
     assert_eq!(procs.status, 200);
