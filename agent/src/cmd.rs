@@ -13,17 +13,17 @@ use motcua_protocol::{StaffId, UtcTime};
 use time::OffsetDateTime;
 
 use crate::cli::{DossierCommand, JournalCommand, ReferenceCommand};
-use crate::clock::{Clock, SystemClock};
 use crate::config::AgentConfig;
-use crate::dates::{local_time, parse_date};
-use crate::domain::VIETNAM;
-use crate::domain::code::Counter;
-use crate::domain::dossier::DossierInput;
-use crate::domain::status::Status;
-use crate::store::read::{Query, StoredDossier};
-use crate::store::reference::{self, ReferenceData, format_day};
-use crate::store::writer::DEFAULT_MAX_BATCH;
-use crate::store::{DB_FILE, Reader, StoreError, Writer, WriterConfig, schema};
+use motcua_counter::clock::{Clock, SystemClock};
+use motcua_counter::dates::{local_time, parse_date};
+use motcua_counter::domain::VIETNAM;
+use motcua_counter::domain::code::Counter;
+use motcua_counter::domain::dossier::DossierInput;
+use motcua_counter::domain::status::Status;
+use motcua_counter::store::read::{Query, StoredDossier};
+use motcua_counter::store::reference::{self, ReferenceData, format_day};
+use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
+use motcua_counter::store::{DB_FILE, Reader, StoreError, Writer, WriterConfig, schema};
 
 /// Exit code: input refused.
 pub const EXIT_INVALID: u8 = 3;

@@ -194,11 +194,7 @@ fn default_batch() -> i64 {
 fn default_resend_after() -> String {
     "30s".into()
 }
-/// Bounds of `telemetry.health_interval`, in seconds (also for the value
-/// the DC may push).
-pub const HEALTH_INTERVAL_MIN_S: u64 = 10;
-/// See [`HEALTH_INTERVAL_MIN_S`].
-pub const HEALTH_INTERVAL_MAX_S: u64 = 3600;
+pub use motcua_counter::downstream::{HEALTH_INTERVAL_MAX_S, HEALTH_INTERVAL_MIN_S};
 
 /// The validated configuration. Every value is checked; nothing downstream
 /// parses strings.
@@ -320,9 +316,9 @@ impl AgentConfig {
             }
         };
         let key_file = p.parse::<AbsPath>("device.key_file", &raw.device.key_file);
-        let collect_at = crate::domain::text::clean(&raw.device.collect_at);
+        let collect_at = motcua_counter::domain::text::clean(&raw.device.collect_at);
         if collect_at.is_empty()
-            || collect_at.chars().count() > crate::domain::dossier::MAX_SHORT_TEXT
+            || collect_at.chars().count() > motcua_counter::domain::dossier::MAX_SHORT_TEXT
         {
             p.push(
                 "device.collect_at",

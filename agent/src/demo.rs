@@ -17,20 +17,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use motcua_broker::EmbeddedBroker;
 use motcua_common::atomic::Overwrite;
-use motcua_common::broker::EmbeddedBroker;
 use motcua_common::config::BrokerConnection;
 use motcua_common::{keyfile, outln};
 use motcua_dc::receiver::{self, Processor, RunOptions};
 use motcua_dc::store::{Store, sqlite::SqliteStore};
 use motcua_protocol::{DeviceId, Enrollment};
 
-use crate::clock::SystemClock;
-use crate::domain::code::Counter;
-use crate::store::reference::{self, ReferenceData};
-use crate::store::writer::DEFAULT_MAX_BATCH;
-use crate::store::{DB_FILE, Writer, WriterConfig, schema};
 use crate::sync::{self, SyncConfig, SyncState};
+use motcua_counter::clock::SystemClock;
+use motcua_counter::domain::code::Counter;
+use motcua_counter::store::reference::{self, ReferenceData};
+use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
+use motcua_counter::store::{DB_FILE, Writer, WriterConfig, schema};
 
 const DEVICE: &str = "H49.12.3-q01";
 const REFERENCE: &str = include_str!("../../docs/examples/reference.json");

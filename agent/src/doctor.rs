@@ -20,9 +20,9 @@ use motcua_protocol::topics::{self, Channel};
 use motcua_protocol::{Receipt, verify};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 
-use crate::clock::Clock;
 use crate::config::AgentConfig;
-use crate::store::{DB_FILE, Reader};
+use motcua_counter::clock::Clock;
+use motcua_counter::store::{DB_FILE, Reader};
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,7 +270,7 @@ fn clock(cfg: &AgentConfig) -> Check {
 
 fn disk(cfg: &AgentConfig) -> Check {
     let dir = cfg.store.state_dir.as_path();
-    match crate::store::disk::free_bytes(dir) {
+    match motcua_counter::store::disk::free_bytes(dir) {
         Ok(free) => {
             let min = cfg.store.min_free.0;
             let mib = |b: u64| b / (1 << 20);

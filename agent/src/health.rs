@@ -10,10 +10,10 @@ use motcua_protocol::health::HEALTH_VERSION;
 use motcua_protocol::{DeviceId, Health, UnitCode, UtcTime};
 use sysinfo::{Components, MemoryRefreshKind, System};
 
-use crate::clock::Clock;
-use crate::downstream::Applied;
-use crate::store::StoreError;
-use crate::store::read::Reader;
+use motcua_counter::clock::Clock;
+use motcua_counter::downstream::Applied;
+use motcua_counter::store::StoreError;
+use motcua_counter::store::read::Reader;
 
 /// Keeps what a report needs between two reports: sysinfo measures CPU use
 /// as the difference between two readings.
@@ -54,8 +54,9 @@ impl Probe {
     ) -> Result<Health, StoreError> {
         let now = clock.now();
         let at = UtcTime::new(now.at);
-        let day =
-            crate::store::reference::format_day(now.at.to_offset(crate::domain::VIETNAM).date());
+        let day = motcua_counter::store::reference::format_day(
+            now.at.to_offset(motcua_counter::domain::VIETNAM).date(),
+        );
         let counts = reader.counts(&day, &at)?;
         let oldest_unsynced_s = counts
             .oldest_unsynced_at
@@ -75,7 +76,7 @@ impl Probe {
             .reduce(f32::max);
         let load = System::load_average();
         let (disk_free_bytes, disk_total_bytes) =
-            crate::store::disk::space(&self.state_dir).unwrap_or((0, 0));
+            motcua_counter::store::disk::space(&self.state_dir).unwrap_or((0, 0));
         Ok(Health {
             v: HEALTH_VERSION,
             device: self.device.clone(),
@@ -114,8 +115,8 @@ mod tests {
     #[test]
     fn a_report_of_a_fresh_store_reads_this_machine() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join(crate::store::DB_FILE);
-        drop(crate::store::schema::open(&db).expect("creates the store"));
+        let db = dir.path().join(motcua_counter::store::DB_FILE);
+        drop(motcua_counter::store::schema::open(&db).expect("creates the store"));
         let reader = Reader::open(&db).expect("opens");
         let device: DeviceId = "H49.12.3-q01".parse().expect("valid");
         let mut probe = Probe::new(
@@ -123,8 +124,10 @@ mod tests {
             "H49.12.3".parse().expect("valid"),
             dir.path().to_owned(),
         );
-        let clock =
-            crate::clock::ManualClock::new(time::macros::datetime!(2026-11-27 03:00 UTC), false);
+        let clock = motcua_counter::clock::ManualClock::new(
+            time::macros::datetime!(2026-11-27 03:00 UTC),
+            false,
+        );
         let h = probe
             .report(&clock, &reader, None, Applied::default(), 0)
             .expect("report");

@@ -196,11 +196,11 @@ pub fn run(records: u64) -> Vec<Step> {
 /// Stores sample dossiers in a fresh store in `dir`, reads them back,
 /// verifies the journal, and applies a DC receipt.
 fn store_round_trip(dir: &std::path::Path, key: &ed25519_dalek::SigningKey) -> Result<String> {
-    use crate::clock::ManualClock;
-    use crate::domain::code::Counter;
-    use crate::store::reference::{self, Procedure, ReferenceData};
-    use crate::store::writer::DEFAULT_MAX_BATCH;
-    use crate::store::{DB_FILE, Reader, Writer, WriterConfig, schema};
+    use motcua_counter::clock::ManualClock;
+    use motcua_counter::domain::code::Counter;
+    use motcua_counter::store::reference::{self, Procedure, ReferenceData};
+    use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
+    use motcua_counter::store::{DB_FILE, Reader, Writer, WriterConfig, schema};
 
     let db = dir.join(DB_FILE);
     let mut conn = schema::open(&db)?;
@@ -219,7 +219,7 @@ fn store_round_trip(dir: &std::path::Path, key: &ed25519_dalek::SigningKey) -> R
     reference::import(&mut conn, &data, &now().to_string())?;
     drop(conn);
     let clock = std::sync::Arc::new(ManualClock::new(
-        time::OffsetDateTime::now_utc().max(crate::store::writer::CLOCK_FLOOR),
+        time::OffsetDateTime::now_utc().max(motcua_counter::store::writer::CLOCK_FLOOR),
         true,
     ));
     let writer = Writer::start(WriterConfig {

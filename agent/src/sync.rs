@@ -31,12 +31,12 @@ use motcua_protocol::{DeviceId, Presence, UnitCode, UtcTime, bundle};
 use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 
-use crate::clock::{Clock, SystemClock};
-use crate::downstream::{Downstream, Outcome};
 use crate::health::Probe;
-use crate::store::StoreError;
-use crate::store::read::Reader;
-use crate::store::writer::WriterHandle;
+use motcua_counter::clock::{Clock, SystemClock};
+use motcua_counter::downstream::{Downstream, Outcome};
+use motcua_counter::store::StoreError;
+use motcua_counter::store::read::Reader;
+use motcua_counter::store::writer::WriterHandle;
 
 /// What sync needs.
 #[derive(Debug, Clone)]

@@ -243,10 +243,16 @@ pub struct BrokerUrl {
 
 impl FromStr for BrokerUrl {
     type Err = String;
+    /// A small parse of `scheme://host[:port][/]`: a broker address has no
+    /// path, query, credentials or international domain name, so a general
+    /// URL parser (and its Unicode tables, on every counter box) is not
+    /// needed.
     fn from_str(s: &str) -> Result<Self, String> {
         let hint = "(write e.g. \"mqtts://dc.example.vn:8883\")";
-        let u = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e} {hint}"))?;
-        let tls = match u.scheme() {
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| format!("{s:?} is not a URL: no scheme {hint}"))?;
+        let tls = match scheme.to_ascii_lowercase().as_str() {
             "mqtts" => true,
             "mqtt" => false,
             other => {
@@ -255,29 +261,58 @@ impl FromStr for BrokerUrl {
                 ));
             }
         };
-        let host = u
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("{s:?} has no host {hint}"))?;
-        if !u.username().is_empty() || u.password().is_some() {
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.contains('@') {
             return Err(format!(
                 "{s:?} carries credentials; the device authenticates with its TLS certificate"
             ));
         }
-        if !matches!(u.path(), "" | "/") || u.query().is_some() || u.fragment().is_some() {
+        if authority.contains(['/', '?', '#']) {
             return Err(format!(
                 "{s:?} has a path, query or fragment; a broker address is scheme, host and port {hint}"
             ));
         }
-        let port = u.port().unwrap_or(if tls { 8883 } else { 1883 });
-        Ok(BrokerUrl {
-            tls,
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            port,
-        })
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (addr, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{s:?} has an unclosed '[' {hint}"))?;
+            addr.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| format!("{s:?}: {addr:?} is not an IPv6 address {hint}"))?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or_else(|| {
+                    format!("{s:?}: expected ':port' after the IPv6 address {hint}")
+                })?),
+            };
+            (addr.to_ascii_lowercase(), port)
+        } else {
+            match authority.split_once(':') {
+                Some((h, p)) => (h.to_ascii_lowercase(), Some(p)),
+                None => (authority.to_ascii_lowercase(), None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("{s:?} has no host {hint}"));
+        }
+        if !host.contains(':')
+            && !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            return Err(format!(
+                "{s:?}: the host may hold only letters, digits, '-' and '.' {hint}"
+            ));
+        }
+        let port = match port {
+            None if tls => 8883,
+            None => 1883,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{s:?}: {p:?} is not a port (1 to 65535) {hint}"))?,
+        };
+        Ok(BrokerUrl { tls, host, port })
     }
 }
 
@@ -579,11 +614,22 @@ mod tests {
         let u: BrokerUrl = "mqtt://127.0.0.1:18830".parse().expect("valid");
         assert_eq!((u.tls, u.port), (false, 18830));
         assert_eq!(u.to_string(), "mqtt://127.0.0.1:18830");
+        let u: BrokerUrl = "MQTTS://[::1]:8884/".parse().expect("valid");
+        assert_eq!((u.tls, u.host.as_str(), u.port), (true, "::1", 8884));
+        assert_eq!(u.to_string(), "mqtts://[::1]:8884");
+        let u: BrokerUrl = "mqtts://MQTT.DC.example.vn".parse().expect("valid");
+        assert_eq!(u.host, "mqtt.dc.example.vn");
         for bad in [
             "https://x",
             "mqtts://",
             "mqtts://u:p@x",
             "mqtts://x/path",
+            "mqtts://x?q",
+            "mqtts://x:0",
+            "mqtts://x:99999",
+            "mqtts://x:port",
+            "mqtts://[::1",
+            "mqtts://hôst",
             "dc.example.vn",
         ] {
             assert!(bad.parse::<BrokerUrl>().is_err(), "{bad}");

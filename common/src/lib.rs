@@ -10,7 +10,6 @@
 //! - [`config`]: the diagnostics list that `config check` prints, and checked
 //!   value types (durations, sizes, broker URLs, public keys) that config
 //!   structs convert raw strings into once.
-//! - [`broker`]: an in-process MQTT broker for the demo and tests.
 //! - [`mqtt`]: rumqttc options with rustls (ring) mutual TLS, and the
 //!   reconnection backoff.
 //! - [`logging`]: tracing-subscriber set up for journald or JSON.
@@ -19,7 +18,6 @@
 //!   quietly.
 
 pub mod atomic;
-pub mod broker;
 pub mod config;
 pub mod keyfile;
 pub mod logging;

@@ -11,7 +11,7 @@ use sd_notify::NotifyState;
 fn send(states: &[NotifyState<'_>]) {
     // A failed notification is not a reason to stop serving: systemd
     // restarts a unit that never reports ready or stops pinging.
-    if let Err(e) = sd_notify::notify(false, states) {
+    if let Err(e) = sd_notify::notify(states) {
         tracing::debug!(error = %e, "systemd notification not sent");
     }
 }
@@ -41,11 +41,8 @@ impl Watchdog {
     /// sd_watchdog_enabled(3), `$WATCHDOG_USEC`, ignored when
     /// `$WATCHDOG_PID` is set and names another process.
     pub fn from_env() -> Watchdog {
-        let var = |name| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-        let for_us = var("WATCHDOG_PID").is_none_or(|pid| pid == u64::from(std::process::id()));
-        let every = var("WATCHDOG_USEC")
-            .filter(|_| for_us)
-            .map(|usec| Duration::from_micros(usec) / 2)
+        let every = sd_notify::watchdog_enabled()
+            .map(|interval| interval / 2)
             .filter(|d| !d.is_zero());
         Watchdog {
             every,

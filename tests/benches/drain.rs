@@ -19,7 +19,7 @@
 
 use std::time::{Duration, Instant};
 
-use motcua_agent::store::{DB_FILE, Reader};
+use motcua_counter::store::{DB_FILE, Reader};
 use motcua_e2e::site::{Site, wait_until};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 

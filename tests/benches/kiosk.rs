@@ -25,12 +25,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use motcua_agent::clock::ManualClock;
-use motcua_agent::domain::code::Counter as CodeCounter;
-use motcua_agent::domain::dossier::DossierInput;
-use motcua_agent::store::reference::{self, ReferenceData};
-use motcua_agent::store::writer::DEFAULT_MAX_BATCH;
-use motcua_agent::store::{DB_FILE, Writer, WriterConfig, schema};
+use motcua_counter::clock::ManualClock;
+use motcua_counter::domain::code::Counter as CodeCounter;
+use motcua_counter::domain::dossier::DossierInput;
+use motcua_counter::store::reference::{self, ReferenceData};
+use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
+use motcua_counter::store::{DB_FILE, Writer, WriterConfig, schema};
 use motcua_e2e::kiosk::{Counter, STAFF};
 use motcua_e2e::{use_profile, workspace};
 use serde_json::json;

@@ -17,12 +17,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use motcua_agent::clock::{ManualClock, SystemClock};
-use motcua_agent::domain::code::Counter;
-use motcua_agent::store::writer::DEFAULT_MAX_BATCH;
-use motcua_agent::store::{DB_FILE, Writer, WriterConfig};
 use motcua_agent::sync::{SyncConfig, SyncState};
 use motcua_common::config::{BrokerConnection, BrokerUrl};
+use motcua_counter::clock::{ManualClock, SystemClock};
+use motcua_counter::domain::code::Counter;
+use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
+use motcua_counter::store::{DB_FILE, Writer, WriterConfig};
 use motcua_protocol::{DeviceId, Enrollment};
 use tokio::sync::watch;
 

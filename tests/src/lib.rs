@@ -155,8 +155,8 @@ pub fn template_with(name: &str, replace: &[(&str, String)]) -> String {
 /// catalogue (2.000908, one working day) for the tests' dossiers. Version 1
 /// may already be there (an earlier cycle or batch): that is kept.
 pub fn import_sample_catalogue(db: &Path) {
-    use motcua_agent::store::reference::{self, Procedure, ReferenceData};
-    let mut conn = motcua_agent::store::schema::open(db).expect("opens the store");
+    use motcua_counter::store::reference::{self, Procedure, ReferenceData};
+    let mut conn = motcua_counter::store::schema::open(db).expect("opens the store");
     let data = ReferenceData {
         version: 1,
         procedures: vec![Procedure {

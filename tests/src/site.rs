@@ -11,10 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use motcua_agent::clock::ManualClock;
-use motcua_agent::domain::code::Counter;
-use motcua_agent::store::writer::DEFAULT_MAX_BATCH;
-use motcua_agent::store::{DB_FILE, Reader, Writer, WriterConfig};
+use motcua_counter::clock::ManualClock;
+use motcua_counter::domain::code::Counter;
+use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
+use motcua_counter::store::{DB_FILE, Reader, Writer, WriterConfig};
 use motcua_dc::store::{Store, Totals};
 
 use crate::{bin, run, workspace};

@@ -25,14 +25,14 @@ use serde_json::json;
 use super::pages::{LoginOutcome, attempt, interpret};
 use super::session::{self, Session};
 use super::{Failure, Kiosk, today};
-use crate::dates::{local_date, parse_date};
-use crate::domain::VIETNAM;
-use crate::domain::dossier::DossierInput;
-use crate::domain::invalid::InvalidInput;
-use crate::domain::status::Status;
-use crate::store::StoreError;
-use crate::store::read::Query as Search;
-use crate::store::reference::{self, Procedure};
+use motcua_counter::dates::{local_date, parse_date};
+use motcua_counter::domain::VIETNAM;
+use motcua_counter::domain::dossier::DossierInput;
+use motcua_counter::domain::invalid::InvalidInput;
+use motcua_counter::domain::status::Status;
+use motcua_counter::store::StoreError;
+use motcua_counter::store::read::Query as Search;
+use motcua_counter::store::reference::{self, Procedure};
 
 /// The API's routes.
 pub fn routes() -> Router<Kiosk> {

@@ -45,12 +45,12 @@ use motcua_protocol::{DeviceId, UnitCode, UtcTime};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use crate::domain::VIETNAM;
-use crate::store::read::Counts;
-use crate::store::reference::format_day;
-use crate::store::writer::WriterHandle;
-use crate::store::{Reader, StoreError};
 use crate::sync::SyncState;
+use motcua_counter::domain::VIETNAM;
+use motcua_counter::store::read::Counts;
+use motcua_counter::store::reference::format_day;
+use motcua_counter::store::writer::WriterHandle;
+use motcua_counter::store::{Reader, StoreError};
 
 /// Largest request body: a dossier form is a few kilobytes.
 pub const MAX_BODY: usize = 64 * 1024;

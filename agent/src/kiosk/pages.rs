@@ -17,20 +17,20 @@ use serde::Deserialize;
 
 use super::session::{self, Session};
 use super::{Failure, Kiosk, SyncView, cookie, today};
-use crate::dates::{local_date, local_time, parse_date};
-use crate::domain::VIETNAM;
-use crate::domain::dossier::{ApplicantInput, DocumentInput, DossierInput};
-use crate::domain::invalid::{Invalid, InvalidInput};
-use crate::domain::status::Status;
-use crate::store::read::{Query as Search, StoredDossier, Summary};
-use crate::store::reference::{self, Procedure};
+use motcua_counter::dates::{local_date, local_time, parse_date};
+use motcua_counter::domain::VIETNAM;
+use motcua_counter::domain::dossier::{ApplicantInput, DocumentInput, DossierInput};
+use motcua_counter::domain::invalid::{Invalid, InvalidInput};
+use motcua_counter::domain::status::Status;
+use motcua_counter::store::read::{Query as Search, StoredDossier, Summary};
+use motcua_counter::store::reference::{self, Procedure};
 
 const CSS: &str = include_str!("assets/kiosk.css");
 const JS: &str = include_str!("assets/kiosk.js");
 
 /// The form fields of a request body, in order (repeated names kept).
 pub fn fields(body: &[u8]) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(body)
+    form_urlencoded::parse(body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
@@ -737,7 +737,7 @@ pub async fn submit(
             .create_async(input, s.staff.clone())
             .await
             .map_err(|e| {
-                if !matches!(e, crate::store::StoreError::Invalid(_)) {
+                if !matches!(e, motcua_counter::store::StoreError::Invalid(_)) {
                     tracing::error!(error = %e, "kiosk: a submission was not stored");
                 }
                 e.for_clerk()
@@ -956,7 +956,7 @@ pub async fn change_status(
             tracing::info!(code = %c.code, seq = c.seq, from = c.from.get(), to = c.to.get(), staff = %s.staff, "status changed at the kiosk");
             Ok(Redirect::to(&format!("/ho-so/{code}")).into_response())
         }
-        Err(crate::store::StoreError::NotFound(_)) => Err(Failure::NotFound),
+        Err(motcua_counter::store::StoreError::NotFound(_)) => Err(Failure::NotFound),
         Err(e) => {
             let msg = e
                 .for_clerk()

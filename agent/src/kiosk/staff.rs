@@ -119,7 +119,7 @@ pub fn add(path: &Path, id: StaffId, name: &str, secret: &str, replace: bool) ->
     if let Some(w) = weak(secret) {
         bail!("{w}");
     }
-    let name = crate::domain::text::clean(name);
+    let name = motcua_counter::domain::text::clean(name);
     if name.is_empty() || name.chars().count() > 100 {
         bail!("the name must have 1 to 100 characters");
     }

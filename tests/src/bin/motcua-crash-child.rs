@@ -12,10 +12,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::SigningKey;
-use motcua_agent::clock::ManualClock;
-use motcua_agent::domain::code::Counter;
-use motcua_agent::store::writer::DEFAULT_MAX_BATCH;
-use motcua_agent::store::{DB_FILE, StoreError, Writer, WriterConfig};
+use motcua_counter::clock::ManualClock;
+use motcua_counter::domain::code::Counter;
+use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
+use motcua_counter::store::{DB_FILE, StoreError, Writer, WriterConfig};
 use time::macros::datetime;
 
 fn main() {

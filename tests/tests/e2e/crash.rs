@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use motcua_agent::store::{DB_FILE, Reader};
+use motcua_counter::store::{DB_FILE, Reader};
 use rand::Rng;
 
 #[test]

@@ -55,7 +55,7 @@ fn catalogue(site: &Site, version: u64) -> PathBuf {
 }
 
 fn dossier_status(a: &Agent, code: &str) -> u8 {
-    let db = a.state.join(motcua_agent::store::DB_FILE);
+    let db = a.state.join(motcua_counter::store::DB_FILE);
     let conn =
         rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("opens the agent's store");
@@ -83,7 +83,7 @@ fn catalogue_status_and_settings_reach_a_counter_and_forgeries_do_not() {
     let a = site.counter(A);
     a.receive(3);
     let code: String = {
-        let db = a.state.join(motcua_agent::store::DB_FILE);
+        let db = a.state.join(motcua_counter::store::DB_FILE);
         let conn = rusqlite::Connection::open(&db).expect("opens");
         conn.query_row("SELECT code FROM dossiers ORDER BY code LIMIT 1", [], |r| {
             r.get(0)

@@ -1,8 +1,8 @@
 //! Model-based test: random sequences of actions run against the real
 //! store and a simple in-memory model; after each action they must agree.
 
-use motcua_agent::domain::status::Status;
-use motcua_agent::store::StoreError;
+use motcua_counter::domain::status::Status;
+use motcua_counter::store::StoreError;
 use motcua_protocol::UtcTime;
 use proptest::prelude::*;
 use time::{Duration, OffsetDateTime};

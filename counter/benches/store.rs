@@ -1,7 +1,7 @@
 //! The store's benchmark: how long a clerk waits for "received", and how
 //! many durable, signed records per second the store takes.
 //!
-//! Run: `cargo bench -p motcua-agent --bench store`
+//! Run: `cargo bench -p motcua-counter --bench store`
 //! (`MOTCUA_BENCH_DIR` picks the directory, default `target/bench-store`,
 //! so the numbers are for the disk the repository is on; `MOTCUA_BENCH_N`
 //! scales the sample counts).
@@ -22,12 +22,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use motcua_agent::clock::{Clock, Reading};
-use motcua_agent::domain::code::Counter;
-use motcua_agent::domain::dossier::DossierInput;
-use motcua_agent::store::reference::{self, Procedure, ReferenceData};
-use motcua_agent::store::writer::{DEFAULT_MAX_BATCH, WriterHandle};
-use motcua_agent::store::{DB_FILE, Writer, WriterConfig, schema};
+use motcua_counter::clock::{Clock, Reading};
+use motcua_counter::domain::code::Counter;
+use motcua_counter::domain::dossier::DossierInput;
+use motcua_counter::store::reference::{self, Procedure, ReferenceData};
+use motcua_counter::store::writer::{DEFAULT_MAX_BATCH, WriterHandle};
+use motcua_counter::store::{DB_FILE, Writer, WriterConfig, schema};
 use time::OffsetDateTime;
 use time::macros::datetime;
 

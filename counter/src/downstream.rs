@@ -31,11 +31,16 @@ use motcua_protocol::topics::{self, Channel};
 use motcua_protocol::{DeviceId, Message, StaffId, UtcTime, verify};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::config::{HEALTH_INTERVAL_MAX_S, HEALTH_INTERVAL_MIN_S};
 use crate::domain::status::Status;
 use crate::store::reference::{self, ImportError, ReferenceData};
 use crate::store::writer::WriterHandle;
 use crate::store::{Step, StoreError, schema};
+
+/// Bounds of the health interval, in seconds: `telemetry.health_interval`
+/// in the configuration and the value the DC may push in its settings.
+pub const HEALTH_INTERVAL_MIN_S: u64 = 10;
+/// See [`HEALTH_INTERVAL_MIN_S`].
+pub const HEALTH_INTERVAL_MAX_S: u64 = 3600;
 
 /// The staff id status changes decided at the DC are journaled under.
 pub const DC_STAFF: &str = "motcua-dc";

@@ -2,9 +2,9 @@
 
 use std::thread;
 
-use motcua_agent::domain::status::Status;
-use motcua_agent::store::read::Query;
-use motcua_agent::store::{StoreError, Writer};
+use motcua_counter::domain::status::Status;
+use motcua_counter::store::read::Query;
+use motcua_counter::store::{StoreError, Writer};
 use motcua_protocol::{Hash32, UtcTime};
 use time::Duration;
 
@@ -444,16 +444,16 @@ fn the_database_file_is_private() {
 #[test]
 fn an_older_reference_version_never_replaces_a_newer_one() {
     let s = TestStore::new();
-    let mut conn = motcua_agent::store::schema::open(&s.db()).expect("open");
-    let old = motcua_agent::store::reference::import(&mut conn, &reference_data(1), "now");
+    let mut conn = motcua_counter::store::schema::open(&s.db()).expect("open");
+    let old = motcua_counter::store::reference::import(&mut conn, &reference_data(1), "now");
     assert!(matches!(
         old,
-        Err(motcua_agent::store::reference::ImportError::NotNewer {
+        Err(motcua_counter::store::reference::ImportError::NotNewer {
             offered: 1,
             current: 1
         })
     ));
-    motcua_agent::store::reference::import(&mut conn, &reference_data(2), "now").expect("newer");
+    motcua_counter::store::reference::import(&mut conn, &reference_data(2), "now").expect("newer");
 }
 
 #[test]
@@ -517,14 +517,15 @@ fn a_status_note_with_control_characters_is_refused() {
 #[test]
 fn a_day_both_holiday_and_working_day_is_refused() {
     let s = TestStore::new();
-    let mut conn = motcua_agent::store::schema::open(&s.db()).expect("open");
+    let mut conn = motcua_counter::store::schema::open(&s.db()).expect("open");
     let mut data = reference_data(5);
     data.workdays
-        .push(motcua_agent::store::reference::CalendarDay {
+        .push(motcua_counter::store::reference::CalendarDay {
             day: "2026-11-27".into(),
             name: None,
         });
-    let err = motcua_agent::store::reference::import(&mut conn, &data, "now").expect_err("refused");
+    let err =
+        motcua_counter::store::reference::import(&mut conn, &data, "now").expect_err("refused");
     assert!(err.to_string().contains("2026-11-27"), "{err}");
 }
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use motcua_agent::store::{Reader, StoreError};
+use motcua_counter::store::{Reader, StoreError};
 
 use crate::support::*;
 
@@ -65,9 +65,9 @@ fn store_on(fs: &Tmpfs, min_free: u64) -> (TestStore, PathBuf) {
 fn start_on(s: &mut TestStore, db: &Path) {
     let mut cfg = s.config();
     cfg.db = db.to_owned();
-    s.writer = Some(motcua_agent::store::Writer::start(cfg).expect("starts"));
-    let mut conn = motcua_agent::store::schema::open(db).expect("open");
-    let _ = motcua_agent::store::reference::import(&mut conn, &reference_data(1), "now");
+    s.writer = Some(motcua_counter::store::Writer::start(cfg).expect("starts"));
+    let mut conn = motcua_counter::store::schema::open(db).expect("open");
+    let _ = motcua_counter::store::reference::import(&mut conn, &reference_data(1), "now");
 }
 
 fn check_intact(db: &Path, acked: &[String]) {

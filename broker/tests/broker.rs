@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use motcua_common::broker::EmbeddedBroker;
+use motcua_broker::EmbeddedBroker;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
 use tokio::time::timeout;
 

@@ -1,6 +1,6 @@
 //! The journal across restarts, and its verification.
 
-use motcua_agent::store::schema;
+use motcua_counter::store::schema;
 use motcua_protocol::{Submission, verify};
 
 use crate::support::*;

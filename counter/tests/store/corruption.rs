@@ -4,7 +4,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 
-use motcua_agent::store::{Reader, StoreError, Writer};
+use motcua_counter::store::{Reader, StoreError, Writer};
 
 use crate::support::*;
 

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
-use motcua_agent::clock::ManualClock;
-use motcua_agent::domain::code::Counter;
-use motcua_agent::domain::dossier::DossierInput;
-use motcua_agent::store::reference::{self, CalendarDay, Procedure, ReferenceData};
-use motcua_agent::store::writer::{DEFAULT_MAX_BATCH, WriterHandle};
-use motcua_agent::store::{DB_FILE, Reader, Writer, WriterConfig, schema};
+use motcua_counter::clock::ManualClock;
+use motcua_counter::domain::code::Counter;
+use motcua_counter::domain::dossier::DossierInput;
+use motcua_counter::store::reference::{self, CalendarDay, Procedure, ReferenceData};
+use motcua_counter::store::writer::{DEFAULT_MAX_BATCH, WriterHandle};
+use motcua_counter::store::{DB_FILE, Reader, Writer, WriterConfig, schema};
 use motcua_protocol::{DeviceId, Hash32, Receipt, StaffId, UtcTime, sign};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -136,7 +136,7 @@ pub trait NowAt {
 
 impl NowAt for ManualClock {
     fn now_at(&self) -> OffsetDateTime {
-        use motcua_agent::clock::Clock;
+        use motcua_counter::clock::Clock;
         self.now().at
     }
 }

@@ -26,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::mqtt::MAX_PACKET_BYTES;
+use motcua_common::mqtt::MAX_PACKET_BYTES;
 
 /// A running embedded broker.
 pub struct EmbeddedBroker {
