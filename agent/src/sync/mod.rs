@@ -18,6 +18,13 @@
 //! connected; a clean stop publishes `offline` itself. While connected, a
 //! health report ([`crate::health`]) goes out at once and then every
 //! `health_interval`, at QoS 0.
+//!
+//! # Layout
+//! - [`machine`]: every decision above, as a state machine without I/O fed
+//!   events and the time ([`machine::Machine`]).
+//! - this module: the shell. [`run`] owns the MQTT connection, the store's
+//!   reader and writer handle, downstream, the health probe and systemd's
+//!   watchdog, and only carries out the machine's actions.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -28,7 +35,7 @@ use motcua_common::config::BrokerConnection;
 use motcua_common::mqtt::{self, Backoff};
 use motcua_protocol::topics::{self, Channel};
 use motcua_protocol::{DeviceId, Presence, UnitCode, UtcTime, bundle};
-use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, LastWill, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::{Clock, SystemClock};
@@ -37,6 +44,11 @@ use crate::health::Probe;
 use crate::store::StoreError;
 use crate::store::read::Reader;
 use crate::store::writer::WriterHandle;
+
+pub mod machine;
+
+pub use machine::SyncState;
+use machine::{Action, DownOutcome, Event, Limits, Machine, Replace, Sent};
 
 /// What sync needs.
 #[derive(Debug, Clone)]
@@ -70,23 +82,7 @@ pub struct SyncConfig {
     pub health_interval: Duration,
 }
 
-/// What sync reports about itself (for status displays and tests).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SyncState {
-    /// Connected to the broker.
-    pub online: bool,
-    /// Every seq up to this one is receipted.
-    pub through: u64,
-    /// Highest seq sent on the current connection.
-    pub sent: u64,
-    /// When the last valid receipt arrived (monotonic, not wall time).
-    pub last_receipt: Option<std::time::Duration>,
-    /// Receipts refused (bad signature, fork, wrong device...).
-    pub refused_receipts: u64,
-    /// Downstream messages refused (verification, device, replay...).
-    pub refused_down: u64,
-}
-
+/// What a connection's poller reports, tagged with its generation.
 enum Net {
     Connected,
     Lost,
@@ -95,6 +91,10 @@ enum Net {
 }
 
 /// Runs sync until `stop` completes. Fails only when the store fails.
+///
+/// The decisions are [`Machine`]'s; this loop turns what happens (the
+/// connection's events, a 100 ms tick, `stop`) into [`Event`]s and carries
+/// out the [`Action`]s it gets back.
 pub async fn run(
     cfg: SyncConfig,
     writer: WriterHandle,
@@ -116,36 +116,59 @@ pub async fn run(
         writer.clone(),
         cfg.health_interval,
     )?;
-    let mut health_interval = down.health_interval()?;
-    let mut refused_down = 0u64;
-    let mut next_health: Option<Instant> = None;
-    let mut reported_backlog = false;
+    let health_interval = down.health_interval()?;
+    let reader = Reader::open(&cfg.db)?;
+    let limits = Limits {
+        window: cfg.window,
+        batch: cfg.batch,
+        resend_after: cfg.resend_after,
+    };
+    let mut machine = Machine::new(
+        limits,
+        health_interval,
+        reader.receipted_through()?,
+        Instant::now(),
+    );
+    // Wall time of the last valid receipt, for health reports.
     let mut last_receipt_at: Option<UtcTime> = None;
     let (net_tx, mut net) = mpsc::channel::<(u64, Net)>(1024);
-    let mut conn = Connection::open(&cfg, 1, net_tx.clone())?;
-
-    let reader = Reader::open(&cfg.db)?;
-    let mut through = reader.receipted_through()?;
-    let mut sent = through;
-    let mut online = false;
-    let mut progress = Instant::now();
-    let started = Instant::now();
-    let mut refused = 0u64;
-    let mut last_receipt = None;
+    let mut conn = Connection::open(&cfg, machine.generation(), net_tx.clone())?;
     let mut watchdog = motcua_common::notify::Watchdog::new(cfg.watchdog);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     loop {
-        tokio::select! {
-            _ = &mut stop => break,
+        let event = tokio::select! {
+            _ = &mut stop => Event::Stop,
             ev = net.recv() => match ev {
                 None => anyhow::bail!("the MQTT event loop stopped"),
-                // Events of a connection already replaced.
-                Some((generation, _)) if generation != conn.generation => {}
-                Some((_, Net::Connected)) => {
+                Some((generation, Net::Connected)) => Event::Connected { generation },
+                Some((generation, Net::Lost)) => Event::Lost { generation },
+                Some((generation, Net::Receipt(bytes))) => Event::Receipt { generation, bytes },
+                Some((generation, Net::Down(topic, payload))) => {
+                    Event::Down { generation, topic, payload }
+                }
+            },
+            _ = tick.tick() => {
+                // The loop turns, and the store answered its last read and
+                // receipt: tell systemd the agent is alive.
+                let s = machine.state();
+                watchdog.tick(|| {
+                    format!(
+                        "{}; receipted through seq {}",
+                        if s.online { "online" } else { "offline" },
+                        s.through,
+                    )
+                });
+                Event::Tick
+            }
+        };
+        machine.handle(event, Instant::now());
+        while let Some(action) = machine.poll_action(Instant::now()) {
+            let answer = match action {
+                Action::Announce => {
+                    let through = machine.state().through;
                     tracing::info!(broker = %cfg.broker.url, through, "connected to the DC broker; sending from seq {}", through + 1);
-                    online = true;
                     let presence = conn.client.try_publish(
                         status_topic.clone(),
                         QoS::AtLeastOnce,
@@ -157,122 +180,129 @@ pub async fn run(
                         .all(|f| conn.client.try_subscribe(f, QoS::AtLeastOnce).is_ok());
                     if presence.is_err() || !subscribed {
                         tracing::warn!("could not queue the receipt subscription; reconnecting");
-                        conn = conn.replace(&cfg, net_tx.clone())?;
-                        online = false;
-                    }
-                    sent = through;
-                    progress = Instant::now();
-                    next_health = Some(Instant::now());
-                }
-                Some((_, Net::Down(topic, payload))) => {
-                    let now = UtcTime::new(cfg.clock.now().at);
-                    match down.handle(&topic, &payload, &now).await? {
-                        Outcome::Refused { reason, detail } => {
-                            refused_down += 1;
-                            tracing::warn!(%topic, reason, %detail, len = payload.len(), "message from the DC refused; nothing of it applied");
-                        }
-                        Outcome::Settings { seq, health_interval: h } => {
-                            tracing::info!(seq, health_interval = ?h, "settings from the DC applied");
-                            if h != health_interval {
-                                health_interval = h;
-                                next_health = Some(Instant::now());
-                            }
-                        }
-                        Outcome::Catalogue { version } => {
-                            tracing::info!(version, "catalogue from the DC cached");
-                            next_health = Some(Instant::now());
-                        }
-                        Outcome::Updates { seq, applied, already, conflicts, unknown } => {
-                            tracing::info!(seq, applied, already, conflicts, unknown, "status updates from the DC gone through");
-                            next_health = Some(Instant::now());
-                        }
-                        Outcome::Seen | Outcome::Ignored => {}
+                        Some(Event::AnnounceFailed)
+                    } else {
+                        None
                     }
                 }
-                Some((_, Net::Lost)) => {
-                    online = false;
-                }
-                Some((_, Net::Receipt(bytes))) => {
+                Action::ApplyReceipt(bytes) => {
                     match writer.mark_synced_async(bytes, cfg.dc_key).await {
                         Ok(s) => {
-                            last_receipt = Some(started.elapsed());
                             last_receipt_at = Some(UtcTime::new(cfg.clock.now().at));
-                            if s.through > through {
-                                through = s.through;
-                                progress = Instant::now();
-                                if s.newly > 0 {
-                                    tracing::debug!(through, newly = s.newly, "receipt");
-                                }
+                            if s.through > machine.state().through && s.newly > 0 {
+                                tracing::debug!(through = s.through, newly = s.newly, "receipt");
                             }
-                            sent = sent.max(through);
+                            Some(Event::ReceiptApplied { through: s.through })
                         }
                         Err(e @ (StoreError::Receipt(_) | StoreError::Fork { .. })) => {
-                            refused += 1;
                             tracing::warn!(error = %e, "receipt refused");
+                            Some(Event::ReceiptRefused)
                         }
                         Err(e) => return Err(e.into()),
                     }
                 }
-            },
-            _ = tick.tick() => {
-                // The loop turns, and the store answered its last read and
-                // receipt: tell systemd the agent is alive.
-                watchdog.tick(|| {
-                    format!(
-                        "{}; receipted through seq {through}",
-                        if online { "online" } else { "offline" }
-                    )
-                });
-                if online && next_health.is_some_and(|t| t <= Instant::now()) {
-                    next_health = Some(Instant::now() + health_interval);
-                    let report = probe.report(&cfg.clock, &reader, last_receipt_at, down.applied()?, refused_down)?;
-                    reported_backlog = report.unsynced > 0;
+                Action::ApplyDown { topic, payload } => {
+                    let now = UtcTime::new(cfg.clock.now().at);
+                    let outcome = match down.handle(&topic, &payload, &now).await? {
+                        Outcome::Refused { reason, detail } => {
+                            tracing::warn!(%topic, reason, %detail, len = payload.len(), "message from the DC refused; nothing of it applied");
+                            DownOutcome::Refused
+                        }
+                        Outcome::Settings {
+                            seq,
+                            health_interval,
+                        } => {
+                            tracing::info!(seq, ?health_interval, "settings from the DC applied");
+                            DownOutcome::Settings { health_interval }
+                        }
+                        Outcome::Catalogue { version } => {
+                            tracing::info!(version, "catalogue from the DC cached");
+                            DownOutcome::Applied
+                        }
+                        Outcome::Updates {
+                            seq,
+                            applied,
+                            already,
+                            conflicts,
+                            unknown,
+                        } => {
+                            tracing::info!(
+                                seq,
+                                applied,
+                                already,
+                                conflicts,
+                                unknown,
+                                "status updates from the DC gone through"
+                            );
+                            DownOutcome::Applied
+                        }
+                        Outcome::Seen | Outcome::Ignored => DownOutcome::Unchanged,
+                    };
+                    Some(Event::DownApplied(outcome))
+                }
+                Action::ReportHealth => {
+                    let refused_down = machine.state().refused_down;
+                    let report = probe.report(
+                        &cfg.clock,
+                        &reader,
+                        last_receipt_at,
+                        down.applied()?,
+                        refused_down,
+                    )?;
                     // QoS 0: a report lost is replaced by the next one.
-                    if conn.client.try_publish(health_topic.clone(), QoS::AtMostOnce, false, report.to_bytes()).is_err() {
+                    if conn
+                        .client
+                        .try_publish(
+                            health_topic.clone(),
+                            QoS::AtMostOnce,
+                            false,
+                            report.to_bytes(),
+                        )
+                        .is_err()
+                    {
                         tracing::debug!("health report not queued (the client's queue is full)");
                     }
+                    Some(Event::HealthReported {
+                        backlog: report.unsynced > 0,
+                    })
                 }
-                // Receipts stopped while records are out: the DC may have
-                // lost them, or the link stalled. Sending them again on the
-                // same connection would queue duplicates behind a stuck
-                // one, so start a new connection, which resends from the
-                // last receipt.
-                if online && sent > through && progress.elapsed() > cfg.resend_after {
-                    tracing::warn!(through, sent, "no receipt for {:?}; reconnecting to send again from seq {}", cfg.resend_after, through + 1);
-                    conn = conn.replace(&cfg, net_tx.clone())?;
-                    online = false;
-                    sent = through;
-                    progress = Instant::now();
+                Action::Send { after, max } => Some(Event::Sent(send(
+                    &reader,
+                    &conn.client,
+                    &up_topic,
+                    after,
+                    max,
+                )?)),
+                Action::Replace { generation, why } => {
+                    if let Replace::Stalled { through, sent } = why {
+                        tracing::warn!(
+                            through,
+                            sent,
+                            "no receipt for {:?}; reconnecting to send again from seq {}",
+                            cfg.resend_after,
+                            through + 1
+                        );
+                    }
+                    conn = conn.replace(&cfg, generation, net_tx.clone())?;
+                    None
                 }
+                Action::Leave => {
+                    conn.stop(&status_topic).await;
+                    return Ok(());
+                }
+            };
+            if let Some(answer) = answer {
+                machine.handle(answer, Instant::now());
             }
         }
-        if online {
-            sent = fill(&cfg, &reader, &conn.client, &up_topic, through, sent)?;
-            // The last report showed a backlog and now every record is
-            // receipted: say so at once rather than a whole interval later.
-            if reported_backlog && sent == through {
-                reported_backlog = false;
-                next_health = Some(Instant::now());
-            }
-        }
-        state.send_replace(SyncState {
-            online,
-            through,
-            sent,
-            last_receipt,
-            refused_receipts: refused,
-            refused_down,
-        });
+        state.send_replace(machine.state());
     }
-    conn.stop(&status_topic).await;
-    Ok(())
 }
 
 /// One MQTT connection: the client, and the task polling its event loop
 /// (which reconnects with backoff by itself). Replaced whole when receipts
 /// stall, so nothing queued for a stuck connection is ever sent.
 struct Connection {
-    generation: u64,
     client: AsyncClient,
     poller: tokio::task::JoinHandle<()>,
 }
@@ -302,18 +332,20 @@ impl Connection {
             let mut backoff = Backoff::new(Duration::from_secs(1), reconnect_max);
             loop {
                 let msg = match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
                         backoff.reset();
                         Net::Connected
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) if p.topic == receipt_topic => {
+                    Ok(rumqttc::Event::Incoming(Packet::Publish(p)))
+                        if p.topic == receipt_topic =>
+                    {
                         Net::Receipt(p.payload.to_vec())
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                    Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => {
                         Net::Down(p.topic.clone(), p.payload.to_vec())
                     }
                     // A clean stop: nothing more to poll.
-                    Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+                    Ok(rumqttc::Event::Outgoing(Outgoing::Disconnect)) => return,
                     Ok(_) => continue,
                     Err(e) => {
                         let wait = backoff.next_wait();
@@ -330,21 +362,17 @@ impl Connection {
                 }
             }
         });
-        Ok(Connection {
-            generation,
-            client,
-            poller,
-        })
+        Ok(Connection { client, poller })
     }
 
-    /// Drops this connection (and everything queued on it) and opens a
-    /// new one.
+    /// Drops this connection (and everything queued on it) and opens
+    /// connection `generation`.
     fn replace(
         self,
         cfg: &SyncConfig,
+        generation: u64,
         net: mpsc::Sender<(u64, Net)>,
     ) -> anyhow::Result<Connection> {
-        let generation = self.generation + 1;
         self.close();
         Connection::open(cfg, generation, net)
     }
@@ -375,48 +403,42 @@ impl Connection {
     }
 }
 
-/// Publishes unsynced envelopes after `sent` while the window has room and
-/// the client's queue takes them; returns the new highest seq sent. Never
-/// waits: what does not fit now goes on a later pass.
-fn fill(
-    cfg: &SyncConfig,
+/// Publishes up to `max` unsynced envelopes after seq `after`, in bundles
+/// within the protocol's byte limit, while the client's queue takes them.
+/// Never waits: what does not fit now goes on a later pass.
+fn send(
     reader: &Reader,
     client: &AsyncClient,
     topic: &str,
-    through: u64,
-    mut sent: u64,
-) -> anyhow::Result<u64> {
-    loop {
-        let room = cfg.window.saturating_sub((sent - through) as usize);
-        if room == 0 {
-            return Ok(sent);
+    after: u64,
+    max: usize,
+) -> anyhow::Result<Sent> {
+    let pending = reader.unsynced(after, max)?;
+    let mut last = None;
+    let mut start = 0;
+    while start < pending.len() {
+        let mut end = start + 1;
+        while end < pending.len()
+            && bundle::bundle_len(pending[start..=end].iter().map(|p| p.envelope.len()))
+                <= bundle::MAX_BUNDLE_BYTES
+        {
+            end += 1;
         }
-        let pending = reader.unsynced(sent, room.min(cfg.batch))?;
-        if pending.is_empty() {
-            return Ok(sent);
+        let part = &pending[start..end];
+        let envelopes: Vec<&[u8]> = part.iter().map(|p| p.envelope.as_slice()).collect();
+        if client
+            .try_publish(topic, QoS::AtLeastOnce, false, bundle::join(&envelopes))
+            .is_err()
+        {
+            // The queue is full (the broker is slow to acknowledge): try
+            // again on the next pass.
+            return Ok(Sent::QueueFull { last });
         }
-        // Keep each bundle within the protocol's byte limit.
-        let mut start = 0;
-        while start < pending.len() {
-            let mut end = start + 1;
-            while end < pending.len()
-                && bundle::bundle_len(pending[start..=end].iter().map(|p| p.envelope.len()))
-                    <= bundle::MAX_BUNDLE_BYTES
-            {
-                end += 1;
-            }
-            let part = &pending[start..end];
-            let envelopes: Vec<&[u8]> = part.iter().map(|p| p.envelope.as_slice()).collect();
-            if client
-                .try_publish(topic, QoS::AtLeastOnce, false, bundle::join(&envelopes))
-                .is_err()
-            {
-                // The queue is full (the broker is slow to acknowledge):
-                // try again on the next pass.
-                return Ok(sent);
-            }
-            sent = part[part.len() - 1].seq;
-            start = end;
-        }
+        last = Some(part[part.len() - 1].seq);
+        start = end;
     }
+    Ok(match last {
+        Some(last) => Sent::All { last },
+        None => Sent::Nothing,
+    })
 }
