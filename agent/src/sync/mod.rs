@@ -93,23 +93,20 @@ enum Net {
 /// Runs sync until `stop` completes. Fails only when the store fails.
 ///
 /// The decisions are [`Machine`]'s; this loop turns what happens (the
-/// connection's events, a 100 ms tick, `stop`) into [`Event`]s and carries
-/// out the [`Action`]s it gets back.
+/// connection's events, a 100 ms tick, `stop`) into [`Event`]s and has
+/// the shell carry out the [`Action`]s it gets back.
 pub async fn run(
     cfg: SyncConfig,
     writer: WriterHandle,
     state: watch::Sender<SyncState>,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let up_topic = topics::device_topic(&cfg.device, &Channel::Up);
-    let status_topic = topics::device_topic(&cfg.device, &Channel::Status);
-    let health_topic = topics::device_topic(&cfg.device, &Channel::Health);
     let state_dir = cfg
         .db
         .parent()
         .map_or_else(|| PathBuf::from("."), ToOwned::to_owned);
-    let mut probe = Probe::new(cfg.device.clone(), cfg.unit.clone(), state_dir);
-    let mut down = Downstream::open(
+    let probe = Probe::new(cfg.device.clone(), cfg.unit.clone(), state_dir);
+    let down = Downstream::open(
         &cfg.db,
         cfg.device.clone(),
         cfg.dc_key,
@@ -129,11 +126,22 @@ pub async fn run(
         reader.receipted_through()?,
         Instant::now(),
     );
-    // Wall time of the last valid receipt, for health reports.
-    let mut last_receipt_at: Option<UtcTime> = None;
     let (net_tx, mut net) = mpsc::channel::<(u64, Net)>(1024);
-    let mut conn = Connection::open(&cfg, machine.generation(), net_tx.clone())?;
-    let mut watchdog = motcua_common::notify::Watchdog::new(cfg.watchdog);
+    let conn = Connection::open(&cfg, machine.generation(), net_tx.clone())?;
+    let mut shell = Shell {
+        up_topic: topics::device_topic(&cfg.device, &Channel::Up),
+        status_topic: topics::device_topic(&cfg.device, &Channel::Status),
+        health_topic: topics::device_topic(&cfg.device, &Channel::Health),
+        cfg,
+        writer,
+        reader,
+        down,
+        probe,
+        conn,
+        net_tx,
+        last_receipt_at: None,
+    };
+    let mut watchdog = motcua_common::notify::Watchdog::new(shell.cfg.watchdog);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
@@ -165,137 +173,187 @@ pub async fn run(
         };
         machine.handle(event, Instant::now());
         while let Some(action) = machine.poll_action(Instant::now()) {
-            let answer = match action {
-                Action::Announce => {
-                    let through = machine.state().through;
-                    tracing::info!(broker = %cfg.broker.url, through, "connected to the DC broker; sending from seq {}", through + 1);
-                    let presence = conn.client.try_publish(
-                        status_topic.clone(),
-                        QoS::AtLeastOnce,
-                        true,
-                        Presence::Online.as_bytes(),
-                    );
-                    let subscribed = topics::agent_filters(&cfg.device)
-                        .into_iter()
-                        .all(|f| conn.client.try_subscribe(f, QoS::AtLeastOnce).is_ok());
-                    if presence.is_err() || !subscribed {
-                        tracing::warn!("could not queue the receipt subscription; reconnecting");
-                        Some(Event::AnnounceFailed)
-                    } else {
-                        None
-                    }
-                }
-                Action::ApplyReceipt(bytes) => {
-                    match writer.mark_synced_async(bytes, cfg.dc_key).await {
-                        Ok(s) => {
-                            last_receipt_at = Some(UtcTime::new(cfg.clock.now().at));
-                            if s.through > machine.state().through && s.newly > 0 {
-                                tracing::debug!(through = s.through, newly = s.newly, "receipt");
-                            }
-                            Some(Event::ReceiptApplied { through: s.through })
-                        }
-                        Err(e @ (StoreError::Receipt(_) | StoreError::Fork { .. })) => {
-                            tracing::warn!(error = %e, "receipt refused");
-                            Some(Event::ReceiptRefused)
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Action::ApplyDown { topic, payload } => {
-                    let now = UtcTime::new(cfg.clock.now().at);
-                    let outcome = match down.handle(&topic, &payload, &now).await? {
-                        Outcome::Refused { reason, detail } => {
-                            tracing::warn!(%topic, reason, %detail, len = payload.len(), "message from the DC refused; nothing of it applied");
-                            DownOutcome::Refused
-                        }
-                        Outcome::Settings {
-                            seq,
-                            health_interval,
-                        } => {
-                            tracing::info!(seq, ?health_interval, "settings from the DC applied");
-                            DownOutcome::Settings { health_interval }
-                        }
-                        Outcome::Catalogue { version } => {
-                            tracing::info!(version, "catalogue from the DC cached");
-                            DownOutcome::Applied
-                        }
-                        Outcome::Updates {
-                            seq,
-                            applied,
-                            already,
-                            conflicts,
-                            unknown,
-                        } => {
-                            tracing::info!(
-                                seq,
-                                applied,
-                                already,
-                                conflicts,
-                                unknown,
-                                "status updates from the DC gone through"
-                            );
-                            DownOutcome::Applied
-                        }
-                        Outcome::Seen | Outcome::Ignored => DownOutcome::Unchanged,
-                    };
-                    Some(Event::DownApplied(outcome))
-                }
-                Action::ReportHealth => {
-                    let refused_down = machine.state().refused_down;
-                    let report = probe.report(
-                        &cfg.clock,
-                        &reader,
-                        last_receipt_at,
-                        down.applied()?,
-                        refused_down,
-                    )?;
-                    // QoS 0: a report lost is replaced by the next one.
-                    if conn
-                        .client
-                        .try_publish(
-                            health_topic.clone(),
-                            QoS::AtMostOnce,
-                            false,
-                            report.to_bytes(),
-                        )
-                        .is_err()
-                    {
-                        tracing::debug!("health report not queued (the client's queue is full)");
-                    }
-                    Some(Event::HealthReported {
-                        backlog: report.unsynced > 0,
-                    })
-                }
-                Action::Send { after, max } => Some(Event::Sent(send(
-                    &reader,
-                    &conn.client,
-                    &up_topic,
-                    after,
-                    max,
-                )?)),
-                Action::Replace { generation, why } => {
-                    if let Replace::Stalled { through, sent } = why {
-                        tracing::warn!(
-                            through,
-                            sent,
-                            "no receipt for {:?}; reconnecting to send again from seq {}",
-                            cfg.resend_after,
-                            through + 1
-                        );
-                    }
-                    conn = conn.replace(&cfg, generation, net_tx.clone())?;
-                    None
-                }
-                Action::Leave => {
-                    conn.stop(&status_topic).await;
-                    return Ok(());
-                }
-            };
-            if let Some(answer) = answer {
+            if matches!(action, Action::Leave) {
+                shell.leave().await;
+                return Ok(());
+            }
+            if let Some(answer) = shell.perform(action, &machine.state()).await? {
                 machine.handle(answer, Instant::now());
             }
         }
         state.send_replace(machine.state());
+    }
+}
+
+/// What carries out the machine's actions: the connection, the store's
+/// reader and writer handle, downstream and the health probe.
+struct Shell {
+    cfg: SyncConfig,
+    writer: WriterHandle,
+    reader: Reader,
+    down: Downstream,
+    probe: Probe,
+    conn: Connection,
+    /// Handed to every new connection's poller.
+    net_tx: mpsc::Sender<(u64, Net)>,
+    up_topic: String,
+    status_topic: String,
+    health_topic: String,
+    /// Wall time of the last valid receipt, for health reports.
+    last_receipt_at: Option<UtcTime>,
+}
+
+impl Shell {
+    /// Carries out `action` (any but [`Action::Leave`]) for a machine in
+    /// state `state`; returns the machine's answer, if the action has one.
+    /// Fails only when the store fails or a connection cannot be set up.
+    async fn perform(
+        &mut self,
+        action: Action,
+        state: &SyncState,
+    ) -> anyhow::Result<Option<Event>> {
+        Ok(match action {
+            Action::Announce => self.announce(state.through),
+            Action::ApplyReceipt(bytes) => Some(self.apply_receipt(bytes, state.through).await?),
+            Action::ApplyDown { topic, payload } => {
+                Some(Event::DownApplied(self.apply_down(&topic, &payload).await?))
+            }
+            Action::ReportHealth => Some(self.report_health(state.refused_down)?),
+            Action::Send { after, max } => Some(Event::Sent(send(
+                &self.reader,
+                &self.conn.client,
+                &self.up_topic,
+                after,
+                max,
+            )?)),
+            Action::Replace { generation, why } => {
+                if let Replace::Stalled { through, sent } = why {
+                    tracing::warn!(
+                        through,
+                        sent,
+                        "no receipt for {:?}; reconnecting to send again from seq {}",
+                        self.cfg.resend_after,
+                        through + 1
+                    );
+                }
+                self.conn
+                    .replace(&self.cfg, generation, self.net_tx.clone())?;
+                None
+            }
+            // `run` does this itself: it ends the shell.
+            Action::Leave => None,
+        })
+    }
+
+    /// `online` (retained) on the status topic and the subscriptions.
+    fn announce(&self, through: u64) -> Option<Event> {
+        tracing::info!(broker = %self.cfg.broker.url, through, "connected to the DC broker; sending from seq {}", through + 1);
+        let client = &self.conn.client;
+        let presence = client.try_publish(
+            self.status_topic.clone(),
+            QoS::AtLeastOnce,
+            true,
+            Presence::Online.as_bytes(),
+        );
+        let subscribed = topics::agent_filters(&self.cfg.device)
+            .into_iter()
+            .all(|f| client.try_subscribe(f, QoS::AtLeastOnce).is_ok());
+        if presence.is_err() || !subscribed {
+            tracing::warn!("could not queue the receipt subscription; reconnecting");
+            return Some(Event::AnnounceFailed);
+        }
+        None
+    }
+
+    /// Hands a receipt to the writer, which alone decides what is synced.
+    async fn apply_receipt(&mut self, bytes: Vec<u8>, through: u64) -> anyhow::Result<Event> {
+        match self.writer.mark_synced_async(bytes, self.cfg.dc_key).await {
+            Ok(s) => {
+                self.last_receipt_at = Some(UtcTime::new(self.cfg.clock.now().at));
+                if s.through > through && s.newly > 0 {
+                    tracing::debug!(through = s.through, newly = s.newly, "receipt");
+                }
+                Ok(Event::ReceiptApplied { through: s.through })
+            }
+            Err(e @ (StoreError::Receipt(_) | StoreError::Fork { .. })) => {
+                tracing::warn!(error = %e, "receipt refused");
+                Ok(Event::ReceiptRefused)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Verifies and applies a message from the DC.
+    async fn apply_down(&mut self, topic: &str, payload: &[u8]) -> anyhow::Result<DownOutcome> {
+        let now = UtcTime::new(self.cfg.clock.now().at);
+        Ok(match self.down.handle(topic, payload, &now).await? {
+            Outcome::Refused { reason, detail } => {
+                tracing::warn!(%topic, reason, %detail, len = payload.len(), "message from the DC refused; nothing of it applied");
+                DownOutcome::Refused
+            }
+            Outcome::Settings {
+                seq,
+                health_interval,
+            } => {
+                tracing::info!(seq, ?health_interval, "settings from the DC applied");
+                DownOutcome::Settings { health_interval }
+            }
+            Outcome::Catalogue { version } => {
+                tracing::info!(version, "catalogue from the DC cached");
+                DownOutcome::Applied
+            }
+            Outcome::Updates {
+                seq,
+                applied,
+                already,
+                conflicts,
+                unknown,
+            } => {
+                tracing::info!(
+                    seq,
+                    applied,
+                    already,
+                    conflicts,
+                    unknown,
+                    "status updates from the DC gone through"
+                );
+                DownOutcome::Applied
+            }
+            Outcome::Seen | Outcome::Ignored => DownOutcome::Unchanged,
+        })
+    }
+
+    /// Makes a health report and publishes it at QoS 0.
+    fn report_health(&mut self, refused_down: u64) -> anyhow::Result<Event> {
+        let report = self.probe.report(
+            &self.cfg.clock,
+            &self.reader,
+            self.last_receipt_at,
+            self.down.applied()?,
+            refused_down,
+        )?;
+        // QoS 0: a report lost is replaced by the next one.
+        if self
+            .conn
+            .client
+            .try_publish(
+                self.health_topic.clone(),
+                QoS::AtMostOnce,
+                false,
+                report.to_bytes(),
+            )
+            .is_err()
+        {
+            tracing::debug!("health report not queued (the client's queue is full)");
+        }
+        Ok(Event::HealthReported {
+            backlog: report.unsynced > 0,
+        })
+    }
+
+    /// A clean stop of the current connection.
+    async fn leave(self) {
+        self.conn.stop(&self.status_topic).await;
     }
 }
 
@@ -368,16 +426,17 @@ impl Connection {
     /// Drops this connection (and everything queued on it) and opens
     /// connection `generation`.
     fn replace(
-        self,
+        &mut self,
         cfg: &SyncConfig,
         generation: u64,
         net: mpsc::Sender<(u64, Net)>,
-    ) -> anyhow::Result<Connection> {
+    ) -> anyhow::Result<()> {
         self.close();
-        Connection::open(cfg, generation, net)
+        *self = Connection::open(cfg, generation, net)?;
+        Ok(())
     }
 
-    fn close(self) {
+    fn close(&self) {
         let _ = self.client.try_disconnect();
         self.poller.abort();
     }
