@@ -21,7 +21,7 @@
 //!   window as far as the store and the client's queue allow.
 //! - A receipt advancing `through` is progress, and opens room.
 //! - No progress for longer than `resend_after` while records are out:
-//!   [`Machine::on_stall`] decides what to do (today: replace the
+//!   `Machine::on_stall` decides what to do (today: replace the
 //!   connection and send again from `through + 1`). Nothing out, no resend,
 //!   however long.
 //! - Health: a report every `health_interval` while online; at once on
