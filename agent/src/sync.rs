@@ -18,6 +18,13 @@
 //! connected; a clean stop publishes `offline` itself. While connected, a
 //! health report ([`crate::health`]) goes out at once and then every
 //! `health_interval`, at QoS 0.
+//!
+//! # Layout
+//! - `motcua_counter::sync`: every decision above, as a state machine
+//!   without I/O fed events and the time (`Machine`).
+//! - this module: the shell. [`run`] owns the MQTT connection, the store's
+//!   reader and writer handle, downstream, the health probe and systemd's
+//!   watchdog, and only carries out the machine's actions.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -28,7 +35,7 @@ use motcua_common::config::BrokerConnection;
 use motcua_common::mqtt::{self, Backoff};
 use motcua_protocol::topics::{self, Channel};
 use motcua_protocol::{DeviceId, Presence, UnitCode, UtcTime, bundle};
-use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, LastWill, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 
 use crate::health::Probe;
@@ -37,6 +44,9 @@ use motcua_counter::downstream::{Downstream, Outcome};
 use motcua_counter::store::StoreError;
 use motcua_counter::store::read::Reader;
 use motcua_counter::store::writer::WriterHandle;
+
+pub use motcua_counter::sync::SyncState;
+use motcua_counter::sync::{Action, DownOutcome, Event, Limits, Machine, Replace, Sent};
 
 /// What sync needs.
 #[derive(Debug, Clone)]
@@ -70,23 +80,7 @@ pub struct SyncConfig {
     pub health_interval: Duration,
 }
 
-/// What sync reports about itself (for status displays and tests).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SyncState {
-    /// Connected to the broker.
-    pub online: bool,
-    /// Every seq up to this one is receipted.
-    pub through: u64,
-    /// Highest seq sent on the current connection.
-    pub sent: u64,
-    /// When the last valid receipt arrived (monotonic, not wall time).
-    pub last_receipt: Option<std::time::Duration>,
-    /// Receipts refused (bad signature, fork, wrong device...).
-    pub refused_receipts: u64,
-    /// Downstream messages refused (verification, device, replay...).
-    pub refused_down: u64,
-}
-
+/// What a connection's poller reports, tagged with its generation.
 enum Net {
     Connected,
     Lost,
@@ -95,184 +89,276 @@ enum Net {
 }
 
 /// Runs sync until `stop` completes. Fails only when the store fails.
+///
+/// The decisions are [`Machine`]'s; this loop turns what happens (the
+/// connection's events, a 100 ms tick, `stop`) into [`Event`]s and has
+/// the shell carry out the [`Action`]s it gets back.
 pub async fn run(
     cfg: SyncConfig,
     writer: WriterHandle,
     state: watch::Sender<SyncState>,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let up_topic = topics::device_topic(&cfg.device, &Channel::Up);
-    let status_topic = topics::device_topic(&cfg.device, &Channel::Status);
-    let health_topic = topics::device_topic(&cfg.device, &Channel::Health);
     let state_dir = cfg
         .db
         .parent()
         .map_or_else(|| PathBuf::from("."), ToOwned::to_owned);
-    let mut probe = Probe::new(cfg.device.clone(), cfg.unit.clone(), state_dir);
-    let mut down = Downstream::open(
+    let probe = Probe::new(cfg.device.clone(), cfg.unit.clone(), state_dir);
+    let down = Downstream::open(
         &cfg.db,
         cfg.device.clone(),
         cfg.dc_key,
         writer.clone(),
         cfg.health_interval,
     )?;
-    let mut health_interval = down.health_interval()?;
-    let mut refused_down = 0u64;
-    let mut next_health: Option<Instant> = None;
-    let mut reported_backlog = false;
-    let mut last_receipt_at: Option<UtcTime> = None;
-    let (net_tx, mut net) = mpsc::channel::<(u64, Net)>(1024);
-    let mut conn = Connection::open(&cfg, 1, net_tx.clone())?;
-
+    let health_interval = down.health_interval()?;
     let reader = Reader::open(&cfg.db)?;
-    let mut through = reader.receipted_through()?;
-    let mut sent = through;
-    let mut online = false;
-    let mut progress = Instant::now();
-    let started = Instant::now();
-    let mut refused = 0u64;
-    let mut last_receipt = None;
-    let mut watchdog = motcua_common::notify::Watchdog::new(cfg.watchdog);
+    let limits = Limits {
+        window: cfg.window,
+        batch: cfg.batch,
+        resend_after: cfg.resend_after,
+    };
+    let mut machine = Machine::new(
+        limits,
+        health_interval,
+        reader.receipted_through()?,
+        Instant::now(),
+    );
+    let (net_tx, mut net) = mpsc::channel::<(u64, Net)>(1024);
+    let conn = Connection::open(&cfg, machine.generation(), net_tx.clone())?;
+    let mut shell = Shell {
+        up_topic: topics::device_topic(&cfg.device, &Channel::Up),
+        status_topic: topics::device_topic(&cfg.device, &Channel::Status),
+        health_topic: topics::device_topic(&cfg.device, &Channel::Health),
+        cfg,
+        writer,
+        reader,
+        down,
+        probe,
+        conn,
+        net_tx,
+        last_receipt_at: None,
+    };
+    let mut watchdog = motcua_common::notify::Watchdog::new(shell.cfg.watchdog);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     loop {
-        tokio::select! {
-            _ = &mut stop => break,
+        let event = tokio::select! {
+            _ = &mut stop => Event::Stop,
             ev = net.recv() => match ev {
                 None => anyhow::bail!("the MQTT event loop stopped"),
-                // Events of a connection already replaced.
-                Some((generation, _)) if generation != conn.generation => {}
-                Some((_, Net::Connected)) => {
-                    tracing::info!(broker = %cfg.broker.url, through, "connected to the DC broker; sending from seq {}", through + 1);
-                    online = true;
-                    let presence = conn.client.try_publish(
-                        status_topic.clone(),
-                        QoS::AtLeastOnce,
-                        true,
-                        Presence::Online.as_bytes(),
-                    );
-                    let subscribed = topics::agent_filters(&cfg.device)
-                        .into_iter()
-                        .all(|f| conn.client.try_subscribe(f, QoS::AtLeastOnce).is_ok());
-                    if presence.is_err() || !subscribed {
-                        tracing::warn!("could not queue the receipt subscription; reconnecting");
-                        conn = conn.replace(&cfg, net_tx.clone())?;
-                        online = false;
-                    }
-                    sent = through;
-                    progress = Instant::now();
-                    next_health = Some(Instant::now());
-                }
-                Some((_, Net::Down(topic, payload))) => {
-                    let now = UtcTime::new(cfg.clock.now().at);
-                    match down.handle(&topic, &payload, &now).await? {
-                        Outcome::Refused { reason, detail } => {
-                            refused_down += 1;
-                            tracing::warn!(%topic, reason, %detail, len = payload.len(), "message from the DC refused; nothing of it applied");
-                        }
-                        Outcome::Settings { seq, health_interval: h } => {
-                            tracing::info!(seq, health_interval = ?h, "settings from the DC applied");
-                            if h != health_interval {
-                                health_interval = h;
-                                next_health = Some(Instant::now());
-                            }
-                        }
-                        Outcome::Catalogue { version } => {
-                            tracing::info!(version, "catalogue from the DC cached");
-                            next_health = Some(Instant::now());
-                        }
-                        Outcome::Updates { seq, applied, already, conflicts, unknown } => {
-                            tracing::info!(seq, applied, already, conflicts, unknown, "status updates from the DC gone through");
-                            next_health = Some(Instant::now());
-                        }
-                        Outcome::Seen | Outcome::Ignored => {}
-                    }
-                }
-                Some((_, Net::Lost)) => {
-                    online = false;
-                }
-                Some((_, Net::Receipt(bytes))) => {
-                    match writer.mark_synced_async(bytes, cfg.dc_key).await {
-                        Ok(s) => {
-                            last_receipt = Some(started.elapsed());
-                            last_receipt_at = Some(UtcTime::new(cfg.clock.now().at));
-                            if s.through > through {
-                                through = s.through;
-                                progress = Instant::now();
-                                if s.newly > 0 {
-                                    tracing::debug!(through, newly = s.newly, "receipt");
-                                }
-                            }
-                            sent = sent.max(through);
-                        }
-                        Err(e @ (StoreError::Receipt(_) | StoreError::Fork { .. })) => {
-                            refused += 1;
-                            tracing::warn!(error = %e, "receipt refused");
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
+                Some((generation, Net::Connected)) => Event::Connected { generation },
+                Some((generation, Net::Lost)) => Event::Lost { generation },
+                Some((generation, Net::Receipt(bytes))) => Event::Receipt { generation, bytes },
+                Some((generation, Net::Down(topic, payload))) => {
+                    Event::Down { generation, topic, payload }
                 }
             },
             _ = tick.tick() => {
                 // The loop turns, and the store answered its last read and
                 // receipt: tell systemd the agent is alive.
+                let s = machine.state();
                 watchdog.tick(|| {
                     format!(
-                        "{}; receipted through seq {through}",
-                        if online { "online" } else { "offline" }
+                        "{}; receipted through seq {}",
+                        if s.online { "online" } else { "offline" },
+                        s.through,
                     )
                 });
-                if online && next_health.is_some_and(|t| t <= Instant::now()) {
-                    next_health = Some(Instant::now() + health_interval);
-                    let report = probe.report(&cfg.clock, &reader, last_receipt_at, down.applied()?, refused_down)?;
-                    reported_backlog = report.unsynced > 0;
-                    // QoS 0: a report lost is replaced by the next one.
-                    if conn.client.try_publish(health_topic.clone(), QoS::AtMostOnce, false, report.to_bytes()).is_err() {
-                        tracing::debug!("health report not queued (the client's queue is full)");
-                    }
-                }
-                // Receipts stopped while records are out: the DC may have
-                // lost them, or the link stalled. Sending them again on the
-                // same connection would queue duplicates behind a stuck
-                // one, so start a new connection, which resends from the
-                // last receipt.
-                if online && sent > through && progress.elapsed() > cfg.resend_after {
-                    tracing::warn!(through, sent, "no receipt for {:?}; reconnecting to send again from seq {}", cfg.resend_after, through + 1);
-                    conn = conn.replace(&cfg, net_tx.clone())?;
-                    online = false;
-                    sent = through;
-                    progress = Instant::now();
-                }
+                Event::Tick
+            }
+        };
+        machine.handle(event, Instant::now());
+        while let Some(action) = machine.poll_action(Instant::now()) {
+            if matches!(action, Action::Leave) {
+                shell.leave().await;
+                return Ok(());
+            }
+            if let Some(answer) = shell.perform(action, &machine.state()).await? {
+                machine.handle(answer, Instant::now());
             }
         }
-        if online {
-            sent = fill(&cfg, &reader, &conn.client, &up_topic, through, sent)?;
-            // The last report showed a backlog and now every record is
-            // receipted: say so at once rather than a whole interval later.
-            if reported_backlog && sent == through {
-                reported_backlog = false;
-                next_health = Some(Instant::now());
-            }
-        }
-        state.send_replace(SyncState {
-            online,
-            through,
-            sent,
-            last_receipt,
-            refused_receipts: refused,
-            refused_down,
-        });
+        state.send_replace(machine.state());
     }
-    conn.stop(&status_topic).await;
-    Ok(())
+}
+
+/// What carries out the machine's actions: the connection, the store's
+/// reader and writer handle, downstream and the health probe.
+struct Shell {
+    cfg: SyncConfig,
+    writer: WriterHandle,
+    reader: Reader,
+    down: Downstream,
+    probe: Probe,
+    conn: Connection,
+    /// Handed to every new connection's poller.
+    net_tx: mpsc::Sender<(u64, Net)>,
+    up_topic: String,
+    status_topic: String,
+    health_topic: String,
+    /// Wall time of the last valid receipt, for health reports.
+    last_receipt_at: Option<UtcTime>,
+}
+
+impl Shell {
+    /// Carries out `action` (any but [`Action::Leave`]) for a machine in
+    /// state `state`; returns the machine's answer, if the action has one.
+    /// Fails only when the store fails or a connection cannot be set up.
+    async fn perform(
+        &mut self,
+        action: Action,
+        state: &SyncState,
+    ) -> anyhow::Result<Option<Event>> {
+        Ok(match action {
+            Action::Announce => self.announce(state.through),
+            Action::ApplyReceipt(bytes) => Some(self.apply_receipt(bytes, state.through).await?),
+            Action::ApplyDown { topic, payload } => {
+                Some(Event::DownApplied(self.apply_down(&topic, &payload).await?))
+            }
+            Action::ReportHealth => Some(self.report_health(state.refused_down)?),
+            Action::Send { after, max } => Some(Event::Sent(send(
+                &self.reader,
+                &self.conn.client,
+                &self.up_topic,
+                after,
+                max,
+            )?)),
+            Action::Replace { generation, why } => {
+                if let Replace::Stalled { through, sent } = why {
+                    tracing::warn!(
+                        through,
+                        sent,
+                        "no receipt for {:?}; reconnecting to send again from seq {}",
+                        self.cfg.resend_after,
+                        through + 1
+                    );
+                }
+                self.conn
+                    .replace(&self.cfg, generation, self.net_tx.clone())?;
+                None
+            }
+            // `run` does this itself: it ends the shell.
+            Action::Leave => None,
+        })
+    }
+
+    /// `online` (retained) on the status topic and the subscriptions.
+    fn announce(&self, through: u64) -> Option<Event> {
+        tracing::info!(broker = %self.cfg.broker.url, through, "connected to the DC broker; sending from seq {}", through + 1);
+        let client = &self.conn.client;
+        let presence = client.try_publish(
+            self.status_topic.clone(),
+            QoS::AtLeastOnce,
+            true,
+            Presence::Online.as_bytes(),
+        );
+        let subscribed = topics::agent_filters(&self.cfg.device)
+            .into_iter()
+            .all(|f| client.try_subscribe(f, QoS::AtLeastOnce).is_ok());
+        if presence.is_err() || !subscribed {
+            tracing::warn!("could not queue the receipt subscription; reconnecting");
+            return Some(Event::AnnounceFailed);
+        }
+        None
+    }
+
+    /// Hands a receipt to the writer, which alone decides what is synced.
+    async fn apply_receipt(&mut self, bytes: Vec<u8>, through: u64) -> anyhow::Result<Event> {
+        match self.writer.mark_synced_async(bytes, self.cfg.dc_key).await {
+            Ok(s) => {
+                self.last_receipt_at = Some(UtcTime::new(self.cfg.clock.now().at));
+                if s.through > through && s.newly > 0 {
+                    tracing::debug!(through = s.through, newly = s.newly, "receipt");
+                }
+                Ok(Event::ReceiptApplied { through: s.through })
+            }
+            Err(e @ (StoreError::Receipt(_) | StoreError::Fork { .. })) => {
+                tracing::warn!(error = %e, "receipt refused");
+                Ok(Event::ReceiptRefused)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Verifies and applies a message from the DC.
+    async fn apply_down(&mut self, topic: &str, payload: &[u8]) -> anyhow::Result<DownOutcome> {
+        let now = UtcTime::new(self.cfg.clock.now().at);
+        Ok(match self.down.handle(topic, payload, &now).await? {
+            Outcome::Refused { reason, detail } => {
+                tracing::warn!(%topic, reason, %detail, len = payload.len(), "message from the DC refused; nothing of it applied");
+                DownOutcome::Refused
+            }
+            Outcome::Settings {
+                seq,
+                health_interval,
+            } => {
+                tracing::info!(seq, ?health_interval, "settings from the DC applied");
+                DownOutcome::Settings { health_interval }
+            }
+            Outcome::Catalogue { version } => {
+                tracing::info!(version, "catalogue from the DC cached");
+                DownOutcome::Applied
+            }
+            Outcome::Updates {
+                seq,
+                applied,
+                already,
+                conflicts,
+                unknown,
+            } => {
+                tracing::info!(
+                    seq,
+                    applied,
+                    already,
+                    conflicts,
+                    unknown,
+                    "status updates from the DC gone through"
+                );
+                DownOutcome::Applied
+            }
+            Outcome::Seen | Outcome::Ignored => DownOutcome::Unchanged,
+        })
+    }
+
+    /// Makes a health report and publishes it at QoS 0.
+    fn report_health(&mut self, refused_down: u64) -> anyhow::Result<Event> {
+        let report = self.probe.report(
+            &self.cfg.clock,
+            &self.reader,
+            self.last_receipt_at,
+            self.down.applied()?,
+            refused_down,
+        )?;
+        // QoS 0: a report lost is replaced by the next one.
+        if self
+            .conn
+            .client
+            .try_publish(
+                self.health_topic.clone(),
+                QoS::AtMostOnce,
+                false,
+                report.to_bytes(),
+            )
+            .is_err()
+        {
+            tracing::debug!("health report not queued (the client's queue is full)");
+        }
+        Ok(Event::HealthReported {
+            backlog: report.unsynced > 0,
+        })
+    }
+
+    /// A clean stop of the current connection.
+    async fn leave(self) {
+        self.conn.stop(&self.status_topic).await;
+    }
 }
 
 /// One MQTT connection: the client, and the task polling its event loop
 /// (which reconnects with backoff by itself). Replaced whole when receipts
 /// stall, so nothing queued for a stuck connection is ever sent.
 struct Connection {
-    generation: u64,
     client: AsyncClient,
     poller: tokio::task::JoinHandle<()>,
 }
@@ -302,18 +388,20 @@ impl Connection {
             let mut backoff = Backoff::new(Duration::from_secs(1), reconnect_max);
             loop {
                 let msg = match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
                         backoff.reset();
                         Net::Connected
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) if p.topic == receipt_topic => {
+                    Ok(rumqttc::Event::Incoming(Packet::Publish(p)))
+                        if p.topic == receipt_topic =>
+                    {
                         Net::Receipt(p.payload.to_vec())
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                    Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => {
                         Net::Down(p.topic.clone(), p.payload.to_vec())
                     }
                     // A clean stop: nothing more to poll.
-                    Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+                    Ok(rumqttc::Event::Outgoing(Outgoing::Disconnect)) => return,
                     Ok(_) => continue,
                     Err(e) => {
                         let wait = backoff.next_wait();
@@ -330,26 +418,23 @@ impl Connection {
                 }
             }
         });
-        Ok(Connection {
-            generation,
-            client,
-            poller,
-        })
+        Ok(Connection { client, poller })
     }
 
-    /// Drops this connection (and everything queued on it) and opens a
-    /// new one.
+    /// Drops this connection (and everything queued on it) and opens
+    /// connection `generation`.
     fn replace(
-        self,
+        &mut self,
         cfg: &SyncConfig,
+        generation: u64,
         net: mpsc::Sender<(u64, Net)>,
-    ) -> anyhow::Result<Connection> {
-        let generation = self.generation + 1;
+    ) -> anyhow::Result<()> {
         self.close();
-        Connection::open(cfg, generation, net)
+        *self = Connection::open(cfg, generation, net)?;
+        Ok(())
     }
 
-    fn close(self) {
+    fn close(&self) {
         let _ = self.client.try_disconnect();
         self.poller.abort();
     }
@@ -375,48 +460,42 @@ impl Connection {
     }
 }
 
-/// Publishes unsynced envelopes after `sent` while the window has room and
-/// the client's queue takes them; returns the new highest seq sent. Never
-/// waits: what does not fit now goes on a later pass.
-fn fill(
-    cfg: &SyncConfig,
+/// Publishes up to `max` unsynced envelopes after seq `after`, in bundles
+/// within the protocol's byte limit, while the client's queue takes them.
+/// Never waits: what does not fit now goes on a later pass.
+fn send(
     reader: &Reader,
     client: &AsyncClient,
     topic: &str,
-    through: u64,
-    mut sent: u64,
-) -> anyhow::Result<u64> {
-    loop {
-        let room = cfg.window.saturating_sub((sent - through) as usize);
-        if room == 0 {
-            return Ok(sent);
+    after: u64,
+    max: usize,
+) -> anyhow::Result<Sent> {
+    let pending = reader.unsynced(after, max)?;
+    let mut last = None;
+    let mut start = 0;
+    while start < pending.len() {
+        let mut end = start + 1;
+        while end < pending.len()
+            && bundle::bundle_len(pending[start..=end].iter().map(|p| p.envelope.len()))
+                <= bundle::MAX_BUNDLE_BYTES
+        {
+            end += 1;
         }
-        let pending = reader.unsynced(sent, room.min(cfg.batch))?;
-        if pending.is_empty() {
-            return Ok(sent);
+        let part = &pending[start..end];
+        let envelopes: Vec<&[u8]> = part.iter().map(|p| p.envelope.as_slice()).collect();
+        if client
+            .try_publish(topic, QoS::AtLeastOnce, false, bundle::join(&envelopes))
+            .is_err()
+        {
+            // The queue is full (the broker is slow to acknowledge): try
+            // again on the next pass.
+            return Ok(Sent::QueueFull { last });
         }
-        // Keep each bundle within the protocol's byte limit.
-        let mut start = 0;
-        while start < pending.len() {
-            let mut end = start + 1;
-            while end < pending.len()
-                && bundle::bundle_len(pending[start..=end].iter().map(|p| p.envelope.len()))
-                    <= bundle::MAX_BUNDLE_BYTES
-            {
-                end += 1;
-            }
-            let part = &pending[start..end];
-            let envelopes: Vec<&[u8]> = part.iter().map(|p| p.envelope.as_slice()).collect();
-            if client
-                .try_publish(topic, QoS::AtLeastOnce, false, bundle::join(&envelopes))
-                .is_err()
-            {
-                // The queue is full (the broker is slow to acknowledge):
-                // try again on the next pass.
-                return Ok(sent);
-            }
-            sent = part[part.len() - 1].seq;
-            start = end;
-        }
+        last = Some(part[part.len() - 1].seq);
+        start = end;
     }
+    Ok(match last {
+        Some(last) => Sent::All { last },
+        None => Sent::Nothing,
+    })
 }

@@ -14,6 +14,8 @@
 //!   writer with group commit.
 //! - [`downstream`]: what the DC signs and sends down (catalogue, status
 //!   updates, settings), verified against the pinned key and applied.
+//! - [`sync`]: the sync loop's decisions (what to send, when to send again,
+//!   when to report health) as a state machine without I/O.
 //! - [`clock`]: the wall clock and whether it is synchronised.
 //! - [`dates`]: dates and times as clerks read and type them.
 
@@ -22,3 +24,4 @@ pub mod dates;
 pub mod domain;
 pub mod downstream;
 pub mod store;
+pub mod sync;
