@@ -883,13 +883,8 @@ fn create(
     .to_string();
 
     let calendar = reference::calendar(conn, day)?;
-    let appointment = calendar.appointment(local, valid.procedure.working_days).ok_or_else(|| {
-        InvalidInput(vec![Invalid::new(
-            "procedure",
-            "appointment_unknown",
-            "Không tính được ngày hẹn trả kết quả từ lịch làm việc đã lưu. Vui lòng báo kỹ thuật viên.",
-        )])
-    })?;
+    let appointment =
+        crate::domain::dossier::appointment(&calendar, local, valid.procedure.working_days)?;
     let dossier = Dossier {
         code: code.clone(),
         unit: cfg.unit.clone(),
@@ -963,49 +958,8 @@ fn set_status(
         .step("reading the dossier's status")?
         .ok_or_else(|| StoreError::NotFound(code.to_owned()))?;
     let from = Status::try_from(from).map_err(|e| StoreError::Internal(e.to_string()))?;
-    if !from.may_become(to) {
-        let allowed: Vec<String> = from.next().iter().map(|s| s.to_string()).collect();
-        return Err(InvalidInput(vec![Invalid::new(
-            "status",
-            "status_transition",
-            format!(
-                "Không thể chuyển hồ sơ từ trạng thái \"{}\" sang \"{}\". {}",
-                from.name_vi(),
-                to.name_vi(),
-                if allowed.is_empty() {
-                    "Hồ sơ đã kết thúc, không thể thay đổi trạng thái.".to_owned()
-                } else {
-                    format!("Có thể chuyển sang: {}.", allowed.join(", "))
-                }
-            ),
-        )])
-        .into());
-    }
-    let note = note
-        .map(|n| crate::domain::text::clean(&n))
-        .filter(|n| !n.is_empty());
-    if note
-        .as_ref()
-        .is_some_and(|n| n.chars().any(char::is_control))
-    {
-        return Err(InvalidInput(vec![Invalid::new(
-            "note",
-            "control_characters",
-            "Ghi chú có ký tự điều khiển không hợp lệ.",
-        )])
-        .into());
-    }
-    if note
-        .as_ref()
-        .is_some_and(|n| n.chars().count() > crate::domain::dossier::MAX_NOTE)
-    {
-        return Err(InvalidInput(vec![Invalid::new(
-            "note",
-            "too_long",
-            "Ghi chú quá dài: tối đa 1000 ký tự.",
-        )])
-        .into());
-    }
+    from.check_move(to)?;
+    let note = crate::domain::dossier::status_note(note.as_deref())?;
     let now = cfg.clock.now();
     check_clock(&now, head)?;
     let body = json!({"code": code, "from": from.get(), "to": to.get(), "note": note});
