@@ -409,3 +409,161 @@ fn clone_err(e: &rusqlite::Error) -> rusqlite::Error {
         other => rusqlite::Error::InvalidParameterName(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ed25519_dalek::SigningKey;
+    use motcua_protocol::ChainHead;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::domain::code::Counter;
+    use crate::domain::invalid::Invalid;
+    use crate::store::schema;
+
+    /// A job kind that only the engine's tests know: adds a row, then
+    /// ends as told.
+    struct Put {
+        n: i64,
+        end: End,
+        adds: bool,
+    }
+
+    #[derive(Clone, Copy)]
+    enum End {
+        Done,
+        Refused,
+        Failed,
+    }
+
+    impl Operation for Put {
+        type Output = i64;
+        fn adds_data(&self) -> bool {
+            self.adds
+        }
+        fn apply(self, cx: &mut Ctx<'_>) -> Result<i64, Stop> {
+            cx.conn
+                .execute("INSERT INTO scratch (n) VALUES (?)", [self.n])
+                .expect("insert");
+            match self.end {
+                End::Done => Ok(self.n),
+                End::Refused => {
+                    Err(InvalidInput(vec![Invalid::new("n", "refused", "Không.")]).into())
+                }
+                End::Failed => Err(StoreError::Internal("told to fail".into()).into()),
+            }
+        }
+    }
+
+    fn engine(dir: &std::path::Path, min_free: u64) -> Engine {
+        let db = dir.join("motcua.db");
+        let conn = schema::open(&db).expect("open");
+        conn.execute_batch("CREATE TABLE scratch (n INTEGER)")
+            .expect("scratch table");
+        Engine {
+            conn,
+            cfg: WriterConfig {
+                db,
+                device: "H49.12.3-q01".parse().expect("device"),
+                unit: "H49.12.3".parse().expect("unit"),
+                counter: Counter::new(1).expect("counter"),
+                min_free,
+                key: SigningKey::from_bytes(&[0x11; 32]),
+                clock: Arc::new(ManualClock::new(datetime!(2026-11-26 02:00 UTC), true)),
+                default_collect_at: String::new(),
+                max_batch: 16,
+            },
+            head: Head {
+                chain: ChainHead::EMPTY,
+                last_at: None,
+            },
+            wal_grew: None,
+            scrub_wal: false,
+        }
+    }
+
+    fn put(n: i64, end: End, adds: bool) -> (Job, oneshot::Receiver<Answer<i64>>) {
+        job(Put { n, end, adds })
+    }
+
+    fn rows(e: &Engine) -> Vec<i64> {
+        let mut s = e
+            .conn
+            .prepare("SELECT n FROM scratch ORDER BY n")
+            .expect("prepare");
+        s.query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    #[test]
+    fn a_refused_or_failed_job_undoes_only_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut e = engine(dir.path(), 0);
+        let (jobs, mut answers): (Vec<_>, Vec<_>) = [
+            put(1, End::Done, true),
+            put(2, End::Refused, true),
+            put(3, End::Failed, false),
+            put(4, End::Done, false),
+        ]
+        .into_iter()
+        .unzip();
+        e.commit_group(jobs);
+        let got: Vec<_> = answers
+            .iter_mut()
+            .map(|rx| rx.try_recv().expect("answered"))
+            .collect();
+        assert!(matches!(got[0], Ok(Ok(1))));
+        assert!(matches!(&got[1], Ok(Err(Refusal::Invalid(_)))));
+        assert!(matches!(got[2], Err(StoreError::Internal(_))));
+        assert!(matches!(got[3], Ok(Ok(4))));
+        assert_eq!(rows(&e), vec![1, 4]);
+    }
+
+    #[test]
+    fn below_the_floor_only_jobs_adding_data_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut e = engine(dir.path(), u64::MAX);
+        let (a, mut ra) = put(1, End::Done, true);
+        let (b, mut rb) = put(2, End::Done, false);
+        e.commit_group(vec![a, b]);
+        assert!(matches!(
+            ra.try_recv().expect("answered"),
+            Ok(Err(Refusal::DiskFull { .. }))
+        ));
+        assert!(matches!(rb.try_recv().expect("answered"), Ok(Ok(2))));
+        assert_eq!(rows(&e), vec![2]);
+    }
+
+    #[test]
+    fn a_failed_group_turns_only_successes_into_failures() {
+        let (mut j, mut rx) = put(1, End::Done, false);
+        j.refuse(Refusal::NotFound("x".into()));
+        j.fail(&|| StoreError::WriterGone);
+        j.send();
+        assert!(matches!(
+            rx.try_recv().expect("answered"),
+            Ok(Err(Refusal::NotFound(_)))
+        ));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut e = engine(dir.path(), 0);
+        let (mut j, mut rx) = put(5, End::Done, false);
+        let ok = j.apply(&mut Ctx {
+            conn: &e.conn,
+            cfg: &e.cfg,
+            head: &mut e.head,
+            scrub_wal: &mut e.scrub_wal,
+        });
+        assert!(ok);
+        j.fail(&|| StoreError::WriterGone);
+        j.send();
+        assert!(matches!(
+            rx.try_recv().expect("answered"),
+            Err(StoreError::WriterGone)
+        ));
+    }
+}
