@@ -23,7 +23,7 @@ use motcua_counter::domain::status::Status;
 use motcua_counter::store::read::{Query, StoredDossier};
 use motcua_counter::store::reference::{self, ReferenceData, format_day};
 use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
-use motcua_counter::store::{DB_FILE, Reader, StoreError, Writer, WriterConfig, schema};
+use motcua_counter::store::{Answer, DB_FILE, Reader, Refusal, Writer, WriterConfig, schema};
 
 /// Exit code: input refused.
 pub const EXIT_INVALID: u8 = 3;
@@ -72,27 +72,41 @@ fn reader(cfg: &AgentConfig) -> Result<Reader> {
     Ok(Reader::open(&db_path(cfg))?)
 }
 
-/// Prints a refusal the way a clerk reads it, plus the technical cause for
-/// failures that are not about the input, and returns the exit code.
-fn refusal(e: &StoreError) -> ExitCode {
-    match e {
-        StoreError::Invalid(i) => {
+/// Prints a refusal the way a clerk reads it, plus the technical cause
+/// where it is not about the input, and returns the exit code.
+fn refusal(r: &Refusal) -> ExitCode {
+    match r {
+        Refusal::Invalid(i) => {
             eprint!("{i}");
             ExitCode::from(EXIT_INVALID)
         }
-        StoreError::DiskFull { .. }
-        | StoreError::ClockWrong { .. }
-        | StoreError::CodesExhausted { .. } => {
-            eprint!("{}", e.for_clerk());
-            eprintln!("cause: {e}");
+        Refusal::DiskFull { .. } | Refusal::ClockWrong { .. } | Refusal::CodesExhausted { .. } => {
+            eprint!("{}", r.for_clerk());
+            eprintln!("cause: {r}");
             ExitCode::from(EXIT_REFUSED)
         }
-        StoreError::NotFound(_) => {
-            eprint!("{}", e.for_clerk());
+        Refusal::NotFound(_) => {
+            eprint!("{}", r.for_clerk());
             ExitCode::from(EXIT_NOT_FOUND)
         }
-        other => {
-            eprintln!("error: {other}");
+        Refusal::Receipt(_) | Refusal::Fork { .. } => {
+            eprintln!("error: {r}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The exit code of a writer's answer whose success `done` reports: a
+/// refusal as [`refusal`] prints it, a failure as an error line.
+fn answered<T>(answer: Answer<T>, done: impl FnOnce(T)) -> ExitCode {
+    match answer {
+        Ok(Ok(t)) => {
+            done(t);
+            ExitCode::SUCCESS
+        }
+        Ok(Err(r)) => refusal(&r),
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -112,7 +126,7 @@ pub fn dossier(config: &Path, cmd: DossierCommand) -> Result<ExitCode> {
         DossierCommand::Add { json, staff } => add(&cfg, &json, staff),
         DossierCommand::Show { code, json } => {
             let Some(d) = reader(&cfg)?.dossier(&code)? else {
-                return Ok(refusal(&StoreError::NotFound(code)));
+                return Ok(refusal(&Refusal::NotFound(code)));
             };
             if json {
                 motcua_common::outln!("{}", serde_json::to_string_pretty(&d)?);
@@ -183,13 +197,9 @@ pub fn dossier(config: &Path, cmd: DossierCommand) -> Result<ExitCode> {
             let writer = open_writer(&cfg)?;
             let r = writer.handle().set_status(&code, to, staff, note);
             writer.shutdown();
-            match r {
-                Ok(ch) => {
-                    motcua_common::outln!("{} {} -> {}", ch.code, ch.from, ch.to);
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => Ok(refusal(&e)),
-            }
+            Ok(answered(r, |ch| {
+                motcua_common::outln!("{} {} -> {}", ch.code, ch.from, ch.to);
+            }))
         }
     }
 }
@@ -226,13 +236,9 @@ fn add(cfg: &AgentConfig, json: &Path, staff: StaffId) -> Result<ExitCode> {
     let writer = open_writer(cfg)?;
     let r = writer.handle().create(input, staff);
     writer.shutdown();
-    match r {
-        Ok(c) => {
-            motcua_common::outln!("{}", c.dossier.code);
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => Ok(refusal(&e)),
-    }
+    Ok(answered(r, |c| {
+        motcua_common::outln!("{}", c.dossier.code);
+    }))
 }
 
 /// The receipt's fields, in Vietnamese.
@@ -315,18 +321,14 @@ pub fn journal(config: &Path, cmd: JournalCommand) -> Result<ExitCode> {
                 .context("store.retention is bounded")?;
             let r = writer.handle().prune(retention);
             writer.shutdown();
-            match r {
-                Ok(p) => {
-                    motcua_common::outln!(
-                        "pruned {} receipted envelopes and the personal data of {} finished dossiers (retention {})",
-                        p.envelopes,
-                        p.dossiers,
-                        motcua_common::config::HumanDuration(cfg.store.retention)
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => Ok(refusal(&e)),
-            }
+            Ok(answered(r, |p| {
+                motcua_common::outln!(
+                    "pruned {} receipted envelopes and the personal data of {} finished dossiers (retention {})",
+                    p.envelopes,
+                    p.dossiers,
+                    motcua_common::config::HumanDuration(cfg.store.retention)
+                );
+            }))
         }
         JournalCommand::Verify => {
             let r = reader(&cfg)?;

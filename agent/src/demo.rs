@@ -225,7 +225,7 @@ async fn clerk(
         input["applicant"]["id_number"] = id.into();
         let created = handle
             .create_async(serde_json::from_value(input)?, "canbo.demo".parse()?)
-            .await?;
+            .await??;
         outln!(
             "  counter  stored and signed {}  seq {}",
             created.dossier.code,

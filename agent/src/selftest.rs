@@ -244,7 +244,7 @@ fn store_round_trip(dir: &std::path::Path, key: &ed25519_dalek::SigningKey) -> R
                 "address": format!("Địa chỉ thử nghiệm {i}")
             }
         }))?;
-        codes.push(w.create(input, "selftest".parse()?)?.dossier.code);
+        codes.push(w.create(input, "selftest".parse()?)??.dossier.code);
     }
     let reader = Reader::open(&db)?;
     for code in &codes {
@@ -272,7 +272,7 @@ fn store_round_trip(dir: &std::path::Path, key: &ed25519_dalek::SigningKey) -> R
         hash: last.hash,
         at: now(),
     };
-    let synced = w.mark_synced(sign(&receipt, &dc_key)?, dc_key.verifying_key())?;
+    let synced = w.accept_receipt(sign(&receipt, &dc_key)?, dc_key.verifying_key())??;
     ensure!(synced.newly == 50, "receipt marked {} of 50", synced.newly);
     drop(w);
     writer.shutdown();

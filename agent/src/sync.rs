@@ -6,7 +6,7 @@
 //! on every connection, and whenever receipts stop advancing for
 //! `resend_after`, sending restarts just after the last receipted seq. A
 //! PUBACK means nothing; a record is synced only when
-//! [`WriterHandle::mark_synced_async`] accepts a receipt that verifies
+//! [`WriterHandle::accept_receipt_async`] accepts a receipt that verifies
 //! against the pinned DC key and matches the stored envelope hash.
 //!
 //! Envelopes go out in seq order, up to `window` of them unreceipted at a
@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, watch};
 use crate::health::Probe;
 use motcua_counter::clock::{Clock, SystemClock};
 use motcua_counter::downstream::{Downstream, Outcome};
-use motcua_counter::store::StoreError;
+
 use motcua_counter::store::read::Reader;
 use motcua_counter::store::writer::WriterHandle;
 
@@ -265,7 +265,11 @@ impl Shell {
 
     /// Hands a receipt to the writer, which alone decides what is synced.
     async fn apply_receipt(&mut self, bytes: Vec<u8>, through: u64) -> anyhow::Result<Event> {
-        match self.writer.mark_synced_async(bytes, self.cfg.dc_key).await {
+        match self
+            .writer
+            .accept_receipt_async(bytes, self.cfg.dc_key)
+            .await?
+        {
             Ok(s) => {
                 self.last_receipt_at = Some(UtcTime::new(self.cfg.clock.now().at));
                 if s.through > through && s.newly > 0 {
@@ -273,11 +277,12 @@ impl Shell {
                 }
                 Ok(Event::ReceiptApplied { through: s.through })
             }
-            Err(e @ (StoreError::Receipt(_) | StoreError::Fork { .. })) => {
-                tracing::warn!(error = %e, "receipt refused");
+            // A receipt that does not verify or does not match the journal:
+            // counted, never applied.
+            Err(refusal) => {
+                tracing::warn!(error = %refusal, "receipt refused");
                 Ok(Event::ReceiptRefused)
             }
-            Err(e) => Err(e.into()),
         }
     }
 

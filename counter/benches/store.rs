@@ -141,6 +141,7 @@ fn throughput(dir: &Path, submitters: usize, per: usize) -> f64 {
     // Warm-up: the schema pages and statement caches.
     for i in 0..20 {
         w.create(input(i), "bench".parse().expect("valid"))
+            .expect("no failure")
             .expect("stored");
     }
     let start = Instant::now();
@@ -150,6 +151,7 @@ fn throughput(dir: &Path, submitters: usize, per: usize) -> f64 {
             std::thread::spawn(move || {
                 for i in 0..per {
                     w.create(input(t * per + i), "bench".parse().expect("valid"))
+                        .expect("no failure")
                         .expect("stored");
                 }
             })
@@ -188,6 +190,7 @@ fn main() {
     let w = writer.handle();
     for i in 0..20 {
         w.create(input(i), "bench".parse().expect("valid"))
+            .expect("no failure")
             .expect("stored");
     }
     let raw_path = dir.join("fsync.bin");
@@ -207,6 +210,7 @@ fn main() {
         fsync.push(t.elapsed());
         let t = Instant::now();
         w.create(input(i), "bench".parse().expect("valid"))
+            .expect("no failure")
             .expect("stored");
         lat.push(t.elapsed());
     }

@@ -34,7 +34,20 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::domain::status::Status;
 use crate::store::reference::{self, ImportError, ReferenceData};
 use crate::store::writer::WriterHandle;
-use crate::store::{Step, StoreError, schema};
+use crate::store::{Refusal, Step, StoreError, schema};
+
+/// Why handling a DC message stopped: the store failed, or the writer
+/// refused a DC status change for another reason than the move itself (no
+/// space, a wrong clock, the dossier gone meanwhile).
+#[derive(Debug, thiserror::Error)]
+pub enum DownstreamError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The writer refused a DC status change.
+    #[error(transparent)]
+    Refused(Refusal),
+}
 
 /// Bounds of the health interval, in seconds: `telemetry.health_interval`
 /// in the configuration and the value the DC may push in its settings.
@@ -222,7 +235,7 @@ impl Downstream {
         topic: &str,
         payload: &[u8],
         now: &UtcTime,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Outcome, DownstreamError> {
         if let Some(name) = topics::parse_broadcast_topic(topic) {
             return if name == topics::CATALOGUE {
                 self.catalogue(payload, now)
@@ -240,7 +253,7 @@ impl Downstream {
         }
     }
 
-    fn catalogue(&mut self, payload: &[u8], now: &UtcTime) -> Result<Outcome, StoreError> {
+    fn catalogue(&mut self, payload: &[u8], now: &UtcTime) -> Result<Outcome, DownstreamError> {
         let c = match verify::<Catalogue>(payload, &self.dc_key) {
             Ok(v) => v.message,
             Err(e) => return Ok(refused(e.reason(), e.to_string())),
@@ -261,7 +274,7 @@ impl Downstream {
                 format!("catalogue version {offered}, older than the cached {current}"),
             )),
             Err(ImportError::Invalid(why)) => Ok(refused("invalid_catalogue", why)),
-            Err(ImportError::Store(e)) => Err(e),
+            Err(ImportError::Store(e)) => Err(e.into()),
         }
     }
 
@@ -289,7 +302,7 @@ impl Downstream {
         })
     }
 
-    async fn updates(&mut self, payload: &[u8], now: &UtcTime) -> Result<Outcome, StoreError> {
+    async fn updates(&mut self, payload: &[u8], now: &UtcTime) -> Result<Outcome, DownstreamError> {
         let u = match verify::<StatusUpdates>(payload, &self.dc_key) {
             Ok(v) => v.message,
             Err(e) => return Ok(refused(e.reason(), e.to_string())),
@@ -335,16 +348,17 @@ impl Downstream {
                         .set_status_async(&up.code, to, staff.clone(), Some(note))
                         .await
                     {
-                        Ok(changed) => {
+                        Ok(Ok(changed)) => {
                             applied += 1;
                             tracing::info!(code = %up.code, id = up.id, seq = changed.seq, from = c.get(), to = to.get(), "DC status update applied");
                             ("applied", Some(changed.seq))
                         }
-                        Err(StoreError::Invalid(_)) => {
+                        Ok(Err(Refusal::Invalid(_))) => {
                             conflicts += 1;
                             ("conflict", None)
                         }
-                        Err(e) => return Err(e),
+                        Ok(Err(r)) => return Err(DownstreamError::Refused(r)),
+                        Err(e) => return Err(e.into()),
                     }
                 }
                 Some(c) => {
@@ -370,7 +384,7 @@ impl Downstream {
         })
     }
 
-    fn settings(&mut self, payload: &[u8], now: &UtcTime) -> Result<Outcome, StoreError> {
+    fn settings(&mut self, payload: &[u8], now: &UtcTime) -> Result<Outcome, DownstreamError> {
         let s = match verify::<Settings>(payload, &self.dc_key) {
             Ok(v) => v.message,
             Err(e) => return Ok(refused(e.reason(), e.to_string())),

@@ -125,6 +125,7 @@ fn main() {
         assert_eq!(a.status, 201, "{}", a.body);
         let input: DossierInput = serde_json::from_value(dossier(i)).expect("valid");
         w.create(input, STAFF.parse().expect("valid"))
+            .expect("no failure")
             .expect("stored");
     }
 
@@ -146,6 +147,7 @@ fn main() {
         let input: DossierInput = serde_json::from_value(body).expect("valid");
         let t = Instant::now();
         w.create(input, STAFF.parse().expect("valid"))
+            .expect("no failure")
             .expect("stored");
         store.push(t.elapsed());
     }

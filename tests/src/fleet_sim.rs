@@ -168,6 +168,7 @@ pub fn run(f: Fleet, mut progress: impl FnMut(&str, usize, usize)) -> Report {
                             }))
                             .expect("valid input");
                             h.create(input, "canbo01".parse().expect("valid"))
+                                .expect("no failure")
                                 .expect("stored");
                         }
                         mine.push((i, w));

@@ -603,6 +603,7 @@ impl Agent {
                             }))
                             .expect("valid input");
                             w.create(input, "canbo01".parse().expect("valid"))
+                                .expect("no failure")
                                 .expect("stored");
                         }
                     })

@@ -30,7 +30,7 @@ use motcua_counter::domain::VIETNAM;
 use motcua_counter::domain::dossier::DossierInput;
 use motcua_counter::domain::invalid::InvalidInput;
 use motcua_counter::domain::status::Status;
-use motcua_counter::store::StoreError;
+use motcua_counter::store::Refusal;
 use motcua_counter::store::read::Query as Search;
 use motcua_counter::store::reference::{self, Procedure};
 
@@ -290,7 +290,7 @@ async fn create(
         Err(r) => return r,
     };
     match k.writer().create_async(input, s.staff.clone()).await {
-        Ok(c) => {
+        Ok(Ok(c)) => {
             tracing::info!(code = %c.dossier.code, seq = c.seq, staff = %s.staff, "dossier received through the kiosk API");
             (
                 StatusCode::CREATED,
@@ -302,9 +302,13 @@ async fn create(
             )
                 .into_response()
         }
-        Err(StoreError::Invalid(i)) => {
+        Ok(Err(Refusal::Invalid(i))) => {
             tracing::info!(codes = ?i.codes(), "kiosk API submission refused");
             invalid(StatusCode::UNPROCESSABLE_ENTITY, &i)
+        }
+        Ok(Err(r)) => {
+            tracing::error!(error = %r, "kiosk API: a submission was not stored");
+            invalid(StatusCode::SERVICE_UNAVAILABLE, &r.for_clerk())
         }
         Err(e) => {
             tracing::error!(error = %e, "kiosk API: a submission was not stored");
@@ -413,13 +417,17 @@ async fn set_status(
         .set_status_async(&code, to, s.staff.clone(), b.note)
         .await
     {
-        Ok(c) => {
+        Ok(Ok(c)) => {
             tracing::info!(code = %c.code, seq = c.seq, from = c.from.get(), to = c.to.get(), staff = %s.staff, "status changed through the kiosk API");
             Json(json!({ "code": c.code, "from": c.from.get(), "to": c.to.get(), "seq": c.seq }))
                 .into_response()
         }
-        Err(StoreError::NotFound(_)) => failure(Failure::NotFound),
-        Err(StoreError::Invalid(i)) => invalid(StatusCode::CONFLICT, &i),
+        Ok(Err(Refusal::NotFound(_))) => failure(Failure::NotFound),
+        Ok(Err(Refusal::Invalid(i))) => invalid(StatusCode::CONFLICT, &i),
+        Ok(Err(r)) => {
+            tracing::error!(error = %r, "kiosk API: a status change was not stored");
+            invalid(StatusCode::SERVICE_UNAVAILABLE, &r.for_clerk())
+        }
         Err(e) => {
             tracing::error!(error = %e, "kiosk API: a status change was not stored");
             invalid(StatusCode::SERVICE_UNAVAILABLE, &e.for_clerk())

@@ -22,6 +22,7 @@ use motcua_counter::domain::VIETNAM;
 use motcua_counter::domain::dossier::{ApplicantInput, DocumentInput, DossierInput};
 use motcua_counter::domain::invalid::{Invalid, InvalidInput};
 use motcua_counter::domain::status::Status;
+use motcua_counter::store::Refusal;
 use motcua_counter::store::read::{Query as Search, StoredDossier, Summary};
 use motcua_counter::store::reference::{self, Procedure};
 
@@ -737,10 +738,16 @@ pub async fn submit(
             .create_async(input, s.staff.clone())
             .await
             .map_err(|e| {
-                if !matches!(e, motcua_counter::store::StoreError::Invalid(_)) {
-                    tracing::error!(error = %e, "kiosk: a submission was not stored");
-                }
+                tracing::error!(error = %e, "kiosk: a submission was not stored");
                 e.for_clerk()
+            })
+            .and_then(|r| {
+                r.map_err(|r| {
+                    if !matches!(r, Refusal::Invalid(_)) {
+                        tracing::error!(error = %r, "kiosk: a submission was not stored");
+                    }
+                    r.for_clerk()
+                })
             }),
         Err(i) => Err(i),
     };
@@ -947,27 +954,26 @@ pub async fn change_status(
         .await;
     };
     let note = Some(field(&f, "ghi_chu").trim().to_owned()).filter(|n| !n.is_empty());
-    match k
+    let refused = match k
         .writer()
         .set_status_async(&code, to, s.staff.clone(), note)
         .await
     {
-        Ok(c) => {
+        Ok(Ok(c)) => {
             tracing::info!(code = %c.code, seq = c.seq, from = c.from.get(), to = c.to.get(), staff = %s.staff, "status changed at the kiosk");
-            Ok(Redirect::to(&format!("/ho-so/{code}")).into_response())
+            return Ok(Redirect::to(&format!("/ho-so/{code}")).into_response());
         }
-        Err(motcua_counter::store::StoreError::NotFound(_)) => Err(Failure::NotFound),
-        Err(e) => {
-            let msg = e
-                .for_clerk()
-                .0
-                .into_iter()
-                .map(|i| i.message)
-                .collect::<Vec<_>>()
-                .join(" ");
-            receipt_page(&k, &s, code, false, Some(msg)).await
-        }
-    }
+        Ok(Err(Refusal::NotFound(_))) => return Err(Failure::NotFound),
+        Ok(Err(r)) => r.for_clerk(),
+        Err(e) => e.for_clerk(),
+    };
+    let msg = refused
+        .0
+        .into_iter()
+        .map(|i| i.message)
+        .collect::<Vec<_>>()
+        .join(" ");
+    receipt_page(&k, &s, code, false, Some(msg)).await
 }
 
 /// The lookup query.

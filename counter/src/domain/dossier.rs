@@ -16,7 +16,9 @@ use std::fmt;
 
 use motcua_protocol::{StaffId, UnitCode, UtcTime};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
+use crate::domain::calendar::Calendar;
 use crate::domain::citizen;
 use crate::domain::invalid::{Invalid, InvalidInput};
 use crate::domain::status::Status;
@@ -261,6 +263,47 @@ fn optional(
     text_rules(errors, field, label, v, max)
 }
 
+/// A note given with a status change, as it is signed and stored:
+/// cleaned like every typed text (NFC, single spaces), empty meaning none;
+/// refused with control characters or over [`MAX_NOTE`] characters.
+pub fn status_note(raw: Option<&str>) -> Result<Option<String>, InvalidInput> {
+    let Some(note) = raw.map(clean).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if note.chars().any(char::is_control) {
+        return Err(InvalidInput(vec![Invalid::new(
+            "note",
+            "control_characters",
+            "Ghi chú có ký tự điều khiển không hợp lệ.",
+        )]));
+    }
+    if note.chars().count() > MAX_NOTE {
+        return Err(InvalidInput(vec![Invalid::new(
+            "note",
+            "too_long",
+            format!("Ghi chú quá dài: tối đa {MAX_NOTE} ký tự."),
+        )]));
+    }
+    Ok(Some(note))
+}
+
+/// The appointment of a dossier received at `received` (Vietnam time) for
+/// a procedure of `working_days`, refused for the clerk when the stored
+/// calendar cannot give one.
+pub fn appointment(
+    calendar: &Calendar,
+    received: OffsetDateTime,
+    working_days: u16,
+) -> Result<OffsetDateTime, InvalidInput> {
+    calendar.appointment(received, working_days).ok_or_else(|| {
+        InvalidInput(vec![Invalid::new(
+            "procedure",
+            "appointment_unknown",
+            "Không tính được ngày hẹn trả kết quả từ lịch làm việc đã lưu. Vui lòng báo kỹ thuật viên.",
+        )])
+    })
+}
+
 fn text_rules(
     errors: &mut Vec<Invalid>,
     field: &str,
@@ -467,6 +510,22 @@ pub fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_note_is_cleaned_and_bounded() {
+        assert_eq!(status_note(None), Ok(None));
+        assert_eq!(status_note(Some("  \t ")), Ok(None));
+        assert_eq!(
+            status_note(Some(" Thiếu   giấy ")),
+            Ok(Some("Thiếu giấy".to_owned()))
+        );
+        let long = "a".repeat(MAX_NOTE + 1);
+        let e = status_note(Some(&long)).expect_err("too long");
+        assert_eq!(e.0[0].message, "Ghi chú quá dài: tối đa 1000 ký tự.");
+        assert!(status_note(Some(&"a".repeat(MAX_NOTE))).is_ok());
+        let e = status_note(Some("a\u{0007}b")).expect_err("control");
+        assert_eq!(e.codes(), vec!["control_characters"]);
+    }
 
     fn catalogue(code: &str) -> Option<ProcedureRef> {
         (code == "1.000948").then(|| ProcedureRef {

@@ -21,6 +21,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::invalid::{Invalid, InvalidInput};
+
 /// A national status value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "u8", into = "u8")]
@@ -80,6 +82,55 @@ impl Status {
     /// Whether no further change is possible.
     pub fn is_final(self) -> bool {
         self.next().is_empty()
+    }
+
+    /// Whether the office's deadline no longer runs: the dossier ended
+    /// (refused, withdrawn, stopped, returned) or its result is ready (9).
+    /// A dossier past its appointment in any other status is overdue.
+    pub fn ends_deadline(self) -> bool {
+        self.is_final() || self == Status::COMPLETED
+    }
+
+    /// Whether the citizen's personal data may be pruned (once retention
+    /// has passed and the DC holds every record of the dossier): only when
+    /// nothing about the dossier can change any more.
+    pub fn releases_personal_data(self) -> bool {
+        self.is_final()
+    }
+
+    /// Every status for which `holds` is true, as the list inside an SQL
+    /// `status IN (...)`, e.g. `3, 7, 8, 10`: the one place the store's
+    /// queries take their status sets from.
+    pub fn sql_list(holds: fn(Status) -> bool) -> String {
+        (1..=10u8)
+            .map(Status)
+            .filter(|s| holds(*s))
+            .map(|s| s.0.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Refuses a move the table above does not allow, with the clerk's
+    /// sentence naming both statuses and what is possible instead.
+    pub fn check_move(self, to: Status) -> Result<(), InvalidInput> {
+        if self.may_become(to) {
+            return Ok(());
+        }
+        let allowed: Vec<String> = self.next().iter().map(|s| s.to_string()).collect();
+        Err(InvalidInput(vec![Invalid::new(
+            "status",
+            "status_transition",
+            format!(
+                "Không thể chuyển hồ sơ từ trạng thái \"{}\" sang \"{}\". {}",
+                self.name_vi(),
+                to.name_vi(),
+                if allowed.is_empty() {
+                    "Hồ sơ đã kết thúc, không thể thay đổi trạng thái.".to_owned()
+                } else {
+                    format!("Có thể chuyển sang: {}.", allowed.join(", "))
+                }
+            ),
+        )]))
     }
 
     /// The Vietnamese name shown to clerks.
@@ -148,6 +199,39 @@ mod tests {
             assert!(Status::try_from(f).expect("valid").is_final());
         }
         assert!(Status::try_from(0).is_err() && Status::try_from(11).is_err());
+    }
+
+    #[test]
+    fn the_status_sets_as_sql() {
+        assert_eq!(Status::sql_list(Status::ends_deadline), "3, 7, 8, 9, 10");
+        assert_eq!(
+            Status::sql_list(Status::releases_personal_data),
+            "3, 7, 8, 10"
+        );
+        assert!(Status::COMPLETED.ends_deadline() && !Status::COMPLETED.releases_personal_data());
+        assert!(!Status::IN_PROCESS.ends_deadline());
+    }
+
+    #[test]
+    fn a_refused_move_says_what_is_possible() {
+        assert!(Status::ACCEPTED.check_move(Status::IN_PROCESS).is_ok());
+        let e = Status::ACCEPTED
+            .check_move(Status::RETURNED)
+            .expect_err("not allowed");
+        assert_eq!(e.codes(), vec!["status_transition"]);
+        assert_eq!(
+            e.0[0].message,
+            "Không thể chuyển hồ sơ từ trạng thái \"Đã tiếp nhận\" sang \"Đã trả kết quả\". \
+             Có thể chuyển sang: 4 (Đang xử lý), 3 (Từ chối), 7 (Công dân rút hồ sơ)."
+        );
+        let e = Status::RETURNED
+            .check_move(Status::IN_PROCESS)
+            .expect_err("final");
+        assert!(
+            e.0[0]
+                .message
+                .ends_with("Hồ sơ đã kết thúc, không thể thay đổi trạng thái.")
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@
 //!
 //! # Refusals
 //! - Below `min_free` free bytes on the state directory's file system, new
-//!   records are refused ([`StoreError::DiskFull`]); reads, receipts and
+//!   records are refused ([`Refusal::DiskFull`]); reads, receipts and
 //!   pruning go on. A disk that fills anyway makes SQLite fail the commit,
 //!   which rolls back whole: nothing stored is harmed.
 //! - At start-up, `PRAGMA quick_check` must say `ok`; a damaged file is
@@ -60,7 +60,8 @@
 //!
 //! # Layout
 //! - [`schema`]: opening, pragmas, integrity check, migrations.
-//! - [`writer`]: the single writer thread with group commit.
+//! - [`writer`]: the single writer thread: the group-commit engine
+//!   ([`writer::engine`]), the checkpointer, and one file per operation.
 //! - [`read`]: queries for the CLI, the kiosk and the sync layer.
 //! - [`reference`]: the procedure catalogue and calendar cache.
 //! - [`disk`]: free space of the state directory.
@@ -76,18 +77,20 @@ use std::path::PathBuf;
 use motcua_protocol::Hash32;
 
 pub use read::Reader;
-pub use writer::{Writer, WriterConfig};
+pub use writer::{Answer, Writer, WriterConfig};
 
 use crate::domain::invalid::{Invalid, InvalidInput};
 
 /// The database file's name inside the state directory.
 pub const DB_FILE: &str = "motcua.db";
 
-/// Why a store operation failed. Each variant names what failed; the
-/// clerk-facing ones carry a Vietnamese message through
-/// [`StoreError::for_clerk`].
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+/// Why the writer refused a job: the clerk's input or the counter's
+/// policy said no (bad input, a move the status table forbids, no space,
+/// a wrong clock, no codes left, no such dossier, a receipt that does not
+/// match). Nothing was stored; the store itself is fine. The clerk-facing
+/// ones carry a Vietnamese message through [`Refusal::for_clerk`].
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refusal {
     /// The input is not acceptable; nothing was stored.
     #[error("{0}")]
     Invalid(#[from] InvalidInput),
@@ -126,6 +129,66 @@ pub enum StoreError {
     /// No dossier has this code.
     #[error("no dossier {0}")]
     NotFound(String),
+    /// A DC receipt did not verify or does not match the journal.
+    #[error("DC receipt refused: {0}")]
+    Receipt(String),
+    /// A DC receipt acknowledges a different envelope at its seq than the
+    /// one this counter stored: the histories have forked.
+    #[error(
+        "DC receipt for seq {seq} names hash {theirs}, but this counter's envelope {seq} hashes to {ours}: the histories forked"
+    )]
+    Fork {
+        /// The seq.
+        seq: u64,
+        /// The hash in the receipt.
+        theirs: Hash32,
+        /// The stored hash.
+        ours: Hash32,
+    },
+}
+
+impl Refusal {
+    /// The refusal as a clerk sees it: Vietnamese messages with stable
+    /// codes. Refusals no clerk can act on (receipts) read like a failure.
+    pub fn for_clerk(&self) -> InvalidInput {
+        match self {
+            Refusal::Invalid(i) => i.clone(),
+            Refusal::DiskFull { .. } => one(
+                "disk_full",
+                "Bộ nhớ của máy gần đầy nên chưa thể nhận hồ sơ mới. Các hồ sơ đã lưu vẫn an toàn. Vui lòng báo kỹ thuật viên.",
+            ),
+            Refusal::ClockWrong { .. } => one(
+                "clock_wrong",
+                "Đồng hồ của máy đang sai nên chưa thể nhận hồ sơ mới. Vui lòng kiểm tra kết nối mạng để máy tự chỉnh giờ, hoặc báo kỹ thuật viên.",
+            ),
+            Refusal::CodesExhausted { .. } => one(
+                "codes_exhausted",
+                "Quầy này đã dùng hết số hồ sơ trong ngày. Vui lòng tiếp nhận ở quầy khác hoặc báo kỹ thuật viên.",
+            ),
+            Refusal::NotFound(_) => one("not_found", "Không tìm thấy hồ sơ có mã này."),
+            Refusal::Receipt(_) | Refusal::Fork { .. } => internal(),
+        }
+    }
+}
+
+/// One form-level line for the clerk.
+fn one(code: &'static str, msg: &str) -> InvalidInput {
+    InvalidInput(vec![Invalid::new("(form)", code, msg)])
+}
+
+/// The clerk's line for anything technical.
+fn internal() -> InvalidInput {
+    one(
+        "internal",
+        "Máy gặp lỗi khi lưu hồ sơ. Hồ sơ chưa được lưu. Vui lòng báo kỹ thuật viên.",
+    )
+}
+
+/// Why a store operation failed: the store could not do its work (SQLite,
+/// a damaged or foreign file, a stopped writer). A [`Refusal`] is not a
+/// failure: the writer's jobs answer `Ok(Err(refusal))` for those.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
     /// The database file failed its integrity check.
     #[error(
         "the database {path} is damaged ({detail}). The agent will not run on it. To recover: stop the agent, move the \
@@ -163,22 +226,6 @@ pub enum StoreError {
         /// The device id stored in the database.
         found: String,
     },
-    /// A DC receipt did not verify or does not match the journal.
-    #[error("DC receipt refused: {0}")]
-    Receipt(String),
-    /// A DC receipt acknowledges a different envelope at its seq than the
-    /// one this counter stored: the histories have forked.
-    #[error(
-        "DC receipt for seq {seq} names hash {theirs}, but this counter's envelope {seq} hashes to {ours}: the histories forked"
-    )]
-    Fork {
-        /// The seq.
-        seq: u64,
-        /// The hash in the receipt.
-        theirs: Hash32,
-        /// The stored hash.
-        ours: Hash32,
-    },
     /// Creating the state directory or the database file failed.
     #[error("cannot prepare {path}: {source}")]
     Io {
@@ -208,30 +255,10 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The refusal as a clerk sees it: Vietnamese messages with stable
-    /// codes. Technical failures become one "contact the technician" line.
+    /// The failure as a clerk sees it: one "contact the technician" line
+    /// (the cause goes to the log).
     pub fn for_clerk(&self) -> InvalidInput {
-        let one = |code, msg: &str| InvalidInput(vec![Invalid::new("(form)", code, msg)]);
-        match self {
-            StoreError::Invalid(i) => i.clone(),
-            StoreError::DiskFull { .. } => one(
-                "disk_full",
-                "Bộ nhớ của máy gần đầy nên chưa thể nhận hồ sơ mới. Các hồ sơ đã lưu vẫn an toàn. Vui lòng báo kỹ thuật viên.",
-            ),
-            StoreError::ClockWrong { .. } => one(
-                "clock_wrong",
-                "Đồng hồ của máy đang sai nên chưa thể nhận hồ sơ mới. Vui lòng kiểm tra kết nối mạng để máy tự chỉnh giờ, hoặc báo kỹ thuật viên.",
-            ),
-            StoreError::CodesExhausted { .. } => one(
-                "codes_exhausted",
-                "Quầy này đã dùng hết số hồ sơ trong ngày. Vui lòng tiếp nhận ở quầy khác hoặc báo kỹ thuật viên.",
-            ),
-            StoreError::NotFound(_) => one("not_found", "Không tìm thấy hồ sơ có mã này."),
-            _ => one(
-                "internal",
-                "Máy gặp lỗi khi lưu hồ sơ. Hồ sơ chưa được lưu. Vui lòng báo kỹ thuật viên.",
-            ),
-        }
+        internal()
     }
 }
 

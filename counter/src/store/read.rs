@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::LazyLock;
 
 use ed25519_dalek::VerifyingKey;
 use motcua_protocol::{
@@ -19,6 +20,29 @@ use super::{Step, StoreError, schema};
 use crate::domain::dossier::Dossier;
 use crate::domain::status::Status;
 use crate::domain::text::fold;
+
+/// The dossier search; its overdue filter takes the statuses that end the
+/// deadline from [`Status::ends_deadline`].
+static SEARCH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT code, data, procedure, status, received_at, appointment_at FROM dossiers
+         WHERE (?1 IS NULL OR code LIKE ?1 || '%' ESCAPE '\\')
+           AND (?2 IS NULL OR id_number = ?2)
+           AND (?3 IS NULL OR name_folded LIKE '%' || ?3 || '%' ESCAPE '\\')
+           AND (?4 IS NULL OR received_day = ?4)
+           AND (?5 = 0 OR (appointment_at < ?6 AND status NOT IN ({})))
+         ORDER BY received_at DESC, code DESC LIMIT ?7",
+        Status::sql_list(Status::ends_deadline)
+    )
+});
+
+/// The overdue count, by the same rule as [`SEARCH`].
+static COUNT_OVERDUE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT count(*) FROM dossiers WHERE appointment_at < ? AND status NOT IN ({})",
+        Status::sql_list(Status::ends_deadline)
+    )
+});
 
 /// A read-only view of the store.
 pub struct Reader {
@@ -236,15 +260,7 @@ impl Reader {
         let now = now.to_string();
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT code, data, procedure, status, received_at, appointment_at FROM dossiers
-                 WHERE (?1 IS NULL OR code LIKE ?1 || '%' ESCAPE '\\')
-                   AND (?2 IS NULL OR id_number = ?2)
-                   AND (?3 IS NULL OR name_folded LIKE '%' || ?3 || '%' ESCAPE '\\')
-                   AND (?4 IS NULL OR received_day = ?4)
-                   AND (?5 = 0 OR (appointment_at < ?6 AND status NOT IN (3, 7, 8, 9, 10)))
-                 ORDER BY received_at DESC, code DESC LIMIT ?7",
-            )
+            .prepare_cached(&SEARCH)
             .step("searching dossiers")?;
         let rows = stmt
             .query_map(params![code, id, name, q.day, q.overdue, now, limit], |r| {
@@ -267,8 +283,7 @@ impl Reader {
                     let name = data
                         .and_then(|d| serde_json::from_str::<Dossier>(&d).ok())
                         .map(|d| d.applicant.name);
-                    let overdue =
-                        appointment_at < now && !matches!(status.get(), 3 | 7 | 8 | 9 | 10);
+                    let overdue = appointment_at < now && !status.ends_deadline();
                     Ok(Summary {
                         code,
                         name,
@@ -344,10 +359,7 @@ impl Reader {
                 "SELECT count(*) FROM dossiers WHERE received_day = ?",
                 &[&day],
             )? as u64,
-            overdue: one(
-                "SELECT count(*) FROM dossiers WHERE appointment_at < ? AND status NOT IN (3, 7, 8, 9, 10)",
-                &[&now],
-            )? as u64,
+            overdue: one(&COUNT_OVERDUE, &[&now])? as u64,
             head_seq: one("SELECT coalesce(max(seq), 0) FROM journal", &[])? as u64,
             unsynced: one("SELECT count(*) FROM journal WHERE synced = 0", &[])? as u64,
             oldest_unsynced_at: oldest,

@@ -12,7 +12,10 @@ use crate::support::*;
 fn closed_store() -> TestStore {
     let mut s = TestStore::new();
     for i in 0..200 {
-        s.w().create(input(i), staff()).expect("stored");
+        s.w()
+            .create(input(i), staff())
+            .expect("no failure")
+            .expect("stored");
     }
     s.stop();
     s

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use motcua_counter::store::{Reader, StoreError};
+use motcua_counter::store::{Reader, Refusal, StoreError};
 
 use crate::support::*;
 
@@ -98,13 +98,17 @@ fn the_free_space_floor_refuses_before_the_disk_fills() {
     start_on(&mut s, &db);
     let mut acked = Vec::new();
     let err = loop {
-        match s.w().create(input(acked.len() as u32), staff()) {
+        match s
+            .w()
+            .create(input(acked.len() as u32), staff())
+            .expect("no failure")
+        {
             Ok(c) => acked.push(c.dossier.code),
             Err(e) => break e,
         }
         assert!(acked.len() < 100_000, "the floor never triggered");
     };
-    assert!(matches!(err, StoreError::DiskFull { .. }), "{err:?}");
+    assert!(matches!(err, Refusal::DiskFull { .. }), "{err:?}");
     assert!(!acked.is_empty());
     // Reads go on, and everything acknowledged is intact.
     check_intact(&db, &acked);
@@ -132,7 +136,8 @@ fn a_really_full_disk_loses_nothing_and_recovers_when_space_returns() {
                 while failures < 10 {
                     i += 1;
                     match w.create(input(t * 100_000 + i), staff()) {
-                        Ok(c) => acked.lock().expect("lock").push(c.dossier.code),
+                        Ok(Ok(c)) => acked.lock().expect("lock").push(c.dossier.code),
+                        Ok(Err(refused)) => panic!("unexpected refusal: {refused:?}"),
                         Err(
                             StoreError::Sqlite { .. }
                             | StoreError::Io { .. }
@@ -154,7 +159,8 @@ fn a_really_full_disk_loses_nothing_and_recovers_when_space_returns() {
     let c = s
         .w()
         .create(input(0), staff())
-        .expect("stored once space is back");
+        .expect("stored once space is back")
+        .expect("not refused once space is back");
     assert_eq!(c.seq, acked.len() as u64 + 1);
     acked.push(c.dossier.code);
     s.stop();

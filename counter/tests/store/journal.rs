@@ -8,10 +8,20 @@ use crate::support::*;
 #[test]
 fn the_chain_continues_across_restarts() {
     let mut s = TestStore::new();
-    s.w().create(input(1), staff()).expect("stored");
-    s.w().create(input(2), staff()).expect("stored");
+    s.w()
+        .create(input(1), staff())
+        .expect("no failure")
+        .expect("stored");
+    s.w()
+        .create(input(2), staff())
+        .expect("no failure")
+        .expect("stored");
     s.reopen();
-    let c = s.w().create(input(3), staff()).expect("stored");
+    let c = s
+        .w()
+        .create(input(3), staff())
+        .expect("no failure")
+        .expect("stored");
     assert_eq!(c.seq, 3);
     assert_eq!(
         c.dossier.code, "H49.12.3-261126-1003",
@@ -36,7 +46,10 @@ fn the_chain_continues_across_restarts() {
 fn check_break(n: u32, tamper: &str, seq: u64, reason: &str) {
     let mut s = TestStore::new();
     for i in 0..n {
-        s.w().create(input(i), staff()).expect("stored");
+        s.w()
+            .create(input(i), staff())
+            .expect("no failure")
+            .expect("stored");
     }
     s.stop();
     let conn = schema::open(&s.db()).expect("open");

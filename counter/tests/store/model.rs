@@ -2,7 +2,7 @@
 //! store and a simple in-memory model; after each action they must agree.
 
 use motcua_counter::domain::status::Status;
-use motcua_counter::store::StoreError;
+use motcua_counter::store::Refusal;
 use motcua_protocol::UtcTime;
 use proptest::prelude::*;
 use time::{Duration, OffsetDateTime};
@@ -56,7 +56,7 @@ proptest! {
             let now = s.clock.now_at();
             match a {
                 Action::Create => {
-                    let c = s.w().create(input(m.records.len() as u32), staff()).expect("stored");
+                    let c = s.w().create(input(m.records.len() as u32), staff()).expect("no failure").expect("stored");
                     prop_assert_eq!(c.seq, m.records.len() as u64 + 1);
                     m.records.push(Rec { seq: c.seq, at: now, synced: false, pruned: false });
                     m.dossiers.push((c.dossier.code, Status::ACCEPTED));
@@ -68,12 +68,12 @@ proptest! {
                     let (code, from) = m.dossiers[i].clone();
                     let r = s.w().set_status(&code, to, staff(), None);
                     if from.may_become(to) {
-                        let ch = r.expect("allowed");
+                        let ch = r.expect("no failure").expect("allowed");
                         prop_assert_eq!(ch.seq, m.records.len() as u64 + 1);
                         m.records.push(Rec { seq: ch.seq, at: now, synced: false, pruned: false });
                         m.dossiers[i].1 = to;
                     } else {
-                        prop_assert!(matches!(r, Err(StoreError::Invalid(_))), "{:?}", r);
+                        prop_assert!(matches!(r, Ok(Err(Refusal::Invalid(_)))), "{:?}", r);
                     }
                 }
                 Action::Receipt { upto } => {
@@ -83,12 +83,12 @@ proptest! {
                         .query_row("SELECT hash FROM journal WHERE seq = ?", [seq as i64], |r| r.get::<_, Vec<u8>>(0))
                         .expect("hash");
                     let hash = motcua_protocol::Hash32(hash.try_into().expect("32 bytes"));
-                    s.w().mark_synced(s.receipt(seq, hash), dc_key().verifying_key()).expect("accepted");
+                    s.w().accept_receipt(s.receipt(seq, hash), dc_key().verifying_key()).expect("no failure").expect("accepted");
                     for r in m.records.iter_mut().filter(|r| r.seq <= seq) { r.synced = true; }
                 }
                 Action::Advance { days } => s.clock.advance(Duration::days(days)),
                 Action::Prune { days } => {
-                    let p = s.w().prune(Duration::days(days)).expect("pruned");
+                    let p = s.w().prune(Duration::days(days)).expect("no failure").expect("pruned");
                     let cutoff = now - Duration::days(days);
                     let mut expected = 0;
                     for r in m.records.iter_mut().filter(|r| r.synced && !r.pruned && UtcTime::new(r.at) < UtcTime::new(cutoff)) {

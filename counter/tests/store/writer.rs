@@ -4,7 +4,7 @@ use std::thread;
 
 use motcua_counter::domain::status::Status;
 use motcua_counter::store::read::Query;
-use motcua_counter::store::{StoreError, Writer};
+use motcua_counter::store::{Refusal, StoreError, Writer};
 use motcua_protocol::{Hash32, UtcTime};
 use time::Duration;
 
@@ -13,7 +13,11 @@ use crate::support::*;
 #[test]
 fn a_dossier_gets_a_code_an_appointment_and_a_signed_journal_entry() {
     let s = TestStore::new();
-    let c = s.w().create(input(1), staff()).expect("stored");
+    let c = s
+        .w()
+        .create(input(1), staff())
+        .expect("no failure")
+        .expect("stored");
     assert_eq!(c.dossier.code, "H49.12.3-261126-1001");
     assert_eq!(c.seq, 1);
     // 3 working days from Thursday 26/11, with Friday 27/11 a holiday: Mon, Tue, Wed.
@@ -37,13 +41,25 @@ fn a_dossier_gets_a_code_an_appointment_and_a_signed_journal_entry() {
 #[test]
 fn codes_follow_the_counter_block_and_the_day() {
     let s = TestStore::with_counter(3);
-    let a = s.w().create(input(1), staff()).expect("stored");
-    let b = s.w().create(input(2), staff()).expect("stored");
+    let a = s
+        .w()
+        .create(input(1), staff())
+        .expect("no failure")
+        .expect("stored");
+    let b = s
+        .w()
+        .create(input(2), staff())
+        .expect("no failure")
+        .expect("stored");
     assert_eq!(a.dossier.code, "H49.12.3-261126-3001");
     assert_eq!(b.dossier.code, "H49.12.3-261126-3002");
     // 17:30 UTC is 00:30 the next day in Vietnam: a new day, a new sequence.
     s.clock.set(T0 + Duration::hours(15), true);
-    let c = s.w().create(input(3), staff()).expect("stored");
+    let c = s
+        .w()
+        .create(input(3), staff())
+        .expect("no failure")
+        .expect("stored");
     assert_eq!(c.dossier.code, "H49.12.3-261127-3001");
 }
 
@@ -53,13 +69,21 @@ fn invalid_input_stores_nothing_and_consumes_no_seq() {
     let mut bad = input(1);
     bad.applicant.id_number = "123".into();
     bad.procedure = "9.999999".into();
-    let err = s.w().create(bad, staff()).expect_err("refused");
-    let StoreError::Invalid(i) = &err else {
+    let err = s
+        .w()
+        .create(bad, staff())
+        .expect("no failure")
+        .expect_err("refused");
+    let Refusal::Invalid(i) = &err else {
         panic!("{err:?}")
     };
     assert_eq!(i.codes(), vec!["procedure_unknown", "id_number_format"]);
     assert_eq!(err.for_clerk().0.len(), 2);
-    let ok = s.w().create(input(2), staff()).expect("stored");
+    let ok = s
+        .w()
+        .create(input(2), staff())
+        .expect("no failure")
+        .expect("stored");
     assert_eq!(
         (ok.seq, ok.dossier.code.as_str()),
         (1, "H49.12.3-261126-1001")
@@ -74,7 +98,11 @@ fn concurrent_submitters_share_commits_without_gaps_or_duplicates() {
             let w = s.w();
             thread::spawn(move || {
                 (0..40)
-                    .map(|i| w.create(input(t * 100 + i), staff()).expect("stored"))
+                    .map(|i| {
+                        w.create(input(t * 100 + i), staff())
+                            .expect("no failure")
+                            .expect("stored")
+                    })
                     .collect::<Vec<_>>()
             })
         })
@@ -108,6 +136,7 @@ fn status_changes_follow_the_lifecycle_and_are_journaled() {
     let code = s
         .w()
         .create(input(1), staff())
+        .expect("no failure")
         .expect("stored")
         .dossier
         .code;
@@ -119,6 +148,7 @@ fn status_changes_follow_the_lifecycle_and_are_journaled() {
             staff(),
             Some("Chuyển phòng Tư pháp".into()),
         )
+        .expect("no failure")
         .expect("allowed");
     assert_eq!(
         (ch.from, ch.to, ch.seq),
@@ -127,8 +157,9 @@ fn status_changes_follow_the_lifecycle_and_are_journaled() {
     let err = s
         .w()
         .set_status(&code, Status::RETURNED, staff(), None)
+        .expect("no failure")
         .expect_err("not allowed");
-    let StoreError::Invalid(i) = &err else {
+    let Refusal::Invalid(i) = &err else {
         panic!("{err:?}")
     };
     assert_eq!(i.codes(), vec!["status_transition"]);
@@ -136,7 +167,7 @@ fn status_changes_follow_the_lifecycle_and_are_journaled() {
     assert!(matches!(
         s.w()
             .set_status("H49.12.3-261126-9999", Status::IN_PROCESS, staff(), None),
-        Err(StoreError::NotFound(_))
+        Ok(Err(Refusal::NotFound(_)))
     ));
     let r = s.reader();
     assert_eq!(
@@ -154,7 +185,10 @@ fn status_changes_follow_the_lifecycle_and_are_journaled() {
 fn only_a_matching_dc_receipt_marks_records_synced() {
     let s = TestStore::new();
     for i in 0..5 {
-        s.w().create(input(i), staff()).expect("stored");
+        s.w()
+            .create(input(i), staff())
+            .expect("no failure")
+            .expect("stored");
     }
     let r = s.reader();
     let pending = r.unsynced(0, 10).expect("pending");
@@ -170,20 +204,20 @@ fn only_a_matching_dc_receipt_marks_records_synced() {
         motcua_protocol::sign(&rc, &device_key()).expect("signs")
     };
     assert!(matches!(
-        s.w().mark_synced(forged, dc_key().verifying_key()),
-        Err(StoreError::Receipt(_))
+        s.w().accept_receipt(forged, dc_key().verifying_key()),
+        Ok(Err(Refusal::Receipt(_)))
     ));
     // A receipt naming another envelope at seq 3 is a fork.
     let fork = s.receipt(3, Hash32::of(b"other"));
     assert!(matches!(
-        s.w().mark_synced(fork, dc_key().verifying_key()),
-        Err(StoreError::Fork { seq: 3, .. })
+        s.w().accept_receipt(fork, dc_key().verifying_key()),
+        Ok(Err(Refusal::Fork { seq: 3, .. }))
     ));
     // Beyond our head: refused.
     let beyond = s.receipt(9, Hash32::of(b"x"));
     assert!(matches!(
-        s.w().mark_synced(beyond, dc_key().verifying_key()),
-        Err(StoreError::Receipt(_))
+        s.w().accept_receipt(beyond, dc_key().verifying_key()),
+        Ok(Err(Refusal::Receipt(_)))
     ));
     assert_eq!(
         r.counts("2026-11-26", &UtcTime::new(T0))
@@ -195,12 +229,14 @@ fn only_a_matching_dc_receipt_marks_records_synced() {
     let good = s.receipt(3, pending[2].hash);
     let synced = s
         .w()
-        .mark_synced(good.clone(), dc_key().verifying_key())
+        .accept_receipt(good.clone(), dc_key().verifying_key())
+        .expect("no failure")
         .expect("accepted");
     assert_eq!((synced.through, synced.newly), (3, 3));
     let again = s
         .w()
-        .mark_synced(good, dc_key().verifying_key())
+        .accept_receipt(good, dc_key().verifying_key())
+        .expect("no failure")
         .expect("idempotent");
     assert_eq!(again.newly, 0);
     let counts = r.counts("2026-11-26", &UtcTime::new(T0)).expect("counts");
@@ -225,28 +261,37 @@ fn pruning_removes_old_synced_personal_data_and_never_unsynced_records() {
     let a = s
         .w()
         .create(input(1), staff())
+        .expect("no failure")
         .expect("stored")
         .dossier
         .code;
     let b = s
         .w()
         .create(input(2), staff())
+        .expect("no failure")
         .expect("stored")
         .dossier
         .code;
     s.w()
         .set_status(&a, Status::REFUSED, staff(), None)
+        .expect("no failure")
         .expect("allowed");
     s.w()
         .set_status(&b, Status::REFUSED, staff(), None)
+        .expect("no failure")
         .expect("allowed");
     let pending = s.reader().unsynced(0, 10).expect("pending");
     // The DC has 1..=3 (a's two records and b's creation), not b's status change.
     s.w()
-        .mark_synced(s.receipt(3, pending[2].hash), dc_key().verifying_key())
+        .accept_receipt(s.receipt(3, pending[2].hash), dc_key().verifying_key())
+        .expect("no failure")
         .expect("accepted");
     s.clock.advance(Duration::days(400));
-    let p = s.w().prune(Duration::days(365)).expect("pruned");
+    let p = s
+        .w()
+        .prune(Duration::days(365))
+        .expect("no failure")
+        .expect("pruned");
     assert_eq!(p.envelopes, 3, "synced envelopes go");
     assert_eq!(
         p.dossiers, 1,
@@ -286,7 +331,14 @@ fn pruning_removes_old_synced_personal_data_and_never_unsynced_records() {
     drop(r);
     let mut s = s;
     s.reopen();
-    assert_eq!(s.w().create(input(3), staff()).expect("stored").seq, 5);
+    assert_eq!(
+        s.w()
+            .create(input(3), staff())
+            .expect("no failure")
+            .expect("stored")
+            .seq,
+        5
+    );
     assert!(s.reader().verify_journal().expect("reads").is_ok());
 }
 
@@ -296,22 +348,28 @@ fn below_the_free_space_floor_new_records_are_refused_and_reads_go_on() {
     let code = s
         .w()
         .create(input(1), staff())
+        .expect("no failure")
         .expect("stored")
         .dossier
         .code;
     s.min_free = u64::MAX;
     s.reopen();
-    let err = s.w().create(input(2), staff()).expect_err("refused");
-    assert!(matches!(err, StoreError::DiskFull { .. }), "{err:?}");
+    let err = s
+        .w()
+        .create(input(2), staff())
+        .expect("no failure")
+        .expect_err("refused");
+    assert!(matches!(err, Refusal::DiskFull { .. }), "{err:?}");
     assert_eq!(err.for_clerk().codes(), vec!["disk_full"]);
     assert!(matches!(
         s.w().set_status(&code, Status::IN_PROCESS, staff(), None),
-        Err(StoreError::DiskFull { .. })
+        Ok(Err(Refusal::DiskFull { .. }))
     ));
     // Receipts still apply: they free the way for pruning.
     let pending = s.reader().unsynced(0, 10).expect("pending");
     s.w()
-        .mark_synced(s.receipt(1, pending[0].hash), dc_key().verifying_key())
+        .accept_receipt(s.receipt(1, pending[0].hash), dc_key().verifying_key())
+        .expect("no failure")
         .expect("receipts go on");
     assert!(s.reader().dossier(&code).expect("reads go on").is_some());
 }
@@ -319,25 +377,34 @@ fn below_the_free_space_floor_new_records_are_refused_and_reads_go_on() {
 #[test]
 fn a_clock_that_lost_its_time_refuses_new_records() {
     let s = TestStore::new();
-    s.w().create(input(1), staff()).expect("stored");
+    s.w()
+        .create(input(1), staff())
+        .expect("no failure")
+        .expect("stored");
     // After a power cut without RTC: 1970, not synced.
     s.clock.set(time::OffsetDateTime::UNIX_EPOCH, false);
-    let err = s.w().create(input(2), staff()).expect_err("refused");
+    let err = s
+        .w()
+        .create(input(2), staff())
+        .expect("no failure")
+        .expect_err("refused");
     assert_eq!(err.for_clerk().codes(), vec!["clock_wrong"]);
     // Two days behind the last record, unsynced: still wrong.
     s.clock.set(T0 - Duration::days(2), false);
     assert!(matches!(
         s.w().create(input(3), staff()),
-        Err(StoreError::ClockWrong { .. })
+        Ok(Err(Refusal::ClockWrong { .. }))
     ));
     // A small step back is normal, and an NTP-synchronised clock is trusted.
     s.clock.set(T0 - Duration::minutes(5), false);
     s.w()
         .create(input(4), staff())
+        .expect("no failure")
         .expect("small step back is fine");
     s.clock.set(T0 - Duration::days(2), true);
     s.w()
         .create(input(5), staff())
+        .expect("no failure")
         .expect("synced clock is trusted");
 }
 
@@ -359,13 +426,20 @@ fn search_finds_by_code_id_name_without_diacritics_day_and_overdue() {
     let a = s
         .w()
         .create(input(1), staff())
+        .expect("no failure")
         .expect("stored")
         .dossier
         .code;
     let mut other = input(2);
     other.applicant.name = "Trần Văn Đức".into();
     other.applicant.id_number = "048085000123".into();
-    let b = s.w().create(other, staff()).expect("stored").dossier.code;
+    let b = s
+        .w()
+        .create(other, staff())
+        .expect("no failure")
+        .expect("stored")
+        .dossier
+        .code;
     let r = s.reader();
     let now = UtcTime::new(T0);
     let find = |q: Query| {
@@ -432,7 +506,10 @@ fn search_finds_by_code_id_name_without_diacritics_day_and_overdue() {
 fn the_database_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let s = TestStore::new();
-    s.w().create(input(1), staff()).expect("stored");
+    s.w()
+        .create(input(1), staff())
+        .expect("no failure")
+        .expect("stored");
     let mode = std::fs::metadata(s.db())
         .expect("exists")
         .permissions()
@@ -460,20 +537,32 @@ fn an_older_reference_version_never_replaces_a_newer_one() {
 fn shutdown_does_not_wait_for_handles_held_elsewhere() {
     let mut s = TestStore::new();
     let kept = s.w();
-    kept.create(input(1), staff()).expect("stored");
+    kept.create(input(1), staff())
+        .expect("no failure")
+        .expect("stored");
     s.stop(); // must return although `kept` is alive
     assert!(matches!(
         kept.create(input(2), staff()),
         Err(StoreError::WriterGone)
     ));
     s.start();
-    assert_eq!(s.w().create(input(3), staff()).expect("stored").seq, 2);
+    assert_eq!(
+        s.w()
+            .create(input(3), staff())
+            .expect("no failure")
+            .expect("stored")
+            .seq,
+        2
+    );
 }
 
 #[test]
 fn search_terms_are_literal_not_wildcards() {
     let s = TestStore::new();
-    s.w().create(input(1), staff()).expect("stored");
+    s.w()
+        .create(input(1), staff())
+        .expect("no failure")
+        .expect("stored");
     let r = s.reader();
     let now = UtcTime::new(T0);
     for term in ["%", "_", "thu%ha"] {
@@ -496,6 +585,7 @@ fn a_status_note_with_control_characters_is_refused() {
     let code = s
         .w()
         .create(input(1), staff())
+        .expect("no failure")
         .expect("stored")
         .dossier
         .code;
@@ -507,8 +597,9 @@ fn a_status_note_with_control_characters_is_refused() {
             staff(),
             Some("a\u{0007}b".into()),
         )
+        .expect("no failure")
         .expect_err("refused");
-    let StoreError::Invalid(i) = &err else {
+    let Refusal::Invalid(i) = &err else {
         panic!("{err:?}")
     };
     assert_eq!(i.codes(), vec!["control_characters"]);
@@ -532,10 +623,14 @@ fn a_day_both_holiday_and_working_day_is_refused() {
 #[test]
 fn the_last_receipt_time_follows_the_latest_receipt_even_for_the_same_seq() {
     let s = TestStore::new();
-    s.w().create(input(1), staff()).expect("stored");
+    s.w()
+        .create(input(1), staff())
+        .expect("no failure")
+        .expect("stored");
     let hash = s.reader().unsynced(0, 1).expect("pending")[0].hash;
     s.w()
-        .mark_synced(s.receipt(1, hash), dc_key().verifying_key())
+        .accept_receipt(s.receipt(1, hash), dc_key().verifying_key())
+        .expect("no failure")
         .expect("accepted");
     let first = s
         .reader()
@@ -544,7 +639,8 @@ fn the_last_receipt_time_follows_the_latest_receipt_even_for_the_same_seq() {
         .last_receipt_at;
     s.clock.advance(Duration::hours(1));
     s.w()
-        .mark_synced(s.receipt(1, hash), dc_key().verifying_key())
+        .accept_receipt(s.receipt(1, hash), dc_key().verifying_key())
+        .expect("no failure")
         .expect("accepted again");
     let second = s
         .reader()

@@ -15,7 +15,7 @@ use ed25519_dalek::SigningKey;
 use motcua_counter::clock::ManualClock;
 use motcua_counter::domain::code::Counter;
 use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
-use motcua_counter::store::{DB_FILE, StoreError, Writer, WriterConfig};
+use motcua_counter::store::{DB_FILE, Refusal, Writer, WriterConfig};
 use time::macros::datetime;
 
 fn main() {
@@ -61,12 +61,13 @@ fn main() {
                     }))
                     .expect("valid input");
                     match w.create(input, "crash.test".parse().expect("valid")) {
-                        Ok(c) => {
+                        Ok(Ok(c)) => {
                             let mut o = out.lock().expect("stdout lock");
                             writeln!(o, "ACK {} {}", c.seq, c.dossier.code).expect("stdout");
                             o.flush().expect("flush");
                         }
-                        Err(StoreError::CodesExhausted { .. }) => return,
+                        Ok(Err(Refusal::CodesExhausted { .. })) => return,
+                        Ok(Err(r)) => panic!("submission refused: {r}"),
                         Err(e) => panic!("submission failed: {e}"),
                     }
                 }
