@@ -42,6 +42,25 @@ async fn wait_path(c: &Client, path: &str) {
     );
 }
 
+/// Runs `act`, which makes the browser load another page, and returns once
+/// the page it was on is gone. An element the old page also has (a
+/// procedure link, a search result) is otherwise found on the page being
+/// replaced and clicked after it is gone.
+async fn new_page<F: std::future::Future<Output = ()>>(c: &Client, act: F) {
+    let old = c.find(Locator::Css("html")).await.expect("the current page");
+    act.await;
+    for _ in 0..200 {
+        match old.tag_name().await {
+            Err(e) if e.is_stale_element_reference() => return,
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    panic!(
+        "the page never changed; still at {}",
+        c.current_url().await.expect("url")
+    );
+}
+
 /// Types `text` into the input named `name`.
 async fn fill(c: &Client, name: &str, text: &str) {
     c.find(Locator::Css(&format!("input[name='{name}']")))
@@ -98,7 +117,7 @@ fn a_clerk_receives_prints_finds_and_updates_a_dossier_in_chromium() {
         wait_path(&client, "/tiep-nhan").await;
 
         // Find the procedure without diacritics, choose it.
-        fill(&client, "q", "khai sinh\n").await;
+        new_page(&client, fill(&client, "q", "khai sinh\n")).await;
         client
             .wait()
             .for_element(Locator::Css("a[href='/tiep-nhan?thu_tuc=1.000894']"))
@@ -184,7 +203,7 @@ fn a_clerk_receives_prints_finds_and_updates_a_dossier_in_chromium() {
 
         // Find it by the name typed without diacritics.
         client.goto(&format!("{base}/tra-cuu")).await.expect("goto");
-        fill(&client, "q", "nguyen thi thu ha\n").await;
+        new_page(&client, fill(&client, "q", "nguyen thi thu ha\n")).await;
         let link = client
             .wait()
             .for_element(Locator::Css(&format!("#ket-qua a[href='/ho-so/{code}']")))
@@ -218,21 +237,15 @@ fn a_clerk_receives_prints_finds_and_updates_a_dossier_in_chromium() {
             .select_by_value("4")
             .await
             .expect("choose");
-        click(&client, "#doi-trang-thai button").await;
-        let mut status = String::new();
-        for _ in 0..50 {
-            status = client
-                .find(Locator::Id("trang-thai"))
-                .await
-                .expect("status")
-                .text()
-                .await
-                .expect("text");
-            if status == "Đang xử lý" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        new_page(&client, click(&client, "#doi-trang-thai button")).await;
+        let status = client
+            .wait()
+            .for_element(Locator::Id("trang-thai"))
+            .await
+            .expect("status")
+            .text()
+            .await
+            .expect("text");
         assert_eq!(status, "Đang xử lý");
         shot(&client, "06-trang-thai.png").await;
 
