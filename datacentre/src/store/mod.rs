@@ -21,7 +21,10 @@
 //! | `alerts`  | refused message | time, device (if known), topic, reason code, seq, a detail without personal data, the raw bytes as evidence |
 
 pub mod accept;
+pub mod ops;
 pub mod postgres;
+pub mod schema;
+pub mod sql;
 pub mod sqlite;
 
 use std::fmt;
@@ -48,9 +51,21 @@ pub enum StoreError {
     /// PostgreSQL refused or the connection broke.
     #[error("PostgreSQL: {}", pg_detail(.0))]
     Postgres(#[from] ::postgres::Error),
-    /// The database holds something this build cannot have written.
+    /// The database holds something this build cannot have written; the
+    /// text names the column.
     #[error("database content is damaged: {0}")]
     Corrupt(String),
+    /// The database's schema is newer than this build knows: a newer
+    /// motcua-dc migrated it, and this one cannot be trusted to keep it.
+    #[error(
+        "the database is at schema version {found}, this build knows up to {known}: run the newer motcua-dc that migrated it"
+    )]
+    NewerSchema {
+        /// The database's version.
+        found: u32,
+        /// The newest version this build knows.
+        known: u32,
+    },
     /// Anything else on the way to the database (directory, file).
     #[error("{0}")]
     Other(String),
@@ -162,35 +177,6 @@ pub struct StoredAlert {
     pub id: i64,
     /// The alert.
     pub alert: Alert,
-}
-
-/// An alert row as both backends read it.
-pub(crate) struct AlertRow {
-    pub id: i64,
-    pub at: String,
-    pub device: Option<String>,
-    pub topic: String,
-    pub reason: String,
-    pub seq: Option<i64>,
-    pub detail: String,
-    pub bytes: Vec<u8>,
-}
-
-impl AlertRow {
-    pub(crate) fn into_stored(self) -> Result<StoredAlert> {
-        Ok(StoredAlert {
-            id: self.id,
-            alert: Alert {
-                at: UtcTime::parse(&self.at).map_err(|e| StoreError::Corrupt(e.0))?,
-                device: self.device,
-                topic: self.topic,
-                reason: self.reason,
-                seq: self.seq.map(|s| seq_from(s, "alert seq")).transpose()?,
-                detail: self.detail,
-                bytes: self.bytes,
-            },
-        })
-    }
 }
 
 /// An accepted record.
@@ -364,6 +350,9 @@ pub trait Store: Send {
         after: Option<(&str, u64)>,
         limit: u32,
     ) -> Result<Vec<ExportRow>>;
+
+    /// The database's schema version (see [`schema`]).
+    fn schema_version(&mut self) -> Result<u32>;
 }
 
 /// A stored record as exported: its metadata and the signed envelope.
