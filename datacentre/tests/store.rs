@@ -205,6 +205,7 @@ both!(
     charts_and_export_read_records_by_day,
     a_database_from_before_versions_is_migrated_and_usable,
     a_newer_schema_is_refused,
+    damaged_columns_are_named,
 );
 
 // --- Checks ---------------------------------------------------------------
@@ -454,11 +455,11 @@ fn presence_and_health_are_kept_per_enrolled_device(b: &dyn Backend) {
     );
     let states = b.open().states().expect("reads");
     assert_eq!(states.len(), 2);
-    assert_eq!(states[0].device, "dev-a");
+    assert_eq!(states[0].device.as_str(), "dev-a");
     assert_eq!(states[0].online, Some(false));
     assert!(states[0].status_at.is_some());
     assert_eq!(states[0].health.as_deref(), Some(&b"{\"v\":1,\"n\":2}"[..]));
-    assert_eq!(states[1].device, "dev-b");
+    assert_eq!(states[1].device.as_str(), "dev-b");
     assert_eq!(states[1].online, None, "dev-b never said");
     assert!(states[1].health_at.is_some());
 
@@ -471,7 +472,7 @@ fn presence_and_health_are_kept_per_enrolled_device(b: &dyn Backend) {
     ] {
         s.alert(&motcua_dc::store::Alert {
             at: now(),
-            device: device.map(str::to_owned),
+            device: device.map(dev),
             topic: "motcua/v1/d/dev-a/up".into(),
             reason: reason.into(),
             seq: None,
@@ -484,7 +485,7 @@ fn presence_and_health_are_kept_per_enrolled_device(b: &dyn Backend) {
         .alert_counts()
         .expect("reads")
         .into_iter()
-        .map(|c| (c.device, c.reason, c.count))
+        .map(|c| (c.device.to_string(), c.reason, c.count))
         .collect();
     assert_eq!(
         counts,
@@ -524,7 +525,7 @@ fn downstream_numbers_only_grow_and_updates_queue_per_device(b: &dyn Backend) {
         id: 0,
         code: code.into(),
         status,
-        at: now().to_string(),
+        at: now(),
         by: "UBND huyện".into(),
         note: None,
     };
@@ -578,7 +579,7 @@ fn charts_and_export_read_records_by_day(b: &dyn Backend) {
         .expect("reads");
     assert_eq!(rest.iter().map(|r| r.seq).collect::<Vec<_>>(), [4, 5]);
     assert_eq!(rest[1].bytes, items[4].bytes);
-    assert_eq!(rest[1].kind, "dossier.created");
+    assert_eq!(rest[1].kind.as_str(), "dossier.created");
     assert!(s.export(&later, &later, None, 3).expect("reads").is_empty());
 }
 
@@ -654,5 +655,39 @@ fn a_newer_schema_is_refused(b: &dyn Backend) {
             );
             assert!(e.to_string().contains("newer motcua-dc"), "{e}");
         }
+    }
+}
+
+/// Text that is not what this build writes is refused where it is read,
+/// naming the column.
+fn damaged_columns_are_named(b: &dyn Backend) {
+    let mut s = b.open();
+    s.enroll(&enrollment("dev-a", &key(1)), &now())
+        .expect("ok")
+        .expect("enrolled");
+    b.raw("UPDATE devices SET added_at = 'yesterday'");
+    match s.device(&dev("dev-a")) {
+        Err(e @ StoreError::Corrupt(_)) => {
+            assert!(e.to_string().contains("devices.added_at"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    b.raw("UPDATE devices SET added_at = '2026-11-18T11:06:40.000Z'");
+    s.alert(&motcua_dc::store::Alert {
+        at: now(),
+        device: Some(dev("dev-a")),
+        topic: "motcua/v1/d/dev-a/up".into(),
+        reason: "bad_signature".into(),
+        seq: None,
+        detail: String::new(),
+        bytes: vec![],
+    })
+    .expect("records");
+    b.raw("UPDATE alerts SET device = 'a b'");
+    match s.alerts(0, 10) {
+        Err(e @ StoreError::Corrupt(_)) => {
+            assert!(e.to_string().contains("alerts.device"), "{e}")
+        }
+        other => panic!("{other:?}"),
     }
 }

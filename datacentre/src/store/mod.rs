@@ -30,7 +30,9 @@ pub mod sqlite;
 use std::fmt;
 
 use ed25519_dalek::VerifyingKey;
-use motcua_protocol::{ChainHead, ConflictKind, DeviceId, Enrollment, Hash32, KeyId, UtcTime};
+use motcua_protocol::{
+    ChainHead, ConflictKind, DeviceId, Enrollment, Hash32, KeyId, RecordKind, UtcTime,
+};
 
 use crate::config::DatabaseUrl;
 
@@ -118,7 +120,7 @@ pub struct DeviceKey {
     /// The key.
     pub key: VerifyingKey,
     /// When it was enrolled.
-    pub added_at: String,
+    pub added_at: UtcTime,
 }
 
 /// A device as the registry knows it.
@@ -127,13 +129,13 @@ pub struct Device {
     /// Its id.
     pub device: DeviceId,
     /// When it was enrolled.
-    pub added_at: String,
+    pub added_at: UtcTime,
     /// When it was revoked, if it was.
-    pub revoked_at: Option<String>,
+    pub revoked_at: Option<UtcTime>,
     /// The last accepted link of its chain.
     pub head: ChainHead,
     /// When a message from it was last processed.
-    pub last_seen: Option<String>,
+    pub last_seen: Option<UtcTime>,
     /// Every key it has had.
     pub keys: Vec<DeviceKey>,
 }
@@ -144,7 +146,7 @@ pub struct Alert {
     /// When it was refused.
     pub at: UtcTime,
     /// The device the topic or payload named, if it is a valid id.
-    pub device: Option<String>,
+    pub device: Option<DeviceId>,
     /// The MQTT topic it arrived on.
     pub topic: String,
     /// A stable reason code (`bad_signature`, `conflict_rewrite`, ...).
@@ -222,16 +224,16 @@ pub struct Totals {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceState {
     /// The device.
-    pub device: String,
+    pub device: DeviceId,
     /// Online or offline, as its status topic last said; `None` before it
     /// ever said.
     pub online: Option<bool>,
     /// When the DC received that status.
-    pub status_at: Option<String>,
+    pub status_at: Option<UtcTime>,
     /// The latest health report's JSON bytes, as received.
     pub health: Option<Vec<u8>>,
     /// When the DC received it.
-    pub health_at: Option<String>,
+    pub health_at: Option<UtcTime>,
 }
 
 /// A status change decided at the DC, waiting for its counter.
@@ -244,7 +246,7 @@ pub struct PendingUpdate {
     /// The new status value.
     pub status: u8,
     /// When it was decided.
-    pub at: String,
+    pub at: UtcTime,
     /// The deciding office.
     pub by: String,
     /// A note for the clerk.
@@ -255,7 +257,7 @@ pub struct PendingUpdate {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertCount {
     /// The device.
-    pub device: String,
+    pub device: DeviceId,
     /// The reason code.
     pub reason: String,
     /// How many.
@@ -334,7 +336,7 @@ pub trait Store: Send {
 
     /// Dossiers received (`dossier.created` records) per device and day in
     /// Vietnam (`YYYY-MM-DD`), of records signed at or after `since`.
-    fn daily_dossiers(&mut self, since: &UtcTime) -> Result<Vec<(String, String, u64)>>;
+    fn daily_dossiers(&mut self, since: &UtcTime) -> Result<Vec<(DeviceId, String, u64)>>;
 
     /// Per day in Vietnam, the average and the largest time in seconds
     /// from signing at the counter to storing here, of records signed at or
@@ -359,17 +361,17 @@ pub trait Store: Send {
 #[derive(Clone, PartialEq, Eq)]
 pub struct ExportRow {
     /// The device.
-    pub device: String,
+    pub device: DeviceId,
     /// Its seq.
     pub seq: u64,
     /// The record kind.
-    pub kind: String,
+    pub kind: RecordKind,
     /// When the counter signed it.
-    pub signed_at: String,
+    pub signed_at: UtcTime,
     /// Whether the counter's clock was synchronised.
     pub clock: bool,
     /// When the DC stored it.
-    pub received_at: String,
+    pub received_at: UtcTime,
     /// The complete signed envelope.
     pub bytes: Vec<u8>,
 }

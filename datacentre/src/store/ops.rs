@@ -2,7 +2,7 @@
 //! statements, their parameters, and how rows become values. The backends
 //! only supply a connection ([`super::sqlite`], [`super::postgres`]).
 
-use motcua_protocol::{ChainHead, DeviceId, Enrollment, Hash32, UtcTime};
+use motcua_protocol::{ChainHead, DeviceId, Enrollment, Hash32, RecordKind, UtcTime};
 
 use super::accept::{self, Accepted, ChainTx, Incoming};
 use super::sql::{self, Conn, Param, Row, Tx, sql};
@@ -30,9 +30,42 @@ fn i(v: u64) -> i64 {
     v as i64
 }
 
+// Typed columns: text parsed once here, a `Corrupt` naming the column
+// when it is not what this build writes.
+
+fn parsed<T, E: std::fmt::Display>(
+    r: &Row<'_>,
+    i: usize,
+    column: &str,
+    parse: impl FnOnce(String) -> std::result::Result<T, E>,
+) -> Result<Option<T>> {
+    r.get::<Option<String>>(i)?
+        .map(|s| parse(s).map_err(|e| StoreError::Corrupt(format!("{column}: {e}"))))
+        .transpose()
+}
+
+fn required<T>(v: Option<T>, column: &str) -> Result<T> {
+    v.ok_or_else(|| StoreError::Corrupt(format!("{column} is NULL")))
+}
+
+fn opt_time(r: &Row<'_>, i: usize, column: &str) -> Result<Option<UtcTime>> {
+    parsed(r, i, column, |s| UtcTime::parse(&s))
+}
+
 fn time(r: &Row<'_>, i: usize, column: &str) -> Result<UtcTime> {
-    let s: String = r.get(i)?;
-    UtcTime::parse(&s).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+    required(opt_time(r, i, column)?, column)
+}
+
+fn opt_device(r: &Row<'_>, i: usize, column: &str) -> Result<Option<DeviceId>> {
+    parsed(r, i, column, DeviceId::try_from)
+}
+
+fn device(r: &Row<'_>, i: usize, column: &str) -> Result<DeviceId> {
+    required(opt_device(r, i, column)?, column)
+}
+
+fn kind(r: &Row<'_>, i: usize, column: &str) -> Result<RecordKind> {
+    required(parsed(r, i, column, RecordKind::try_from)?, column)
 }
 
 const INSERT_ALERT: sql::Sql = sql!(
@@ -45,7 +78,7 @@ fn insert_alert(c: &mut impl Conn, a: &Alert) -> Result<()> {
         &INSERT_ALERT,
         &[
             &a.at.to_string(),
-            &a.device,
+            &a.device.as_ref().map(DeviceId::as_str),
             &a.topic,
             &a.reason,
             &a.seq.map(i),
@@ -74,7 +107,7 @@ fn put_envelope(
         &&item.kid.0[..],
         &item.at.to_string(),
         &item.clock,
-        &item.kind,
+        &item.kind.as_str(),
         &item.bytes,
         &now.to_string(),
         &item.topic,
@@ -155,7 +188,7 @@ impl<C: Conn> ChainTx for Tx<'_, C> {
                 kid: kid_from(&r.get::<Vec<u8>>(3)?)?,
                 at: time(r, 4, "held.signed_at")?,
                 clock: r.get(5)?,
-                kind: r.get(6)?,
+                kind: kind(r, 6, "held.kind")?,
                 bytes: r.get(7)?,
                 topic: r.get(8)?,
             })
@@ -180,17 +213,14 @@ const DEVICES: sql::Sql = sql!(
 /// A device row, before its keys are read.
 fn device_row(r: &Row<'_>) -> Result<Device> {
     Ok(Device {
-        device: r
-            .get::<String>(0)?
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("stored device id: {e}")))?,
-        added_at: r.get(1)?,
-        revoked_at: r.get(2)?,
+        device: device(r, 0, "devices.device")?,
+        added_at: time(r, 1, "devices.added_at")?,
+        revoked_at: opt_time(r, 2, "devices.revoked_at")?,
         head: ChainHead {
             seq: seq_from(r.get(3)?, "head_seq")?,
             hash: hash_from(&r.get::<Vec<u8>>(4)?, "head_hash")?,
         },
-        last_seen: r.get(5)?,
+        last_seen: opt_time(r, 5, "devices.last_seen")?,
         keys: Vec::new(),
     })
 }
@@ -202,7 +232,7 @@ fn with_keys(c: &mut impl Conn, mut d: Device) -> Result<Device> {
         Ok(DeviceKey {
             kid: kid_from(&r.get::<Vec<u8>>(0)?)?,
             key: key_from(&r.get::<Vec<u8>>(1)?)?,
-            added_at: r.get(2)?,
+            added_at: time(r, 2, "keys.added_at")?,
         })
     })?;
     Ok(d)
@@ -224,15 +254,13 @@ impl<C: Conn> Store for SqlStore<C> {
             sql!("INSERT INTO keys (kid, device, public_key, added_at) VALUES ($1, $2, $3, $4)");
         let mut tx = Tx::begin(&mut self.conn, C::DIALECT.lock_registry)?;
         let kid = &e.kid().0[..];
-        if let Some(owner) = tx.row(&OWNER, &[&kid], |r| r.get::<String>(0))? {
-            return Ok(if owner == e.device.as_str() {
+        if let Some(owner) = tx.row(&OWNER, &[&kid], |r| device(r, 0, "keys.device"))? {
+            return Ok(if owner == e.device {
                 Ok(Enrolled::AlreadyEnrolled)
             } else {
                 Err(EnrollError::KeyOfAnotherDevice {
                     kid: e.kid(),
-                    other: owner
-                        .parse()
-                        .map_err(|e| StoreError::Corrupt(format!("stored device id: {e}")))?,
+                    other: owner,
                 })
             });
         }
@@ -303,7 +331,7 @@ impl<C: Conn> Store for SqlStore<C> {
                 id: r.get(0)?,
                 alert: Alert {
                     at: time(r, 1, "alerts.at")?,
-                    device: r.get(2)?,
+                    device: opt_device(r, 2, "alerts.device")?,
                     topic: r.get(3)?,
                     reason: r.get(4)?,
                     seq: r
@@ -380,11 +408,11 @@ impl<C: Conn> Store for SqlStore<C> {
         );
         self.conn.rows(&S, &[], |r| {
             Ok(DeviceState {
-                device: r.get(0)?,
+                device: device(r, 0, "device_state.device")?,
                 online: r.get(1)?,
-                status_at: r.get(2)?,
+                status_at: opt_time(r, 2, "device_state.status_at")?,
                 health: r.get(3)?,
-                health_at: r.get(4)?,
+                health_at: opt_time(r, 4, "device_state.health_at")?,
             })
         })
     }
@@ -396,7 +424,7 @@ impl<C: Conn> Store for SqlStore<C> {
         );
         self.conn.rows(&S, &[], |r| {
             Ok(AlertCount {
-                device: r.get(0)?,
+                device: device(r, 0, "alerts.device")?,
                 reason: r.get(1)?,
                 count: seq_from(r.get(2)?, "count")?,
             })
@@ -444,7 +472,7 @@ impl<C: Conn> Store for SqlStore<C> {
                 &device.as_str(),
                 &u.code,
                 &i16::from(u.status),
-                &u.at,
+                &u.at.to_string(),
                 &u.by,
                 &u.note,
             ],
@@ -466,17 +494,21 @@ impl<C: Conn> Store for SqlStore<C> {
                     code: r.get(1)?,
                     status: u8::try_from(r.get::<i16>(2)?)
                         .map_err(|_| StoreError::Corrupt("a status out of range".into()))?,
-                    at: r.get(3)?,
+                    at: time(r, 3, "status_updates.at")?,
                     by: r.get(4)?,
                     note: r.get(5)?,
                 })
             })
     }
 
-    fn daily_dossiers(&mut self, since: &UtcTime) -> Result<Vec<(String, String, u64)>> {
+    fn daily_dossiers(&mut self, since: &UtcTime) -> Result<Vec<(DeviceId, String, u64)>> {
         self.conn
             .rows(&sql::DAILY_DOSSIERS, &[&since.to_string()], |r| {
-                Ok((r.get(0)?, r.get(1)?, seq_from(r.get(2)?, "count")?))
+                Ok((
+                    device(r, 0, "records.device")?,
+                    r.get(1)?,
+                    seq_from(r.get(2)?, "count")?,
+                ))
             })
     }
 
@@ -510,12 +542,12 @@ impl<C: Conn> Store for SqlStore<C> {
             ],
             |r| {
                 Ok(ExportRow {
-                    device: r.get(0)?,
+                    device: device(r, 0, "records.device")?,
                     seq: seq_from(r.get(1)?, "seq")?,
-                    kind: r.get(2)?,
-                    signed_at: r.get(3)?,
+                    kind: kind(r, 2, "records.kind")?,
+                    signed_at: time(r, 3, "records.signed_at")?,
                     clock: r.get(4)?,
-                    received_at: r.get(5)?,
+                    received_at: time(r, 5, "records.received_at")?,
                     bytes: r.get(6)?,
                 })
             },
