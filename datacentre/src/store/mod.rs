@@ -5,10 +5,22 @@
 //! One trait, [`Store`], two backends with the same behaviour and the same
 //! test suite (`datacentre/tests/store.rs`): [`sqlite::SqliteStore`] (the
 //! embedded default, zero set-up) and [`postgres::PgStore`] (production).
-//! Both run the chain decisions of [`accept`] inside one transaction that
-//! first locks the device's row (`BEGIN IMMEDIATE` in SQLite, `SELECT ...
-//! FOR UPDATE` in PostgreSQL), so two receivers handed one device's messages
+//! Each operation is written once, in [`ops`], over the narrow SQL seam of
+//! [`sql`] (one statement in, typed columns out, transactions); the dialect
+//! differences (placeholders, column types, ids, locking, date arithmetic)
+//! are all in [`sql`], and a backend only supplies a connection. Rows carry
+//! typed values (`DeviceId`, `UtcTime`, `RecordKind`), parsed once where
+//! read; content this build cannot have written is [`StoreError::Corrupt`]
+//! naming the column.
+//!
+//! The chain decisions of [`accept`] run inside one transaction that first
+//! locks the device's row (`BEGIN IMMEDIATE` in SQLite, `SELECT ... FOR
+//! UPDATE` in PostgreSQL), so two receivers handed one device's messages
 //! out of order still store each seq once and never skip one.
+//!
+//! The schema is versioned ([`schema`]): an ordered list of forward
+//! migrations, applied in one transaction when a store opens; a database
+//! newer than this build is refused ([`StoreError::NewerSchema`]).
 //!
 //! Tables (same names and meaning in both backends):
 //!
@@ -19,6 +31,10 @@
 //! | `records` | accepted envelope | device, seq, hash, prev, kid, the device's `at` and clock flag, kind, the complete signed bytes |
 //! | `held`    | envelope beyond a gap | as `records`; removed when the gap closes |
 //! | `alerts`  | refused message | time, device (if known), topic, reason code, seq, a detail without personal data, the raw bytes as evidence |
+//! | `device_state` | enrolled device that reported | its presence (online, when) and latest health report (bytes, when) |
+//! | `down_messages` | downstream topic | the last signed message published there and its number |
+//! | `status_updates` | status change decided at the DC | id (increasing), device, dossier code, status, time, office, note |
+//! | `schema_version` | applied migration | its version; the database's version is the largest |
 
 pub mod accept;
 pub mod ops;
