@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use motcua_protocol::{DeviceId, KeyId, Opened, Submission, UtcTime};
+use motcua_protocol::{DeviceId, KeyId, Opened, RecordKind, Submission, UtcTime};
 use serde::Serialize;
 use time::{Date, Time};
 
@@ -45,21 +45,21 @@ impl Filter {
 #[derive(Debug, Clone, Serialize)]
 pub struct Exported {
     /// The counter.
-    pub device: String,
+    pub device: DeviceId,
     /// Its seq in the counter's chain.
     pub seq: u64,
     /// What changed (`dossier.created`, `dossier.status`).
-    pub kind: String,
+    pub kind: RecordKind,
     /// The dossier code the record is about.
     pub code: Option<String>,
     /// The unit (the code's first part).
     pub unit: Option<String>,
     /// When the counter signed it.
-    pub signed_at: String,
+    pub signed_at: UtcTime,
     /// Whether the counter's clock was synchronised then.
     pub clock: bool,
     /// When the DC stored it.
-    pub received_at: String,
+    pub received_at: UtcTime,
     /// The staff account at the counter.
     pub staff: String,
     /// The record as signed.
@@ -73,7 +73,7 @@ pub struct Exported {
 pub struct Reader<'a> {
     store: &'a mut dyn Store,
     filter: Filter,
-    keys: HashMap<String, Vec<(KeyId, ed25519_dalek::VerifyingKey)>>,
+    keys: HashMap<DeviceId, Vec<(KeyId, ed25519_dalek::VerifyingKey)>>,
     cursor: Option<(String, u64)>,
     done: bool,
     /// Records read from the store so far (before the unit filter).
@@ -109,13 +109,9 @@ impl<'a> Reader<'a> {
 
     fn verify(&mut self, row: &ExportRow) -> Result<Submission> {
         if !self.keys.contains_key(&row.device) {
-            let id: DeviceId = row
-                .device
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("device id {:?}", row.device)))?;
             let keys = self
                 .store
-                .device(&id)?
+                .device(&row.device)?
                 .map(|d| d.keys.iter().map(|k| (k.kid, k.key)).collect())
                 .unwrap_or_default();
             self.keys.insert(row.device.clone(), keys);
@@ -154,7 +150,7 @@ impl<'a> Reader<'a> {
             }
             for row in rows {
                 self.scanned += 1;
-                self.cursor = Some((row.device.clone(), row.seq));
+                self.cursor = Some((row.device.to_string(), row.seq));
                 let s = self.verify(&row)?;
                 let code = s
                     .body
@@ -238,12 +234,12 @@ pub fn write(
                 w.write_record([
                     r.device.as_str(),
                     &r.seq.to_string(),
-                    &r.kind,
+                    r.kind.as_str(),
                     r.code.as_deref().unwrap_or(""),
                     r.unit.as_deref().unwrap_or(""),
-                    &r.signed_at,
+                    &r.signed_at.to_string(),
                     if r.clock { "true" } else { "false" },
-                    &r.received_at,
+                    &r.received_at.to_string(),
                     &r.staff,
                     &r.body.to_string(),
                     &r.envelope,

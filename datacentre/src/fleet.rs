@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use motcua_protocol::{Health, UtcTime};
+use motcua_protocol::{DeviceId, Health, UtcTime};
 use serde::Serialize;
 
 use crate::store::{Result, Store};
@@ -43,7 +43,7 @@ pub struct Counter {
     /// `online`, `offline`, `unknown` (never said) or `revoked`.
     pub state: &'static str,
     /// When the DC last heard from it (a record, its status, or a report).
-    pub last_seen: Option<String>,
+    pub last_seen: Option<UtcTime>,
     /// The head of its chain at the DC.
     pub head_seq: u64,
     /// Records it has not had receipted, per its latest report.
@@ -51,7 +51,7 @@ pub struct Counter {
     /// Age of its oldest unreceipted record, seconds, per its latest report.
     pub lag_s: Option<u64>,
     /// When its latest health report arrived.
-    pub health_at: Option<String>,
+    pub health_at: Option<UtcTime>,
     /// That report.
     pub health: Option<Health>,
     /// Its alerts by reason (chain gaps held, conflicts, bad signatures...).
@@ -64,12 +64,12 @@ pub struct Counter {
 /// reasons first), then by unit and device.
 pub fn collect(store: &mut dyn Store, now: &UtcTime, t: Thresholds) -> Result<Vec<Counter>> {
     let devices = store.devices()?;
-    let mut states: BTreeMap<String, _> = store
+    let mut states: BTreeMap<DeviceId, _> = store
         .states()?
         .into_iter()
         .map(|s| (s.device.clone(), s))
         .collect();
-    let mut alerts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut alerts: BTreeMap<DeviceId, BTreeMap<String, u64>> = BTreeMap::new();
     for a in store.alert_counts()? {
         alerts
             .entry(a.device)
@@ -78,13 +78,12 @@ pub fn collect(store: &mut dyn Store, now: &UtcTime, t: Thresholds) -> Result<Ve
     }
     let mut out = Vec::with_capacity(devices.len());
     for d in devices {
-        let id = d.device.to_string();
-        let s = states.remove(&id);
+        let s = states.remove(&d.device);
         let health = s
             .as_ref()
             .and_then(|s| s.health.as_deref())
             .and_then(|b| Health::parse(b, &d.device).ok());
-        let health_at = s.as_ref().and_then(|s| s.health_at.clone());
+        let health_at = s.as_ref().and_then(|s| s.health_at);
         let online = s.as_ref().and_then(|s| s.online);
         let state = match (d.revoked_at.is_some(), online) {
             (true, _) => "revoked",
@@ -92,21 +91,14 @@ pub fn collect(store: &mut dyn Store, now: &UtcTime, t: Thresholds) -> Result<Ve
             (false, Some(false)) => "offline",
             (false, None) => "unknown",
         };
-        let last_seen = [
-            d.last_seen.clone(),
-            s.as_ref().and_then(|s| s.status_at.clone()),
-            health_at.clone(),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
-        let alerts = alerts.remove(&id).unwrap_or_default();
+        let last_seen = [d.last_seen, s.as_ref().and_then(|s| s.status_at), health_at]
+            .into_iter()
+            .flatten()
+            .max();
+        let alerts = alerts.remove(&d.device).unwrap_or_default();
         let mut attention = Vec::new();
-        let age = |at: &Option<String>| {
-            at.as_deref()
-                .and_then(|a| UtcTime::parse(a).ok())
-                .map(|a| (now.get() - a.get()).whole_seconds().max(0) as u64)
-        };
+        let age =
+            |at: &Option<UtcTime>| at.map(|a| (now.get() - a.get()).whole_seconds().max(0) as u64);
         match state {
             // Its envelopes are refused from now on; nothing to repair.
             "revoked" => {}
@@ -146,7 +138,7 @@ pub fn collect(store: &mut dyn Store, now: &UtcTime, t: Thresholds) -> Result<Ve
             health,
             alerts,
             attention,
-            device: id,
+            device: d.device.to_string(),
         });
     }
     out.sort_by(|a, b| {
@@ -160,8 +152,8 @@ pub fn collect(store: &mut dyn Store, now: &UtcTime, t: Thresholds) -> Result<Ve
 }
 
 /// "12s", "5m", "3h", "2d": how long ago `at` was.
-pub fn ago(at: Option<&str>, now: &UtcTime) -> String {
-    let Some(at) = at.and_then(|a| UtcTime::parse(a).ok()) else {
+pub fn ago(at: Option<&UtcTime>, now: &UtcTime) -> String {
+    let Some(at) = at else {
         return "-".into();
     };
     let s = (now.get() - at.get()).whole_seconds().max(0) as u64;
@@ -200,7 +192,7 @@ pub fn table(rows: &[Counter], now: &UtcTime) -> String {
             r.unit.clone().unwrap_or_else(|| "-".into()),
             r.device.clone(),
             r.state.into(),
-            ago(r.last_seen.as_deref(), now),
+            ago(r.last_seen.as_ref(), now),
             r.head_seq.to_string(),
             r.backlog.map_or("-".into(), |b| b.to_string()),
             r.lag_s.map_or("-".into(), duration),

@@ -103,7 +103,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "{}\t{}\t{}\t{}\t{}\t{}\t{} bytes\t{}",
                     a.id,
                     x.at,
-                    x.device.as_deref().unwrap_or("-"),
+                    x.device.as_ref().map_or("-", DeviceId::as_str),
                     x.reason,
                     x.seq.map_or("-".into(), |s| s.to_string()),
                     x.topic,
@@ -329,7 +329,7 @@ fn device(cli: &Cli, cmd: &DeviceCommand) -> Result<ExitCode> {
                     d.device,
                     state,
                     d.head.seq,
-                    d.last_seen.as_deref().unwrap_or("never"),
+                    d.last_seen.map_or("never".into(), |t| t.to_string()),
                     keys.join(",")
                 );
             }
@@ -376,7 +376,7 @@ fn publish(cli: &Cli, cmd: &PublishCommand) -> Result<ExitCode> {
                 id: 0,
                 code: code.clone(),
                 status: *status,
-                at: now.to_string(),
+                at: now,
                 by: by.clone(),
                 note: note.clone(),
             };

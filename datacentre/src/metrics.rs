@@ -166,11 +166,7 @@ impl Metrics {
                     .with_label_values(&d)
                     .set(c.lag_s.unwrap_or(0) as i64);
             }
-            if let Some(t) = c
-                .last_seen
-                .as_deref()
-                .and_then(|t| motcua_protocol::UtcTime::parse(t).ok())
-            {
+            if let Some(t) = c.last_seen {
                 self.seen
                     .with_label_values(&d)
                     .set(t.get().unix_timestamp());

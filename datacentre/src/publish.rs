@@ -115,7 +115,7 @@ fn reported_through(store: &mut dyn Store, device: &DeviceId) -> Result<u64> {
     Ok(store
         .states()?
         .into_iter()
-        .find(|s| s.device == device.as_str())
+        .find(|s| s.device == *device)
         .and_then(|s| s.health)
         .and_then(|h| Health::parse(&h, device).ok())
         .map_or(0, |h| h.updates_through))
@@ -151,7 +151,7 @@ pub fn status(
                 id: p.id,
                 code: p.code.clone(),
                 status: p.status,
-                at: UtcTime::parse(&p.at).map_err(|e| anyhow::anyhow!("a stored time: {}", e.0))?,
+                at: p.at,
                 by: p.by.clone(),
                 note: p.note.clone(),
             })

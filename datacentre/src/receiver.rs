@@ -176,7 +176,7 @@ impl Processor {
                 .with_label_values(&[alert.reason.as_str()])
                 .inc();
             tracing::warn!(
-                device = alert.device.as_deref(),
+                device = alert.device.as_ref().map(DeviceId::as_str),
                 reason = alert.reason,
                 detail = %alert.detail,
                 len = alert.bytes.len(),
@@ -494,7 +494,7 @@ impl Checked {
     ) {
         self.refused.push(Alert {
             at: now,
-            device: device.map(|d| d.to_string()),
+            device: device.cloned(),
             topic: topic.chars().take(256).collect(),
             reason: reason.to_owned(),
             seq,

@@ -227,7 +227,10 @@ async fn dashboard(State(web): State<Web>) -> Response {
         .collect();
     let mut dossiers: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for (device, day, n) in data.0 {
-        let unit = unit_of.get(device.as_str()).cloned().unwrap_or(device);
+        let unit = unit_of
+            .get(device.as_str())
+            .cloned()
+            .unwrap_or_else(|| device.to_string());
         *dossiers.entry(unit).or_default().entry(day).or_default() += n;
     }
     let days: Vec<String> = (0..CHART_DAYS)
@@ -320,7 +323,7 @@ fn page(rows: &[Counter], now: &UtcTime, charts: &Charts) -> Markup {
                                     td { (r.unit.as_deref().unwrap_or("-")) }
                                     td { (r.device) }
                                     td class=(r.state) { (state_vi(r.state)) }
-                                    td { (fleet::ago(r.last_seen.as_deref(), now)) }
+                                    td { (fleet::ago(r.last_seen.as_ref(), now)) }
                                     td { (r.head_seq) }
                                     td { (r.backlog.map_or("-".into(), |b| b.to_string())) }
                                     td { (r.lag_s.map_or("-".into(), fleet::duration)) }

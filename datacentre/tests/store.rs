@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use ed25519_dalek::SigningKey;
 use motcua_dc::store::{
-    EnrollError, Enrolled, Incoming, Outcome, Store, postgres::PgStore, sqlite::SqliteStore,
+    EnrollError, Enrolled, Incoming, Outcome, Store, StoreError, postgres::PgStore, schema,
+    sqlite::SqliteStore,
 };
 use motcua_protocol::{
     ChainHead, ConflictKind, DeviceId, Enrollment, Hash32, RecordKind, StaffId, Submission,
@@ -93,14 +94,36 @@ fn assert_stored(store: &mut dyn Store, device: &str, expected: &[Incoming]) {
 // --- Backends -------------------------------------------------------------
 
 trait Backend {
-    fn open(&self) -> Box<dyn Store>;
+    fn try_open(&self) -> Result<Box<dyn Store>, StoreError>;
+    fn open(&self) -> Box<dyn Store> {
+        self.try_open().expect("opens")
+    }
+    /// Runs `sql` on the database directly, beside the store.
+    fn raw(&self, sql: &str);
+    /// The frozen database from before schema versions (`tests/fixtures`).
+    fn v0(&self) -> &'static str;
 }
 
 struct Sqlite(tempfile::TempDir);
 
+impl Sqlite {
+    fn path(&self) -> std::path::PathBuf {
+        self.0.path().join("dc.db")
+    }
+}
+
 impl Backend for Sqlite {
-    fn open(&self) -> Box<dyn Store> {
-        Box::new(SqliteStore::open(&self.0.path().join("dc.db")).expect("opens"))
+    fn try_open(&self) -> Result<Box<dyn Store>, StoreError> {
+        Ok(Box::new(SqliteStore::open(&self.path())?))
+    }
+    fn raw(&self, sql: &str) {
+        rusqlite::Connection::open(self.path())
+            .expect("opens the file")
+            .execute_batch(sql)
+            .expect("runs");
+    }
+    fn v0(&self) -> &'static str {
+        include_str!("fixtures/schema-v0-sqlite.sql")
     }
 }
 
@@ -139,8 +162,17 @@ fn pg() -> Pg {
 }
 
 impl Backend for Pg {
-    fn open(&self) -> Box<dyn Store> {
-        Box::new(PgStore::connect(&self.url).expect("connects"))
+    fn try_open(&self) -> Result<Box<dyn Store>, StoreError> {
+        Ok(Box::new(PgStore::connect(&self.url)?))
+    }
+    fn raw(&self, sql: &str) {
+        postgres::Client::connect(&self.url, postgres::NoTls)
+            .expect("connects")
+            .batch_execute(sql)
+            .expect("runs");
+    }
+    fn v0(&self) -> &'static str {
+        include_str!("fixtures/schema-v0-postgres.sql")
     }
 }
 
@@ -171,6 +203,9 @@ both!(
     presence_and_health_are_kept_per_enrolled_device,
     downstream_numbers_only_grow_and_updates_queue_per_device,
     charts_and_export_read_records_by_day,
+    a_database_from_before_versions_is_migrated_and_usable,
+    a_newer_schema_is_refused,
+    damaged_columns_are_named,
 );
 
 // --- Checks ---------------------------------------------------------------
@@ -420,11 +455,11 @@ fn presence_and_health_are_kept_per_enrolled_device(b: &dyn Backend) {
     );
     let states = b.open().states().expect("reads");
     assert_eq!(states.len(), 2);
-    assert_eq!(states[0].device, "dev-a");
+    assert_eq!(states[0].device.as_str(), "dev-a");
     assert_eq!(states[0].online, Some(false));
     assert!(states[0].status_at.is_some());
     assert_eq!(states[0].health.as_deref(), Some(&b"{\"v\":1,\"n\":2}"[..]));
-    assert_eq!(states[1].device, "dev-b");
+    assert_eq!(states[1].device.as_str(), "dev-b");
     assert_eq!(states[1].online, None, "dev-b never said");
     assert!(states[1].health_at.is_some());
 
@@ -437,7 +472,7 @@ fn presence_and_health_are_kept_per_enrolled_device(b: &dyn Backend) {
     ] {
         s.alert(&motcua_dc::store::Alert {
             at: now(),
-            device: device.map(str::to_owned),
+            device: device.map(dev),
             topic: "motcua/v1/d/dev-a/up".into(),
             reason: reason.into(),
             seq: None,
@@ -450,7 +485,7 @@ fn presence_and_health_are_kept_per_enrolled_device(b: &dyn Backend) {
         .alert_counts()
         .expect("reads")
         .into_iter()
-        .map(|c| (c.device, c.reason, c.count))
+        .map(|c| (c.device.to_string(), c.reason, c.count))
         .collect();
     assert_eq!(
         counts,
@@ -490,7 +525,7 @@ fn downstream_numbers_only_grow_and_updates_queue_per_device(b: &dyn Backend) {
         id: 0,
         code: code.into(),
         status,
-        at: now().to_string(),
+        at: now(),
         by: "UBND huyện".into(),
         note: None,
     };
@@ -544,6 +579,115 @@ fn charts_and_export_read_records_by_day(b: &dyn Backend) {
         .expect("reads");
     assert_eq!(rest.iter().map(|r| r.seq).collect::<Vec<_>>(), [4, 5]);
     assert_eq!(rest[1].bytes, items[4].bytes);
-    assert_eq!(rest[1].kind, "dossier.created");
+    assert_eq!(rest[1].kind.as_str(), "dossier.created");
     assert!(s.export(&later, &later, None, 3).expect("reads").is_empty());
+}
+
+/// A database as the DC wrote it before its schema had a version (frozen
+/// in `tests/fixtures`) opens as version 1 with every row intact, and its
+/// chain continues.
+fn a_database_from_before_versions_is_migrated_and_usable(b: &dyn Backend) {
+    b.raw(b.v0());
+    let mut s = b.open();
+    assert_eq!(s.schema_version().expect("reads"), schema::LATEST);
+    let k = key(1);
+    let c = chain("dev-a", &k, 5);
+    assert_stored(&mut *s, "dev-a", &c[..3]);
+    let d = s.device(&dev("dev-a")).expect("reads").expect("enrolled");
+    assert_eq!(d.keys.len(), 1);
+    assert_eq!(d.keys[0].key, k.verifying_key());
+    assert!(d.revoked_at.is_none());
+    let t = s.totals().expect("totals");
+    assert_eq!((t.devices, t.records, t.held, t.alerts), (1, 3, 1, 1));
+    let states = s.states().expect("reads");
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].online, Some(true));
+    assert_eq!(states[0].health.as_deref(), Some(&b"{\"v\":1}"[..]));
+    let alerts = s.alerts(0, 10).expect("reads");
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].alert.reason, "bad_signature");
+    assert_eq!(alerts[0].alert.seq, Some(9));
+    assert_eq!(alerts[0].alert.bytes, [1, 2, 3]);
+    assert_eq!(
+        s.down_last("motcua/v1/all/catalogue").expect("reads"),
+        Some((5, b"five".to_vec()))
+    );
+    let updates = s.updates(&dev("dev-a"), 0, 10).expect("reads");
+    assert_eq!(
+        updates
+            .iter()
+            .map(|u| (u.id, u.code.as_str(), u.status))
+            .collect::<Vec<_>>(),
+        [(1, "X-1", 4)]
+    );
+
+    // Seq 4 closes the gap to the held seq 5.
+    let a = s.accept(&dev("dev-a"), &c[3..4], &now()).expect("accepts");
+    assert_eq!(a.outcomes, [Outcome::Stored]);
+    assert_eq!(a.released, 1);
+    assert_eq!(a.head, Some(head_of(&c)));
+    assert_stored(&mut *s, "dev-a", &c);
+    // Ids continue after the old rows'.
+    let id = s.add_update(&dev("dev-a"), &updates[0]).expect("queued");
+    assert_eq!(id, 2);
+    drop(s);
+    // Opening again migrates nothing more.
+    assert_eq!(b.open().schema_version().expect("reads"), schema::LATEST);
+}
+
+/// A database a newer build has migrated is refused, not written to.
+fn a_newer_schema_is_refused(b: &dyn Backend) {
+    b.open();
+    b.raw(&format!(
+        "INSERT INTO schema_version (version) VALUES ({})",
+        schema::LATEST + 1
+    ));
+    match b.try_open() {
+        Ok(_) => panic!("a newer schema was opened"),
+        Err(e) => {
+            assert!(
+                matches!(
+                    e,
+                    StoreError::NewerSchema { found, known }
+                        if found == schema::LATEST + 1 && known == schema::LATEST
+                ),
+                "{e}"
+            );
+            assert!(e.to_string().contains("newer motcua-dc"), "{e}");
+        }
+    }
+}
+
+/// Text that is not what this build writes is refused where it is read,
+/// naming the column.
+fn damaged_columns_are_named(b: &dyn Backend) {
+    let mut s = b.open();
+    s.enroll(&enrollment("dev-a", &key(1)), &now())
+        .expect("ok")
+        .expect("enrolled");
+    b.raw("UPDATE devices SET added_at = 'yesterday'");
+    match s.device(&dev("dev-a")) {
+        Err(e @ StoreError::Corrupt(_)) => {
+            assert!(e.to_string().contains("devices.added_at"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    b.raw("UPDATE devices SET added_at = '2026-11-18T11:06:40.000Z'");
+    s.alert(&motcua_dc::store::Alert {
+        at: now(),
+        device: Some(dev("dev-a")),
+        topic: "motcua/v1/d/dev-a/up".into(),
+        reason: "bad_signature".into(),
+        seq: None,
+        detail: String::new(),
+        bytes: vec![],
+    })
+    .expect("records");
+    b.raw("UPDATE alerts SET device = 'a b'");
+    match s.alerts(0, 10) {
+        Err(e @ StoreError::Corrupt(_)) => {
+            assert!(e.to_string().contains("alerts.device"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -30,7 +30,7 @@ fn envelope(seq: u64, fork: bool, prev: Hash32) -> Incoming {
         kid: KeyId([1; 16]),
         at: UtcTime::from_unix_millis(1_795_000_000_000).expect("valid"),
         clock: true,
-        kind: "dossier.created".into(),
+        kind: "dossier.created".parse().expect("a valid kind"),
         bytes,
         topic: "motcua/v1/d/fuzz-device/up".into(),
     }

@@ -15,7 +15,8 @@
 
 use motcua_protocol::chain::{Classification, compare_stored};
 use motcua_protocol::{
-    ChainHead, ConflictKind, DeviceId, Hash32, KeyId, Link, Submission, UtcTime, Verified, classify,
+    ChainHead, ConflictKind, DeviceId, Hash32, KeyId, Link, RecordKind, Submission, UtcTime,
+    Verified, classify,
 };
 
 use super::{Alert, MAX_HELD_PER_DEVICE, Result, StoreError, conflict_reason};
@@ -36,7 +37,7 @@ pub struct Incoming {
     /// The device's clock flag.
     pub clock: bool,
     /// The record kind.
-    pub kind: String,
+    pub kind: RecordKind,
     /// The complete signed bytes.
     pub bytes: Vec<u8>,
     /// The topic it came on (for alerts).
@@ -62,7 +63,7 @@ impl Incoming {
             kid: v.kid,
             at: v.message.at,
             clock: v.message.clock,
-            kind: v.message.kind.to_string(),
+            kind: v.message.kind,
             bytes: v.bytes,
             topic: topic.to_owned(),
         }
@@ -271,7 +272,7 @@ fn release(
 fn alert_for(device: &DeviceId, item: &Incoming, reason: &str, now: &UtcTime) -> Alert {
     Alert {
         at: *now,
-        device: Some(device.to_string()),
+        device: Some(device.clone()),
         topic: item.topic.clone(),
         reason: reason.to_owned(),
         seq: Some(item.seq),

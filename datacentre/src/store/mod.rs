@@ -5,10 +5,22 @@
 //! One trait, [`Store`], two backends with the same behaviour and the same
 //! test suite (`datacentre/tests/store.rs`): [`sqlite::SqliteStore`] (the
 //! embedded default, zero set-up) and [`postgres::PgStore`] (production).
-//! Both run the chain decisions of [`accept`] inside one transaction that
-//! first locks the device's row (`BEGIN IMMEDIATE` in SQLite, `SELECT ...
-//! FOR UPDATE` in PostgreSQL), so two receivers handed one device's messages
+//! Each operation is written once, in [`ops`], over the narrow SQL seam of
+//! [`sql`] (one statement in, typed columns out, transactions); the dialect
+//! differences (placeholders, column types, ids, locking, date arithmetic)
+//! are all in [`sql`], and a backend only supplies a connection. Rows carry
+//! typed values (`DeviceId`, `UtcTime`, `RecordKind`), parsed once where
+//! read; content this build cannot have written is [`StoreError::Corrupt`]
+//! naming the column.
+//!
+//! The chain decisions of [`accept`] run inside one transaction that first
+//! locks the device's row (`BEGIN IMMEDIATE` in SQLite, `SELECT ... FOR
+//! UPDATE` in PostgreSQL), so two receivers handed one device's messages
 //! out of order still store each seq once and never skip one.
+//!
+//! The schema is versioned ([`schema`]): an ordered list of forward
+//! migrations, applied in one transaction when a store opens; a database
+//! newer than this build is refused ([`StoreError::NewerSchema`]).
 //!
 //! Tables (same names and meaning in both backends):
 //!
@@ -19,15 +31,24 @@
 //! | `records` | accepted envelope | device, seq, hash, prev, kid, the device's `at` and clock flag, kind, the complete signed bytes |
 //! | `held`    | envelope beyond a gap | as `records`; removed when the gap closes |
 //! | `alerts`  | refused message | time, device (if known), topic, reason code, seq, a detail without personal data, the raw bytes as evidence |
+//! | `device_state` | enrolled device that reported | its presence (online, when) and latest health report (bytes, when) |
+//! | `down_messages` | downstream topic | the last signed message published there and its number |
+//! | `status_updates` | status change decided at the DC | id (increasing), device, dossier code, status, time, office, note |
+//! | `schema_version` | applied migration | its version; the database's version is the largest |
 
 pub mod accept;
+pub mod ops;
 pub mod postgres;
+pub mod schema;
+pub mod sql;
 pub mod sqlite;
 
 use std::fmt;
 
 use ed25519_dalek::VerifyingKey;
-use motcua_protocol::{ChainHead, ConflictKind, DeviceId, Enrollment, Hash32, KeyId, UtcTime};
+use motcua_protocol::{
+    ChainHead, ConflictKind, DeviceId, Enrollment, Hash32, KeyId, RecordKind, UtcTime,
+};
 
 use crate::config::DatabaseUrl;
 
@@ -48,9 +69,21 @@ pub enum StoreError {
     /// PostgreSQL refused or the connection broke.
     #[error("PostgreSQL: {}", pg_detail(.0))]
     Postgres(#[from] ::postgres::Error),
-    /// The database holds something this build cannot have written.
+    /// The database holds something this build cannot have written; the
+    /// text names the column.
     #[error("database content is damaged: {0}")]
     Corrupt(String),
+    /// The database's schema is newer than this build knows: a newer
+    /// motcua-dc migrated it, and this one cannot be trusted to keep it.
+    #[error(
+        "the database is at schema version {found}, this build knows up to {known}: run the newer motcua-dc that migrated it"
+    )]
+    NewerSchema {
+        /// The database's version.
+        found: u32,
+        /// The newest version this build knows.
+        known: u32,
+    },
     /// Anything else on the way to the database (directory, file).
     #[error("{0}")]
     Other(String),
@@ -103,7 +136,7 @@ pub struct DeviceKey {
     /// The key.
     pub key: VerifyingKey,
     /// When it was enrolled.
-    pub added_at: String,
+    pub added_at: UtcTime,
 }
 
 /// A device as the registry knows it.
@@ -112,13 +145,13 @@ pub struct Device {
     /// Its id.
     pub device: DeviceId,
     /// When it was enrolled.
-    pub added_at: String,
+    pub added_at: UtcTime,
     /// When it was revoked, if it was.
-    pub revoked_at: Option<String>,
+    pub revoked_at: Option<UtcTime>,
     /// The last accepted link of its chain.
     pub head: ChainHead,
     /// When a message from it was last processed.
-    pub last_seen: Option<String>,
+    pub last_seen: Option<UtcTime>,
     /// Every key it has had.
     pub keys: Vec<DeviceKey>,
 }
@@ -129,7 +162,7 @@ pub struct Alert {
     /// When it was refused.
     pub at: UtcTime,
     /// The device the topic or payload named, if it is a valid id.
-    pub device: Option<String>,
+    pub device: Option<DeviceId>,
     /// The MQTT topic it arrived on.
     pub topic: String,
     /// A stable reason code (`bad_signature`, `conflict_rewrite`, ...).
@@ -162,35 +195,6 @@ pub struct StoredAlert {
     pub id: i64,
     /// The alert.
     pub alert: Alert,
-}
-
-/// An alert row as both backends read it.
-pub(crate) struct AlertRow {
-    pub id: i64,
-    pub at: String,
-    pub device: Option<String>,
-    pub topic: String,
-    pub reason: String,
-    pub seq: Option<i64>,
-    pub detail: String,
-    pub bytes: Vec<u8>,
-}
-
-impl AlertRow {
-    pub(crate) fn into_stored(self) -> Result<StoredAlert> {
-        Ok(StoredAlert {
-            id: self.id,
-            alert: Alert {
-                at: UtcTime::parse(&self.at).map_err(|e| StoreError::Corrupt(e.0))?,
-                device: self.device,
-                topic: self.topic,
-                reason: self.reason,
-                seq: self.seq.map(|s| seq_from(s, "alert seq")).transpose()?,
-                detail: self.detail,
-                bytes: self.bytes,
-            },
-        })
-    }
 }
 
 /// An accepted record.
@@ -236,16 +240,16 @@ pub struct Totals {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceState {
     /// The device.
-    pub device: String,
+    pub device: DeviceId,
     /// Online or offline, as its status topic last said; `None` before it
     /// ever said.
     pub online: Option<bool>,
     /// When the DC received that status.
-    pub status_at: Option<String>,
+    pub status_at: Option<UtcTime>,
     /// The latest health report's JSON bytes, as received.
     pub health: Option<Vec<u8>>,
     /// When the DC received it.
-    pub health_at: Option<String>,
+    pub health_at: Option<UtcTime>,
 }
 
 /// A status change decided at the DC, waiting for its counter.
@@ -258,7 +262,7 @@ pub struct PendingUpdate {
     /// The new status value.
     pub status: u8,
     /// When it was decided.
-    pub at: String,
+    pub at: UtcTime,
     /// The deciding office.
     pub by: String,
     /// A note for the clerk.
@@ -269,7 +273,7 @@ pub struct PendingUpdate {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertCount {
     /// The device.
-    pub device: String,
+    pub device: DeviceId,
     /// The reason code.
     pub reason: String,
     /// How many.
@@ -348,7 +352,7 @@ pub trait Store: Send {
 
     /// Dossiers received (`dossier.created` records) per device and day in
     /// Vietnam (`YYYY-MM-DD`), of records signed at or after `since`.
-    fn daily_dossiers(&mut self, since: &UtcTime) -> Result<Vec<(String, String, u64)>>;
+    fn daily_dossiers(&mut self, since: &UtcTime) -> Result<Vec<(DeviceId, String, u64)>>;
 
     /// Per day in Vietnam, the average and the largest time in seconds
     /// from signing at the counter to storing here, of records signed at or
@@ -364,23 +368,26 @@ pub trait Store: Send {
         after: Option<(&str, u64)>,
         limit: u32,
     ) -> Result<Vec<ExportRow>>;
+
+    /// The database's schema version (see [`schema`]).
+    fn schema_version(&mut self) -> Result<u32>;
 }
 
 /// A stored record as exported: its metadata and the signed envelope.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ExportRow {
     /// The device.
-    pub device: String,
+    pub device: DeviceId,
     /// Its seq.
     pub seq: u64,
     /// The record kind.
-    pub kind: String,
+    pub kind: RecordKind,
     /// When the counter signed it.
-    pub signed_at: String,
+    pub signed_at: UtcTime,
     /// Whether the counter's clock was synchronised.
     pub clock: bool,
     /// When the DC stored it.
-    pub received_at: String,
+    pub received_at: UtcTime,
     /// The complete signed envelope.
     pub bytes: Vec<u8>,
 }

@@ -126,7 +126,11 @@ fn hostile_messages_are_refused_and_recorded() {
         alerts.iter().all(|a| !a.alert.bytes.is_empty()),
         "evidence kept"
     );
-    assert!(alerts.iter().all(|a| a.alert.device.as_deref() == Some(B)));
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a.alert.device.as_ref().map(|d| d.as_str()) == Some(B))
+    );
     assert_eq!(site.totals().records, 10);
     site.assert_chain(A, 5);
     site.assert_chain(B, 5);
