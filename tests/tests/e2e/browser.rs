@@ -47,7 +47,10 @@ async fn wait_path(c: &Client, path: &str) {
 /// procedure link, a search result) is otherwise found on the page being
 /// replaced and clicked after it is gone.
 async fn new_page<F: std::future::Future<Output = ()>>(c: &Client, act: F) {
-    let old = c.find(Locator::Css("html")).await.expect("the current page");
+    let old = c
+        .find(Locator::Css("html"))
+        .await
+        .expect("the current page");
     act.await;
     for _ in 0..200 {
         match old.tag_name().await {
