@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use motcua_common::keyfile;
 use motcua_protocol::topics::{self, Channel};
 use motcua_protocol::{Receipt, verify};
-use rumqttc::{AsyncClient, Event, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, PublishOptions, QoS};
 
 use crate::config::AgentConfig;
 use motcua_counter::clock::Clock;
@@ -459,7 +459,7 @@ async fn round_trip(
                 ];
             }
         };
-    let (client, mut events) = AsyncClient::new(opts, 16);
+    let (client, mut events) = AsyncClient::builder(opts).capacity(16).build();
     let receipt_topic = topics::device_topic(device, &Channel::Receipt);
     let up_topic = topics::device_topic(device, &Channel::Up);
     let start = Instant::now();
@@ -491,14 +491,13 @@ async fn round_trip(
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 if let Some((_, envelope)) = &last {
                     let _ = client.try_publish(
-                        up_topic.clone(),
-                        QoS::AtLeastOnce,
-                        false,
+                        up_topic.as_str(),
                         envelope.clone(),
+                        PublishOptions::new(QoS::AtLeastOnce),
                     );
                 }
             }
-            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == receipt_topic => {
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == receipt_topic.as_bytes() => {
                 let seq = last.as_ref().map_or(0, |l| l.0);
                 match verify::<Receipt>(&p.payload, &cfg.dc.public_key.0) {
                     Ok(r) if r.message.device == *device && r.message.seq >= seq => {

@@ -35,7 +35,7 @@ use motcua_common::config::BrokerConnection;
 use motcua_common::mqtt::{self, Backoff};
 use motcua_protocol::topics::{self, Channel};
 use motcua_protocol::{DeviceId, Presence, UnitCode, UtcTime, bundle};
-use rumqttc::{AsyncClient, LastWill, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, LastWill, Outgoing, Packet, PublishOptions, QoS};
 use tokio::sync::{mpsc, watch};
 
 use crate::health::Probe;
@@ -248,10 +248,9 @@ impl Shell {
         tracing::info!(broker = %self.cfg.broker.url, through, "connected to the DC broker; sending from seq {}", through + 1);
         let client = &self.conn.client;
         let presence = client.try_publish(
-            self.status_topic.clone(),
-            QoS::AtLeastOnce,
-            true,
+            self.status_topic.as_str(),
             Presence::Online.as_bytes(),
+            PublishOptions::new(QoS::AtLeastOnce).retained(),
         );
         let subscribed = topics::agent_filters(&self.cfg.device)
             .into_iter()
@@ -340,10 +339,9 @@ impl Shell {
             .conn
             .client
             .try_publish(
-                self.health_topic.clone(),
-                QoS::AtMostOnce,
-                false,
+                self.health_topic.as_str(),
                 report.to_bytes(),
+                PublishOptions::new(QoS::AtMostOnce),
             )
             .is_err()
         {
@@ -385,7 +383,7 @@ impl Connection {
         ));
         let messages = cfg.window.div_ceil(cfg.batch).clamp(1, u16::MAX as usize);
         opts.set_inflight(messages as u16);
-        let (client, mut eventloop) = AsyncClient::new(opts, messages + 16);
+        let (client, mut eventloop) = AsyncClient::builder(opts).capacity(messages + 16).build();
         let receipt_topic = topics::device_topic(&cfg.device, &Channel::Receipt);
         let reconnect_max = cfg.reconnect_max;
         let broker = cfg.broker.url.to_string();
@@ -398,12 +396,18 @@ impl Connection {
                         Net::Connected
                     }
                     Ok(rumqttc::Event::Incoming(Packet::Publish(p)))
-                        if p.topic == receipt_topic =>
+                        if p.topic == receipt_topic.as_bytes() =>
                     {
                         Net::Receipt(p.payload.to_vec())
                     }
                     Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => {
-                        Net::Down(p.topic.clone(), p.payload.to_vec())
+                        // Topics are UTF-8 by MQTT's rules; one that is not
+                        // matches nothing we subscribed to and is refused
+                        // downstream by its (lossy) name.
+                        Net::Down(
+                            String::from_utf8_lossy(&p.topic).into_owned(),
+                            p.payload.to_vec(),
+                        )
                     }
                     // A clean stop: nothing more to poll.
                     Ok(rumqttc::Event::Outgoing(Outgoing::Disconnect)) => return,
@@ -450,9 +454,8 @@ impl Connection {
     async fn stop(self, status_topic: &str) {
         let _ = self.client.try_publish(
             status_topic,
-            QoS::AtLeastOnce,
-            true,
             Presence::Offline.as_bytes(),
+            PublishOptions::new(QoS::AtLeastOnce).retained(),
         );
         let _ = self.client.try_disconnect();
         let abort = self.poller.abort_handle();
@@ -489,7 +492,11 @@ fn send(
         let part = &pending[start..end];
         let envelopes: Vec<&[u8]> = part.iter().map(|p| p.envelope.as_slice()).collect();
         if client
-            .try_publish(topic, QoS::AtLeastOnce, false, bundle::join(&envelopes))
+            .try_publish(
+                topic,
+                bundle::join(&envelopes),
+                PublishOptions::new(QoS::AtLeastOnce),
+            )
             .is_err()
         {
             // The queue is full (the broker is slow to acknowledge): try

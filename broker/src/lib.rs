@@ -142,6 +142,12 @@ fn min_qos(a: QoS, b: QoS) -> QoS {
     }
 }
 
+/// A publish's topic name; checked UTF-8 when it arrived (a will's topic is
+/// a string already).
+fn topic(p: &Publish) -> &str {
+    std::str::from_utf8(&p.topic).unwrap_or_default()
+}
+
 impl Router {
     fn send(&mut self, conn: u64, p: &Publish, qos: QoS) {
         let Some(c) = self.clients.get_mut(&conn) else {
@@ -163,7 +169,7 @@ impl Router {
         let mut plain: HashMap<u64, QoS> = HashMap::new();
         let mut groups: HashMap<(String, String), Vec<(u64, QoS)>> = HashMap::new();
         for s in &self.subs {
-            if !matches(&s.filter, &p.topic) {
+            if !matches(&s.filter, topic(p)) {
                 continue;
             }
             let q = min_qos(s.qos, p.qos);
@@ -194,11 +200,11 @@ impl Router {
     fn publish(&mut self, p: &Publish) {
         if p.retain {
             if p.payload.is_empty() {
-                self.retained.remove(&p.topic);
+                self.retained.remove(topic(p));
             } else {
                 let mut kept = p.clone();
                 kept.retain = true;
-                self.retained.insert(p.topic.clone(), kept);
+                self.retained.insert(topic(p).to_owned(), kept);
             }
         }
         let mut live = p.clone();
@@ -250,7 +256,7 @@ async fn connection(
                         dup: false,
                         qos: w.qos,
                         retain: w.retain,
-                        topic: w.topic,
+                        topic: bytes::Bytes::from(w.topic),
                         pkid: 0,
                         payload: w.message,
                     });
@@ -284,6 +290,9 @@ async fn connection(
                     )));
                 }
                 _ if !connected => break 'read,
+                // MQTT topic names are UTF-8: anything else is a
+                // protocol violation that ends the connection.
+                Packet::Publish(p) if std::str::from_utf8(&p.topic).is_err() => break 'read,
                 Packet::Publish(p) => {
                     if p.qos == QoS::AtLeastOnce {
                         let _ = tx.send(Packet::PubAck(PubAck::new(p.pkid)));
@@ -302,7 +311,7 @@ async fn connection(
                         let retained: Vec<Publish> = if group.is_none() {
                             r.retained
                                 .values()
-                                .filter(|p| matches(&filter, &p.topic))
+                                .filter(|p| matches(&filter, topic(p)))
                                 .cloned()
                                 .collect()
                         } else {

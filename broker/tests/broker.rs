@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use motcua_broker::EmbeddedBroker;
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{
+    AsyncClient, Broker, Event, EventLoop, LastWill, MqttOptions, Packet, PublishOptions, QoS,
+};
 use tokio::time::timeout;
 
 async fn client(
@@ -14,12 +16,12 @@ async fn client(
     will: Option<LastWill>,
 ) -> (AsyncClient, EventLoop) {
     let addr = broker.addr();
-    let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
-    o.set_keep_alive(Duration::from_secs(5));
+    let mut o = MqttOptions::new(id, Broker::tcp(addr.ip().to_string(), addr.port()));
+    o.set_keep_alive(5);
     if let Some(w) = will {
         o.set_last_will(w);
     }
-    let (c, mut el) = AsyncClient::new(o, 100);
+    let (c, mut el) = AsyncClient::builder(o).capacity(100).build();
     loop {
         if let Event::Incoming(Packet::ConnAck(_)) = el.poll().await.expect("connects") {
             return (c, el);
@@ -41,7 +43,10 @@ async fn received(el: &mut EventLoop, wait: Duration) -> Vec<(String, Vec<u8>)> 
     let mut out = Vec::new();
     while let Ok(Ok(ev)) = timeout(wait, el.poll()).await {
         if let Event::Incoming(Packet::Publish(p)) = ev {
-            out.push((p.topic, p.payload.to_vec()));
+            out.push((
+                String::from_utf8_lossy(&p.topic).into_owned(),
+                p.payload.to_vec(),
+            ));
         }
     }
     out
@@ -68,13 +73,21 @@ async fn routes_like_a_broker() {
     );
     let (dev, mut ed) = client(&broker, "dev-1", Some(will)).await;
     for i in 0..10u8 {
-        dev.publish("motcua/v1/d/dev-1/up", QoS::AtLeastOnce, false, vec![i])
-            .await
-            .expect("queued");
-    }
-    dev.publish("motcua/v1/d/dev-1/status", QoS::AtLeastOnce, true, "online")
+        dev.publish(
+            "motcua/v1/d/dev-1/up",
+            vec![i],
+            PublishOptions::new(QoS::AtLeastOnce),
+        )
         .await
         .expect("queued");
+    }
+    dev.publish(
+        "motcua/v1/d/dev-1/status",
+        "online",
+        PublishOptions::new(QoS::AtLeastOnce).retained(),
+    )
+    .await
+    .expect("queued");
     // Every QoS 1 publish is acknowledged.
     let mut acks = 0;
     while acks < 11 {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{MqttOptions, TlsConfiguration, Transport};
+use rumqttc::{Broker, MqttOptions, TlsConfiguration, Transport};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -102,8 +102,8 @@ pub fn options(
     client_id: &str,
     keep_alive: Duration,
 ) -> Result<MqttOptions, TlsSetupError> {
-    let mut o = MqttOptions::new(client_id, conn.url.host.clone(), conn.url.port);
-    o.set_keep_alive(keep_alive);
+    let mut o = MqttOptions::new(client_id, Broker::tcp(conn.url.host.clone(), conn.url.port));
+    o.set_keep_alive(keep_alive_secs(keep_alive));
     o.set_clean_session(true);
     o.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
     if let Some(files) = &conn.tls {
@@ -113,6 +113,11 @@ pub fn options(
         )));
     }
     Ok(o)
+}
+
+/// MQTT's keep-alive field is whole seconds (at most 65 535).
+pub fn keep_alive_secs(d: Duration) -> u16 {
+    u16::try_from(d.as_secs()).unwrap_or(u16::MAX)
 }
 
 /// Capped exponential backoff with full jitter: the n-th wait is uniform in

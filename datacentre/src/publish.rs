@@ -14,7 +14,7 @@ use motcua_protocol::down::{
 };
 use motcua_protocol::topics::{self, Channel};
 use motcua_protocol::{DeviceId, FORMAT_VERSION, Health, UtcTime, sign};
-use rumqttc::{AsyncClient, Event, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, PublishOptions, QoS};
 use serde::Deserialize;
 
 use crate::store::{PendingUpdate, Store};
@@ -202,7 +202,9 @@ pub fn settings(
 pub async fn send(broker: &BrokerConnection, messages: &[Signed], limit: Duration) -> Result<()> {
     let id = format!("motcua-dc-publish-{:08x}", mqtt::random_u64() as u32);
     let opts = mqtt::options(broker, &id, Duration::from_secs(30))?;
-    let (client, mut events) = AsyncClient::new(opts, messages.len() + 10);
+    let (client, mut events) = AsyncClient::builder(opts)
+        .capacity(messages.len() + 10)
+        .build();
     let work = async {
         let mut acked = 0;
         let mut sent = false;
@@ -212,7 +214,11 @@ pub async fn send(broker: &BrokerConnection, messages: &[Signed], limit: Duratio
                     sent = true;
                     for m in messages {
                         client
-                            .publish(m.topic.clone(), QoS::AtLeastOnce, true, m.bytes.clone())
+                            .publish(
+                                m.topic.as_str(),
+                                m.bytes.clone(),
+                                PublishOptions::new(QoS::AtLeastOnce).retained(),
+                            )
                             .await?;
                     }
                 }

@@ -31,7 +31,7 @@ use motcua_protocol::{
     DeviceId, FORMAT_VERSION, Health, KeyId, Opened, Presence, Receipt, Submission, UtcTime,
     Verified, VerifyError, bundle, sign, verify_many,
 };
-use rumqttc::{AsyncClient, Event, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, PublishOptions, QoS};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
@@ -557,7 +557,7 @@ pub async fn run(
     let client_id = format!("motcua-dc-{:016x}", mqtt::random_u64());
     let mut mo = mqtt::options(&opts.broker, &client_id, opts.keep_alive)?;
     mo.set_inflight(100);
-    let (client, mut eventloop) = AsyncClient::new(mo, 1024);
+    let (client, mut eventloop) = AsyncClient::builder(mo).capacity(1024).build();
     let filter = topics::dc_up_filter(&opts.share_group);
     let telemetry_filters = [
         topics::dc_health_filter(&opts.share_group),
@@ -648,7 +648,7 @@ pub async fn run(
                 // A receipt lost with the connection is harmless: the
                 // counter resends and gets another.
                 if client
-                    .publish(p.topic, QoS::AtLeastOnce, false, p.payload)
+                    .publish(p.topic, p.payload, PublishOptions::new(QoS::AtLeastOnce))
                     .await
                     .is_err()
                 {
@@ -700,14 +700,17 @@ pub async fn run(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                let job = if pipelined && !is_telemetry(&p.topic) {
+                // MQTT topics are UTF-8 (brokers enforce it); anything else
+                // keeps its bytes visible and is refused as a bad topic.
+                let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                let job = if pipelined && !is_telemetry(&topic) {
                     let (done, slot) = std::sync::mpsc::sync_channel(1);
-                    if work_tx.send((p.topic, p.payload.to_vec(), done)).is_err() {
+                    if work_tx.send((topic, p.payload.to_vec(), done)).is_err() {
                         break Err(anyhow::anyhow!("the verifier threads stopped"));
                     }
                     Job::Checked(slot)
                 } else {
-                    Job::Direct(p.topic, p.payload.to_vec())
+                    Job::Direct(topic, p.payload.to_vec())
                 };
                 if in_tx.send(job).await.is_err() {
                     break Err(anyhow::anyhow!("the store thread stopped"));

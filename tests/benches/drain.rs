@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use motcua_counter::store::{DB_FILE, Reader};
 use motcua_e2e::site::{Site, wait_until};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Broker, Event, MqttOptions, Packet, PublishOptions, QoS};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -40,13 +40,15 @@ fn raw_rate(port: u16, n: u64, size: usize) -> f64 {
         .expect("runtime");
     rt.block_on(async move {
         let opts = |id: &str| {
-            let mut o = MqttOptions::new(id, "127.0.0.1", port);
+            let mut o = MqttOptions::new(id, Broker::tcp("127.0.0.1", port));
             o.set_max_packet_size(2 << 20, 2 << 20);
             o.set_inflight(100);
-            o.set_keep_alive(Duration::from_secs(30));
+            o.set_keep_alive(30);
             o
         };
-        let (sub, mut sub_loop) = AsyncClient::new(opts("bench-sub"), 1000);
+        let (sub, mut sub_loop) = AsyncClient::builder(opts("bench-sub"))
+            .capacity(1000)
+            .build();
         sub.subscribe("bench/raw", QoS::AtLeastOnce)
             .await
             .expect("queued");
@@ -64,14 +66,20 @@ fn raw_rate(port: u16, n: u64, size: usize) -> f64 {
             }
             Instant::now()
         });
-        let (publ, mut pub_loop) = AsyncClient::new(opts("bench-pub"), 1000);
+        let (publ, mut pub_loop) = AsyncClient::builder(opts("bench-pub"))
+            .capacity(1000)
+            .build();
         let payload = vec![0x5a; size];
         let start = Instant::now();
         let sender = tokio::spawn(async move {
             for _ in 0..n {
-                publ.publish("bench/raw", QoS::AtLeastOnce, false, payload.clone())
-                    .await
-                    .expect("queued");
+                publ.publish(
+                    "bench/raw",
+                    payload.clone(),
+                    PublishOptions::new(QoS::AtLeastOnce),
+                )
+                .await
+                .expect("queued");
             }
             publ
         });

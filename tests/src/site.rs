@@ -368,7 +368,7 @@ impl Site {
     /// PUBACK, and disconnects.
     pub fn publish_as(&self, tls: Option<&(PathBuf, PathBuf)>, topic: &str, payloads: &[Vec<u8>]) {
         use motcua_common::config::{AbsPath, BrokerConnection, BrokerUrl, TlsFiles};
-        use rumqttc::{AsyncClient, Event, Packet, QoS};
+        use rumqttc::{AsyncClient, Event, Packet, PublishOptions, QoS};
         let abs = |p: &Path| -> AbsPath { p.to_str().expect("utf-8").parse().expect("absolute") };
         let conn = BrokerConnection {
             url: BrokerUrl {
@@ -393,7 +393,9 @@ impl Site {
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let (client, mut events) = AsyncClient::new(opts, payloads.len() + 10);
+            let (client, mut events) = AsyncClient::builder(opts)
+                .capacity(payloads.len() + 10)
+                .build();
             let mut acks = 0;
             let mut sent = false;
             while acks < payloads.len() {
@@ -402,7 +404,7 @@ impl Site {
                         sent = true;
                         for p in payloads {
                             client
-                                .publish(topic, QoS::AtLeastOnce, false, p.clone())
+                                .publish(topic, p.clone(), PublishOptions::new(QoS::AtLeastOnce))
                                 .await
                                 .expect("queued");
                         }
