@@ -305,3 +305,125 @@ pub async fn attempt(k: &Kiosk, staff: &str, secret: &str) -> LoginOutcome {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use motcua_counter::clock::ManualClock;
+    use motcua_counter::domain::code::Counter;
+    use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
+    use motcua_counter::store::{DB_FILE, Writer, WriterConfig};
+
+    use super::*;
+    use crate::kiosk::KioskOptions;
+
+    fn kiosk(dir: &std::path::Path) -> (Writer, Kiosk) {
+        let db = dir.join(DB_FILE);
+        let writer = Writer::start(WriterConfig {
+            db: db.clone(),
+            device: "mc-test-01".parse().expect("valid"),
+            unit: "H49.12.3".parse().expect("valid"),
+            counter: Counter::new(1).expect("valid"),
+            min_free: 0,
+            key: ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+            clock: Arc::new(ManualClock::new(time::OffsetDateTime::now_utc(), true)),
+            default_collect_at: "Bộ phận Một cửa".into(),
+            max_batch: DEFAULT_MAX_BATCH,
+        })
+        .expect("writer");
+        let (_tx, rx) = tokio::sync::watch::channel(crate::sync::SyncState::default());
+        let k = Kiosk::new(
+            KioskOptions {
+                bind: "127.0.0.1:0".parse().expect("addr"),
+                tls: None,
+                staff_file: dir.join("staff.toml"),
+                idle_timeout: Duration::from_secs(60),
+                max_failures: 3,
+                lockout: Duration::from_secs(60),
+                device: "mc-test-01".parse().expect("valid"),
+                unit: "H49.12.3".parse().expect("valid"),
+                db,
+            },
+            writer.handle(),
+            rx,
+        )
+        .expect("kiosk");
+        (writer, k)
+    }
+
+    fn request(cookie: Option<&str>, csrf: Option<&str>, body: &str) -> Request {
+        let mut b = Request::builder().method("POST").uri("/x");
+        if let Some(c) = cookie {
+            b = b.header("cookie", format!("{}={c}", session::COOKIE));
+        }
+        if let Some(t) = csrf {
+            b = b.header("x-csrf-token", t);
+        }
+        b.body(Body::from(body.to_owned())).expect("request")
+    }
+
+    async fn api_write(k: &Kiosk, req: Request) -> Result<Checked<Api>, Response> {
+        let (mut parts, _) = req.into_parts();
+        Checked::<Api>::from_request_parts(&mut parts, k).await
+    }
+
+    #[test]
+    fn only_a_live_session_with_its_token_gets_through() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (writer, k) = kiosk(dir.path());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (token, s) = k
+            .sessions()
+            .open("canbo.an".parse().expect("id"), "An".into());
+        rt.block_on(async {
+            // The API: 401 without a session, 403 without the token.
+            let r = api_write(&k, request(None, Some(&s.csrf), "")).await;
+            assert_eq!(r.err().map(|r| r.status()), Some(StatusCode::UNAUTHORIZED));
+            let r = api_write(&k, request(Some(&token), Some("0000"), "")).await;
+            assert_eq!(r.err().map(|r| r.status()), Some(StatusCode::FORBIDDEN));
+            let ok = api_write(&k, request(Some(&token), Some(&s.csrf), "")).await;
+            assert!(ok.is_ok());
+
+            // The pages: the login without a session, 403 without `_csrf`.
+            let r = CsrfForm::from_request(request(None, None, "_csrf=x"), &k).await;
+            let r = r.err().expect("refused");
+            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+            assert_eq!(r.headers()["location"], "/dang-nhap");
+            let body = "a=1&_csrf=0000";
+            let r = CsrfForm::from_request(request(Some(&token), None, body), &k).await;
+            assert_eq!(r.err().map(|r| r.status()), Some(StatusCode::FORBIDDEN));
+            let body = format!("a=1&_csrf={}&a=2", s.csrf);
+            let f = CsrfForm::from_request(request(Some(&token), None, &body), &k)
+                .await
+                .expect("accepted");
+            assert_eq!(f.field("a"), "1");
+
+            // Logging out ends the session.
+            f.clerk.log_out();
+            let r = api_write(&k, request(Some(&token), Some(&s.csrf), "")).await;
+            assert_eq!(r.err().map(|r| r.status()), Some(StatusCode::UNAUTHORIZED));
+        });
+        drop(rt);
+        writer.shutdown();
+    }
+
+    #[test]
+    fn refused_logins_are_worded_once() {
+        assert_eq!(
+            LoginOutcome::Wrong.message().as_deref(),
+            Some("Sai mã cán bộ hoặc mật khẩu.")
+        );
+        assert!(
+            LoginOutcome::Locked(10)
+                .message()
+                .is_some_and(|m| m.contains("sau 10 phút"))
+        );
+    }
+}
