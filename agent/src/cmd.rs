@@ -14,14 +14,13 @@ use time::OffsetDateTime;
 
 use crate::cli::{DossierCommand, JournalCommand, ReferenceCommand};
 use crate::config::AgentConfig;
+use motcua_counter::app::{self, Day, Lookup, Today};
 use motcua_counter::clock::{Clock, SystemClock};
-use motcua_counter::dates::{local_time, parse_date};
-use motcua_counter::domain::VIETNAM;
+use motcua_counter::dates::local_time;
 use motcua_counter::domain::code::Counter;
 use motcua_counter::domain::dossier::DossierInput;
-use motcua_counter::domain::status::Status;
-use motcua_counter::store::read::{Query, StoredDossier};
-use motcua_counter::store::reference::{self, ReferenceData, format_day};
+use motcua_counter::store::read::StoredDossier;
+use motcua_counter::store::reference::{self, ReferenceData};
 use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
 use motcua_counter::store::{Answer, DB_FILE, Reader, Refusal, Writer, WriterConfig, schema};
 
@@ -112,11 +111,6 @@ fn answered<T>(answer: Answer<T>, done: impl FnOnce(T)) -> ExitCode {
     }
 }
 
-fn today() -> (String, UtcTime) {
-    let now = OffsetDateTime::now_utc();
-    (format_day(now.to_offset(VIETNAM).date()), UtcTime::new(now))
-}
-
 /// Runs `motcua dossier ...`.
 pub fn dossier(config: &Path, cmd: DossierCommand) -> Result<ExitCode> {
     let cfg = AgentConfig::load(config)
@@ -145,27 +139,32 @@ pub fn dossier(config: &Path, cmd: DossierCommand) -> Result<ExitCode> {
             limit,
             json,
         } => {
-            let (day_today, now) = today();
-            let day = match (date, only_today) {
-                (Some(d), _) => match parse_date(&d) {
-                    Some(d) => Some(d),
-                    None => {
-                        eprintln!("Ngày {d:?} không hợp lệ: nhập dd/mm/yyyy, ví dụ 26/11/2026.");
-                        return Ok(ExitCode::from(EXIT_INVALID));
-                    }
-                },
-                (None, true) => Some(day_today),
-                (None, false) => None,
-            };
-            let q = Query {
+            let typed = date.clone();
+            let lookup = Lookup {
                 code,
                 id_number,
                 name,
-                day,
+                day: match (date, only_today) {
+                    (Some(d), _) => Day::Typed(d),
+                    (None, true) => Day::Today,
+                    (None, false) => Day::Any,
+                },
                 overdue,
                 limit,
+                ..Lookup::default()
             };
-            let found = reader(&cfg)?.search(&q, &now)?;
+            let today = app::today(&clock(&cfg));
+            let q = match lookup.query(&today) {
+                Ok(q) => q,
+                Err(_) => {
+                    // The command line's own wording of app::DAY_FORMAT,
+                    // naming what was typed.
+                    let d = typed.unwrap_or_default();
+                    eprintln!("Ngày {d:?} không hợp lệ: nhập dd/mm/yyyy, ví dụ 26/11/2026.");
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+            };
+            let found = reader(&cfg)?.search(&q, &today.now)?;
             if json {
                 motcua_common::outln!("{}", serde_json::to_string_pretty(&found)?);
             } else {
@@ -190,7 +189,9 @@ pub fn dossier(config: &Path, cmd: DossierCommand) -> Result<ExitCode> {
             staff,
             note,
         } => {
-            let Ok(to) = Status::try_from(status) else {
+            let Ok(to) = app::status(status) else {
+                // The command line's own wording of app::STATUS_RANGE,
+                // naming what was typed.
                 eprintln!("Trạng thái {status} không hợp lệ: nhập một số từ 1 đến 10.");
                 return Ok(ExitCode::from(EXIT_INVALID));
             };
@@ -367,7 +368,7 @@ pub fn status(config: &Path, json: bool) -> Result<ExitCode> {
     let cfg = AgentConfig::load(config)
         .map_err(anyhow::Error::new)
         .context("reading the configuration")?;
-    let (day, now) = today();
+    let Today { day, now } = app::today(&clock(&cfg));
     let c = reader(&cfg)?.counts(&day, &now)?;
     if json {
         motcua_common::outln!("{}", serde_json::to_string_pretty(&c)?);

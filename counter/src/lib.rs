@@ -8,6 +8,9 @@
 //! that direction.
 //!
 //! # Layout
+//! - [`app`]: the use cases the front ends share (today, lookups, the
+//!   procedures on offer, a status typed as a number), each refusal
+//!   worded once.
 //! - [`domain`]: dossiers, codes, statuses, citizens' identifiers, working
 //!   days: the rules, as pure functions.
 //! - [`store`]: the durable SQLite store, its signed journal and the single
@@ -19,6 +22,7 @@
 //! - [`clock`]: the wall clock and whether it is synchronised.
 //! - [`dates`]: dates and times as clerks read and type them.
 
+pub mod app;
 pub mod clock;
 pub mod dates;
 pub mod domain;

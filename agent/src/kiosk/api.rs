@@ -7,32 +7,31 @@
 //! form cannot send that without the browser asking first). Errors are
 //! `{"error": code, "message": Vietnamese sentence}`, with `problems`
 //! (field, code, message) for refused dossiers.
+//!
+//! Every handler takes its clerk from [`super::guard`]: a [`Clerk<Api>`]
+//! to read (401 without a session), a [`Checked<Api>`] to write (403
+//! without `X-CSRF-Token`); bodies come through [`JsonBody`].
 
 // The helpers return the finished error response as their `Err`: it is
 // sent as it is, once per refused request, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
-use super::pages::{LoginOutcome, attempt, interpret};
-use super::session::{self, Session};
-use super::{Failure, Kiosk, today};
-use motcua_counter::dates::{local_date, parse_date};
-use motcua_counter::domain::VIETNAM;
+use super::guard::{Api, Checked, Clerk, Front, LoginOutcome, attempt};
+use super::session;
+use super::{Failure, Kiosk};
+use motcua_counter::app::{self, Day, Lookup};
 use motcua_counter::domain::dossier::DossierInput;
 use motcua_counter::domain::invalid::InvalidInput;
-use motcua_counter::domain::status::Status;
-use motcua_counter::store::Refusal;
-use motcua_counter::store::read::Query as Search;
-use motcua_counter::store::reference::{self, Procedure};
+use motcua_counter::store::{Answer, Refusal};
 
 /// The API's routes.
 pub fn routes() -> Router<Kiosk> {
@@ -49,6 +48,24 @@ pub fn routes() -> Router<Kiosk> {
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({ "error": code, "message": message }))).into_response()
+}
+
+impl Front for Api {
+    fn unauthenticated() -> Response {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Chưa đăng nhập hoặc phiên đã hết hạn.",
+        )
+    }
+
+    fn forged() -> Response {
+        error(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "Thiếu hoặc sai mã chống giả mạo (X-CSRF-Token).",
+        )
+    }
 }
 
 fn failure(f: Failure) -> Response {
@@ -85,6 +102,39 @@ fn invalid(status: StatusCode, i: &InvalidInput) -> Response {
         .into_response()
 }
 
+/// A writer's answer as the API gives it, the one table for every write:
+/// no such dossier 404, refused input `invalid_status` (422 for a
+/// dossier, 409 for a move the status table forbids), anything else 503
+/// with the clerk's line (the cause logged as `what` not stored).
+fn answered<T>(answer: Answer<T>, invalid_status: StatusCode, what: &str) -> Result<T, Response> {
+    match answer {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(Refusal::NotFound(_))) => Err(failure(Failure::NotFound)),
+        Ok(Err(Refusal::Invalid(i))) => {
+            tracing::info!(codes = ?i.codes(), "kiosk API: {what} refused");
+            Err(invalid(invalid_status, &i))
+        }
+        Ok(Err(r)) => {
+            tracing::error!(error = %r, "kiosk API: {what} was not stored");
+            Err(invalid(StatusCode::SERVICE_UNAVAILABLE, &r.for_clerk()))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "kiosk API: {what} was not stored");
+            Err(invalid(StatusCode::SERVICE_UNAVAILABLE, &e.for_clerk()))
+        }
+    }
+}
+
+/// A refusal decided by the counter's use cases ([`app`]), as
+/// `{"error": code, "message"}` with `status`.
+fn refused(status: StatusCode, r: &Refusal) -> Response {
+    let i = r.for_clerk();
+    match i.0.first() {
+        Some(first) => error(status, first.code, &first.message),
+        None => invalid(status, &i),
+    }
+}
+
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
@@ -93,72 +143,52 @@ async fn not_found() -> Response {
     )
 }
 
-/// The body as JSON of `T`, or the error response.
-fn json_body<T: for<'de> Deserialize<'de>>(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, Response> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "Dữ liệu gửi lên quá lớn.",
-            )
-        } else {
-            error(
-                StatusCode::BAD_REQUEST,
-                "unreadable",
-                "Không đọc được dữ liệu gửi lên.",
-            )
+/// A JSON body of `T`: read within the limit (413), `application/json`
+/// (415), well-formed (400). As the last argument, after the clerk, so the
+/// session and CSRF token are checked first.
+pub struct JsonBody<T>(pub T);
+
+impl<T: for<'de> Deserialize<'de>> FromRequest<Kiosk> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, k: &Kiosk) -> Result<Self, Response> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim() == "application/json")
+            });
+        let body = Bytes::from_request(req, k).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    "Dữ liệu gửi lên quá lớn.",
+                )
+            } else {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable",
+                    "Không đọc được dữ liệu gửi lên.",
+                )
+            }
+        })?;
+        if !is_json {
+            return Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not_json",
+                "Dữ liệu phải là JSON (Content-Type: application/json).",
+            ));
         }
-    })?;
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim() == "application/json")
-        });
-    if !is_json {
-        return Err(error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "not_json",
-            "Dữ liệu phải là JSON (Content-Type: application/json).",
-        ));
+        serde_json::from_slice(&body).map(JsonBody).map_err(|e| {
+            // serde's message names fields and types, never values.
+            let msg = format!("JSON không đúng định dạng: {e}");
+            error(StatusCode::BAD_REQUEST, "bad_json", &msg)
+        })
     }
-    serde_json::from_slice(&body).map_err(|e| {
-        // serde's message names fields and types, never values.
-        let msg = format!("JSON không đúng định dạng: {e}");
-        error(StatusCode::BAD_REQUEST, "bad_json", &msg)
-    })
-}
-
-fn authed(k: &Kiosk, headers: &HeaderMap) -> Result<(String, Session), Response> {
-    k.session(headers).ok_or_else(|| {
-        error(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "Chưa đăng nhập hoặc phiên đã hết hạn.",
-        )
-    })
-}
-
-fn authed_write(k: &Kiosk, headers: &HeaderMap) -> Result<(String, Session), Response> {
-    let (t, s) = authed(k, headers)?;
-    let given = headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !session::same(&s.csrf, given) {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "csrf",
-            "Thiếu hoặc sai mã chống giả mạo (X-CSRF-Token).",
-        ));
-    }
-    Ok((t, s))
 }
 
 #[derive(Deserialize)]
@@ -168,16 +198,10 @@ struct LoginBody {
     secret: String,
 }
 
-async fn login(
-    State(k): State<Kiosk>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let b: LoginBody = match json_body(&headers, body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    match attempt(&k, b.staff.trim(), &b.secret).await {
+async fn login(State(k): State<Kiosk>, JsonBody(b): JsonBody<LoginBody>) -> Response {
+    let outcome = attempt(&k, b.staff.trim(), &b.secret).await;
+    let message = outcome.message().unwrap_or_default();
+    match outcome {
         LoginOutcome::Ok(token, s) => {
             let mut res = Json(json!({
                 "staff": s.staff,
@@ -185,20 +209,18 @@ async fn login(
                 "csrf_token": s.csrf,
             }))
             .into_response();
-            res.headers_mut()
-                .append(header::SET_COOKIE, k.set_cookie(session::COOKIE, &token, None));
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                k.set_cookie(session::COOKIE, &token, None),
+            );
             res
         }
-        LoginOutcome::Wrong => error(
-            StatusCode::UNAUTHORIZED,
-            "login_failed",
-            "Sai mã cán bộ hoặc mật khẩu.",
-        ),
+        LoginOutcome::Wrong => error(StatusCode::UNAUTHORIZED, "login_failed", &message),
         LoginOutcome::Locked(min) => (
             StatusCode::TOO_MANY_REQUESTS,
             Json(json!({
                 "error": "locked",
-                "message": format!("Tài khoản tạm khóa vì nhập sai nhiều lần. Vui lòng thử lại sau {min} phút."),
+                "message": message,
                 "retry_after_minutes": min,
             })),
         )
@@ -206,25 +228,17 @@ async fn login(
     }
 }
 
-async fn logout(State(k): State<Kiosk>, headers: HeaderMap) -> Response {
-    match authed_write(&k, &headers) {
-        Ok((token, _)) => {
-            k.sessions().close(&token);
-            let mut res = StatusCode::NO_CONTENT.into_response();
-            res.headers_mut().append(
-                header::SET_COOKIE,
-                k.set_cookie(session::COOKIE, "", Some(0)),
-            );
-            res
-        }
-        Err(r) => r,
-    }
+async fn logout(State(k): State<Kiosk>, clerk: Checked<Api>) -> Response {
+    clerk.log_out();
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        k.set_cookie(session::COOKIE, "", Some(0)),
+    );
+    res
 }
 
-async fn sync(State(k): State<Kiosk>, headers: HeaderMap) -> Response {
-    if let Err(r) = authed(&k, &headers) {
-        return r;
-    }
+async fn sync(State(k): State<Kiosk>, _clerk: Clerk<Api>) -> Response {
     Json(k.sync_view().await).into_response()
 }
 
@@ -234,64 +248,24 @@ struct ProcedureQuery {
     q: String,
 }
 
-#[derive(Serialize)]
-struct ProcedureOut {
-    #[serde(flatten)]
-    procedure: Procedure,
-    /// The appointment date (dd/mm/yyyy) for a dossier received now.
-    appointment: Option<String>,
-}
-
 async fn procedures(
     State(k): State<Kiosk>,
-    headers: HeaderMap,
+    clerk: Clerk<Api>,
     Query(pq): Query<ProcedureQuery>,
 ) -> Response {
-    if let Err(r) = authed(&k, &headers) {
-        return r;
-    }
-    let res = k
-        .read(move |r| {
-            let conn = r.connection();
-            let list = reference::search_procedures(conn, &pq.q)?;
-            let now = time::OffsetDateTime::now_utc();
-            let cal = reference::calendar(conn, now.to_offset(VIETNAM).date())?;
-            Ok(list
-                .into_iter()
-                .map(|p| {
-                    let appointment = cal
-                        .appointment(now, p.working_days)
-                        .map(|t| local_date(&motcua_protocol::UtcTime::new(t).to_string()));
-                    ProcedureOut {
-                        procedure: p,
-                        appointment,
-                    }
-                })
-                .collect::<Vec<_>>())
-        })
-        .await;
-    match res {
+    let today = k.today();
+    match clerk.read(move |r| app::offers(r, &pq.q, &today)).await {
         Ok(list) => Json(list).into_response(),
         Err(f) => failure(f),
     }
 }
 
-async fn create(
-    State(k): State<Kiosk>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let (_, s) = match authed_write(&k, &headers) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let input: DossierInput = match json_body(&headers, body) {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    match k.writer().create_async(input, s.staff.clone()).await {
-        Ok(Ok(c)) => {
-            tracing::info!(code = %c.dossier.code, seq = c.seq, staff = %s.staff, "dossier received through the kiosk API");
+async fn create(clerk: Checked<Api>, JsonBody(input): JsonBody<DossierInput>) -> Response {
+    let staff = &clerk.session().staff;
+    let answer = clerk.writer().create_async(input, staff.clone()).await;
+    match answered(answer, StatusCode::UNPROCESSABLE_ENTITY, "a submission") {
+        Ok(c) => {
+            tracing::info!(code = %c.dossier.code, seq = c.seq, staff = %staff, "dossier received through the kiosk API");
             (
                 StatusCode::CREATED,
                 [(
@@ -302,18 +276,7 @@ async fn create(
             )
                 .into_response()
         }
-        Ok(Err(Refusal::Invalid(i))) => {
-            tracing::info!(codes = ?i.codes(), "kiosk API submission refused");
-            invalid(StatusCode::UNPROCESSABLE_ENTITY, &i)
-        }
-        Ok(Err(r)) => {
-            tracing::error!(error = %r, "kiosk API: a submission was not stored");
-            invalid(StatusCode::SERVICE_UNAVAILABLE, &r.for_clerk())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "kiosk API: a submission was not stored");
-            invalid(StatusCode::SERVICE_UNAVAILABLE, &e.for_clerk())
-        }
+        Err(r) => r,
     }
 }
 
@@ -338,45 +301,41 @@ struct SearchQuery {
 
 async fn search(
     State(k): State<Kiosk>,
-    headers: HeaderMap,
+    clerk: Clerk<Api>,
     Query(sq): Query<SearchQuery>,
 ) -> Response {
-    if let Err(r) = authed(&k, &headers) {
-        return r;
-    }
-    let mut q = Search {
+    let lookup = Lookup {
+        text: sq.q,
         code: sq.code,
         id_number: sq.id_number,
         name: sq.name,
+        day: sq
+            .day
+            .filter(|d| !d.trim().is_empty())
+            .map_or(Day::Any, Day::Typed),
         overdue: sq.overdue,
         limit: sq.limit.unwrap_or(100).clamp(1, 1000),
-        ..Search::default()
     };
-    interpret(&sq.q, &mut q);
-    if let Some(d) = sq.day.as_deref().filter(|d| !d.trim().is_empty()) {
-        match parse_date(d) {
-            Some(d) => q.day = Some(d),
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "day_format",
-                    "Ngày không hợp lệ: dùng dd/mm/yyyy, ví dụ 26/11/2026.",
-                );
-            }
+    let today = k.today();
+    let q = match lookup.query(&today) {
+        Ok(q) => q,
+        Err(_) => {
+            // The API's own wording of app::DAY_FORMAT, kept as published.
+            return error(
+                StatusCode::BAD_REQUEST,
+                app::DAY_FORMAT,
+                "Ngày không hợp lệ: dùng dd/mm/yyyy, ví dụ 26/11/2026.",
+            );
         }
-    }
-    let (_, now) = today();
-    match k.read(move |r| r.search(&q, &now)).await {
+    };
+    match clerk.read(move |r| r.search(&q, &today.now)).await {
         Ok(list) => Json(list).into_response(),
         Err(f) => failure(f),
     }
 }
 
-async fn dossier(State(k): State<Kiosk>, headers: HeaderMap, Path(code): Path<String>) -> Response {
-    if let Err(r) = authed(&k, &headers) {
-        return r;
-    }
-    match k.read(move |r| r.dossier(&code)).await {
+async fn dossier(clerk: Clerk<Api>, Path(code): Path<String>) -> Response {
+    match clerk.read(move |r| r.dossier(&code)).await {
         Ok(Some(d)) => Json(d).into_response(),
         Ok(None) => failure(Failure::NotFound),
         Err(f) => failure(f),
@@ -392,45 +351,25 @@ struct StatusBody {
 }
 
 async fn set_status(
-    State(k): State<Kiosk>,
-    headers: HeaderMap,
+    clerk: Checked<Api>,
     Path(code): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(b): JsonBody<StatusBody>,
 ) -> Response {
-    let (_, s) = match authed_write(&k, &headers) {
-        Ok(x) => x,
-        Err(r) => return r,
+    let to = match app::status(b.status) {
+        Ok(to) => to,
+        Err(r) => return refused(StatusCode::UNPROCESSABLE_ENTITY, &r),
     };
-    let b: StatusBody = match json_body(&headers, body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let Ok(to) = Status::try_from(b.status) else {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "status_range",
-            "Trạng thái phải là số từ 1 đến 10.",
-        );
-    };
-    match k
+    let staff = &clerk.session().staff;
+    let answer = clerk
         .writer()
-        .set_status_async(&code, to, s.staff.clone(), b.note)
-        .await
-    {
-        Ok(Ok(c)) => {
-            tracing::info!(code = %c.code, seq = c.seq, from = c.from.get(), to = c.to.get(), staff = %s.staff, "status changed through the kiosk API");
+        .set_status_async(&code, to, staff.clone(), b.note)
+        .await;
+    match answered(answer, StatusCode::CONFLICT, "a status change") {
+        Ok(c) => {
+            tracing::info!(code = %c.code, seq = c.seq, from = c.from.get(), to = c.to.get(), staff = %staff, "status changed through the kiosk API");
             Json(json!({ "code": c.code, "from": c.from.get(), "to": c.to.get(), "seq": c.seq }))
                 .into_response()
         }
-        Ok(Err(Refusal::NotFound(_))) => failure(Failure::NotFound),
-        Ok(Err(Refusal::Invalid(i))) => invalid(StatusCode::CONFLICT, &i),
-        Ok(Err(r)) => {
-            tracing::error!(error = %r, "kiosk API: a status change was not stored");
-            invalid(StatusCode::SERVICE_UNAVAILABLE, &r.for_clerk())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "kiosk API: a status change was not stored");
-            invalid(StatusCode::SERVICE_UNAVAILABLE, &e.for_clerk())
-        }
+        Err(r) => r,
     }
 }

@@ -20,11 +20,14 @@
 //! # Layout
 //! - [`staff`]: accounts, `motcua staff`.
 //! - [`session`]: sessions, CSRF tokens, lockout.
+//! - [`guard`]: the extractors every handler takes (a clerk's session, a
+//!   CSRF-checked form or API write), the only way to the store.
 //! - [`pages`]: the HTML screens.
 //! - [`api`]: the JSON API (docs/KIOSK-API.md).
 //! - [`tls`]: the listener when TLS is configured.
 
 pub mod api;
+pub mod guard;
 pub mod pages;
 pub mod session;
 pub mod staff;
@@ -32,7 +35,7 @@ pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -41,16 +44,14 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use motcua_protocol::{DeviceId, UnitCode, UtcTime};
-use time::OffsetDateTime;
+use motcua_protocol::{DeviceId, UnitCode};
 use tokio::sync::watch;
 
 use crate::sync::SyncState;
-use motcua_counter::domain::VIETNAM;
-use motcua_counter::store::read::Counts;
-use motcua_counter::store::reference::format_day;
+use motcua_counter::app::{self, Today};
+use motcua_counter::clock::SystemClock;
+use motcua_counter::store::StoreError;
 use motcua_counter::store::writer::WriterHandle;
-use motcua_counter::store::{Reader, StoreError};
 
 /// Largest request body: a dossier form is a few kilobytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -86,8 +87,8 @@ pub struct Kiosk {
 
 struct Inner {
     opts: KioskOptions,
-    writer: WriterHandle,
-    reader: Mutex<Option<Reader>>,
+    store: guard::Store,
+    clock: SystemClock,
     sync: watch::Receiver<SyncState>,
     sessions: session::Sessions,
     staff: staff::Book,
@@ -137,17 +138,12 @@ impl Kiosk {
                     opts.lockout,
                 ),
                 staff: staff::Book::new(opts.staff_file.clone())?,
+                store: guard::Store::new(writer, opts.db.clone()),
+                clock: SystemClock::default(),
                 opts,
-                writer,
-                reader: Mutex::new(None),
                 sync,
             }),
         })
-    }
-
-    /// The writer.
-    pub fn writer(&self) -> &WriterHandle {
-        &self.inner.writer
     }
 
     /// The options.
@@ -165,46 +161,21 @@ impl Kiosk {
         &self.inner.staff
     }
 
-    /// Runs `f` with the read connection on a blocking thread. The reader
-    /// is opened on first use (the writer creates the file first).
-    pub async fn read<T, F>(&self, f: F) -> Result<T, Failure>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Reader) -> Result<T, StoreError> + Send + 'static,
-    {
-        let k = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut slot = k.inner.reader.lock().unwrap_or_else(|p| p.into_inner());
-            if slot.is_none() {
-                *slot = Some(Reader::open(&k.inner.opts.db)?);
-            }
-            match slot.as_ref() {
-                Some(r) => f(r),
-                None => Err(StoreError::WriterGone),
-            }
-        })
-        .await
-        .map_err(|e| Failure::Internal(anyhow::anyhow!("reader task: {e}")))?
-        .map_err(Failure::Store)
+    /// Today's date in Vietnam and now, from the kiosk's clock.
+    pub fn today(&self) -> Today {
+        app::today(&self.inner.clock)
     }
 
     /// The sync indicator's figures.
     pub async fn sync_view(&self) -> SyncView {
         let online = self.inner.sync.borrow().online;
-        let (day, now) = today();
-        let counts: Option<Counts> = self.read(move |r| r.counts(&day, &now)).await.ok();
+        let Today { day, now } = self.today();
+        let counts = guard::counts(self, day, now).await;
         SyncView {
             online,
             waiting: counts.as_ref().map_or(0, |c| c.unsynced),
             last_receipt_at: counts.and_then(|c| c.last_receipt_at),
         }
-    }
-
-    /// The session of a request, from its cookie.
-    pub fn session(&self, headers: &HeaderMap) -> Option<(String, session::Session)> {
-        let token = cookie(headers, session::COOKIE)?;
-        let s = self.inner.sessions.get(&token)?;
-        Some((token, s))
     }
 
     /// `; Secure` when served over TLS.
@@ -239,12 +210,6 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
-}
-
-/// Today's date in Vietnam (`YYYY-MM-DD`) and now.
-pub fn today() -> (String, UtcTime) {
-    let now = OffsetDateTime::now_utc();
-    (format_day(now.to_offset(VIETNAM).date()), UtcTime::new(now))
 }
 
 /// The router: pages, assets, API, limits and security headers.

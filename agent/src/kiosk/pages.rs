@@ -2,9 +2,9 @@
 //! printable in two copies), lookup, status change. Dates dd/mm/yyyy,
 //! times in Asia/Ho_Chi_Minh.
 //!
-//! Every handler that changes something checks the session's CSRF token
-//! (`_csrf` in the form) before anything else; every page that shows
-//! personal data needs a session.
+//! Every handler that changes something takes a [`CsrfForm`] (the
+//! session's CSRF token in `_csrf`, checked before anything else); every
+//! page that shows personal data takes a [`Clerk`] ([`super::guard`]).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -12,35 +12,21 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use motcua_protocol::UtcTime;
 use serde::Deserialize;
 
+use super::guard::{Clerk, CsrfForm, Front, LoginOutcome, Page, attempt, field, fields};
 use super::session::{self, Session};
-use super::{Failure, Kiosk, SyncView, cookie, today};
-use motcua_counter::dates::{local_date, local_time, parse_date};
-use motcua_counter::domain::VIETNAM;
+use super::{Failure, Kiosk, SyncView, cookie};
+use motcua_counter::app::{self, Day, Lookup, Offer};
+use motcua_counter::dates::local_time;
 use motcua_counter::domain::dossier::{ApplicantInput, DocumentInput, DossierInput};
 use motcua_counter::domain::invalid::{Invalid, InvalidInput};
-use motcua_counter::domain::status::Status;
-use motcua_counter::store::Refusal;
-use motcua_counter::store::read::{Query as Search, StoredDossier, Summary};
+use motcua_counter::store::read::{StoredDossier, Summary};
 use motcua_counter::store::reference::{self, Procedure};
+use motcua_counter::store::{Answer, Refusal};
 
 const CSS: &str = include_str!("assets/kiosk.css");
 const JS: &str = include_str!("assets/kiosk.js");
-
-/// The form fields of a request body, in order (repeated names kept).
-pub fn fields(body: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
-    f.iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.as_str())
-}
 
 fn money(v: u64) -> String {
     let s = v.to_string();
@@ -120,16 +106,51 @@ fn to_login() -> Response {
     Redirect::to("/dang-nhap").into_response()
 }
 
+impl Front for Page {
+    fn unauthenticated() -> Response {
+        to_login()
+    }
+
+    fn forged() -> Response {
+        csrf_refused()
+    }
+}
+
+/// A writer's answer as the pages show it: done, or the clerk's lines. A
+/// store failure, or a refusal no clerk can fix, goes to the log as
+/// `what` was not stored.
+fn for_clerk<T>(answer: Answer<T>, what: &str) -> Result<T, InvalidInput> {
+    match answer {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(Refusal::Invalid(i))) => Err(i),
+        Ok(Err(r)) => {
+            tracing::error!(error = %r, "kiosk: {what} was not stored");
+            Err(r.for_clerk())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "kiosk: {what} was not stored");
+            Err(e.for_clerk())
+        }
+    }
+}
+
+/// A refusal's lines as one sentence.
+fn sentence(i: InvalidInput) -> String {
+    i.0.into_iter()
+        .map(|i| i.message)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The 404 page.
-pub async fn not_found(State(k): State<Kiosk>, headers: HeaderMap) -> Response {
-    let s = k.session(&headers).map(|(_, s)| s);
+pub async fn not_found(State(k): State<Kiosk>, clerk: Option<Clerk<Page>>) -> Response {
     let sync = k.sync_view().await;
     html_response(
         StatusCode::NOT_FOUND,
         page(
             "Không tìm thấy trang",
             &k,
-            s.as_ref(),
+            clerk.as_ref().map(Clerk::session),
             &sync,
             html! {
                 h1 { "Không tìm thấy trang này" }
@@ -178,7 +199,7 @@ pub fn failure_page(f: Failure) -> Response {
 }
 
 /// 413 and other unreadable bodies.
-fn body_refused(e: &BytesRejection) -> Response {
+pub(super) fn body_refused(e: &BytesRejection) -> Response {
     let status = e.status();
     let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
         "Dữ liệu gửi lên quá lớn. Vui lòng kiểm tra lại nội dung đã nhập."
@@ -222,8 +243,8 @@ pub async fn js() -> Response {
 }
 
 /// `/`: the reception screen, or the login.
-pub async fn home(State(k): State<Kiosk>, headers: HeaderMap) -> Response {
-    if k.session(&headers).is_some() {
+pub async fn home(clerk: Option<Clerk<Page>>) -> Response {
+    if clerk.is_some() {
         Redirect::to("/tiep-nhan").into_response()
     } else {
         to_login()
@@ -264,46 +285,6 @@ pub async fn login_form(State(k): State<Kiosk>) -> Response {
     login_page(&k, StatusCode::OK, None, "").await
 }
 
-/// What a login attempt came to.
-pub enum LoginOutcome {
-    /// Logged in: the cookie token and the session.
-    Ok(String, Session),
-    /// Wrong account or secret.
-    Wrong,
-    /// Locked out for this many minutes.
-    Locked(u64),
-}
-
-/// Checks a login, counting failures and locking.
-pub async fn attempt(k: &Kiosk, staff: &str, secret: &str) -> LoginOutcome {
-    if let Some(l) = k.sessions().locked(staff) {
-        return LoginOutcome::Locked(l.remaining.as_secs().div_ceil(60));
-    }
-    let (k2, id, secret) = (k.clone(), staff.to_owned(), secret.to_owned());
-    let found = tokio::task::spawn_blocking(move || k2.staff().check(&id, &secret))
-        .await
-        .ok()
-        .flatten();
-    match found {
-        Some(a) => {
-            k.sessions().succeeded(staff);
-            tracing::info!(staff = %a.id, "kiosk login");
-            let (t, s) = k.sessions().open(a.id, a.name);
-            LoginOutcome::Ok(t, s)
-        }
-        None => {
-            tracing::warn!("kiosk login refused");
-            match k.sessions().failed(staff) {
-                Some(l) => {
-                    tracing::warn!("kiosk account locked after repeated failures");
-                    LoginOutcome::Locked(l.remaining.as_secs().div_ceil(60))
-                }
-                None => LoginOutcome::Wrong,
-            }
-        }
-    }
-}
-
 /// POST `/dang-nhap`.
 pub async fn login(
     State(k): State<Kiosk>,
@@ -326,7 +307,9 @@ pub async fn login(
         .await;
     }
     let staff = field(&f, "ma_can_bo").trim().to_owned();
-    match attempt(&k, &staff, field(&f, "mat_khau")).await {
+    let outcome = attempt(&k, &staff, field(&f, "mat_khau")).await;
+    let message = outcome.message();
+    match outcome {
         LoginOutcome::Ok(token, _) => {
             let mut res = Redirect::to("/tiep-nhan").into_response();
             let h = res.headers_mut();
@@ -340,32 +323,11 @@ pub async fn login(
             );
             res
         }
-        LoginOutcome::Wrong => {
-            login_page(
-                &k,
-                StatusCode::UNAUTHORIZED,
-                Some("Sai mã cán bộ hoặc mật khẩu.".into()),
-                &staff,
-            )
-            .await
-        }
-        LoginOutcome::Locked(min) => {
-            login_page(
-                &k,
-                StatusCode::TOO_MANY_REQUESTS,
-                Some(format!(
-                    "Tài khoản tạm khóa vì nhập sai nhiều lần. Vui lòng thử lại sau {min} phút."
-                )),
-                &staff,
-            )
-            .await
+        LoginOutcome::Wrong => login_page(&k, StatusCode::UNAUTHORIZED, message, &staff).await,
+        LoginOutcome::Locked(_) => {
+            login_page(&k, StatusCode::TOO_MANY_REQUESTS, message, &staff).await
         }
     }
-}
-
-/// Checks the form's CSRF token against the session's.
-fn csrf_ok(s: &Session, f: &[(String, String)]) -> bool {
-    session::same(&s.csrf, field(f, "_csrf"))
 }
 
 fn csrf_refused() -> Response {
@@ -385,45 +347,10 @@ fn csrf_refused() -> Response {
     )
 }
 
-/// A form's fields, in order.
-type Fields = Vec<(String, String)>;
-
-/// A state-changing form: its body read, its session found and its CSRF
-/// token checked, in that order; otherwise the answer to send.
-fn form_of(
-    k: &Kiosk,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(Session, Fields), Box<Response>> {
-    let body = body.map_err(|e| Box::new(body_refused(&e)))?;
-    let Some((_, s)) = k.session(headers) else {
-        return Err(Box::new(to_login()));
-    };
-    let f = fields(&body);
-    if !csrf_ok(&s, &f) {
-        return Err(Box::new(csrf_refused()));
-    }
-    Ok((s, f))
-}
-
 /// POST `/dang-xuat`.
-pub async fn logout(
-    State(k): State<Kiosk>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return body_refused(&e),
-    };
-    let Some((token, s)) = k.session(&headers) else {
-        return to_login();
-    };
-    if !csrf_ok(&s, &fields(&body)) {
-        return csrf_refused();
-    }
-    k.sessions().close(&token);
-    tracing::info!(staff = %s.staff, "kiosk logout");
+pub async fn logout(State(k): State<Kiosk>, form: CsrfForm) -> Response {
+    tracing::info!(staff = %form.clerk.session().staff, "kiosk logout");
+    form.clerk.log_out();
     let mut res = to_login();
     res.headers_mut().append(
         header::SET_COOKIE,
@@ -518,44 +445,26 @@ pub struct ReceptionQuery {
     thu_tuc: String,
 }
 
-/// The chosen procedure with its appointment if received now.
-struct Chosen {
-    procedure: Procedure,
-    appointment: Option<String>,
-}
-
+/// The procedures matching `q` and the chosen one, with its appointment
+/// if received now.
 async fn load_reception(
     k: &Kiosk,
+    clerk: &Clerk<Page>,
     q: String,
     chosen: String,
-) -> Result<(Vec<Procedure>, Option<Chosen>), Failure> {
-    k.read(move |r| {
-        let conn = r.connection();
-        let list = reference::search_procedures(conn, &q)?;
-        let chosen = if chosen.is_empty() {
-            None
-        } else {
-            let found = reference::search_procedures(conn, &chosen)?
-                .into_iter()
-                .find(|p| p.code == chosen);
-            match found {
-                Some(p) => {
-                    let now = time::OffsetDateTime::now_utc();
-                    let cal = reference::calendar(conn, now.to_offset(VIETNAM).date())?;
-                    let appointment = cal
-                        .appointment(now, p.working_days)
-                        .map(|t| local_date(&UtcTime::new(t).to_string()));
-                    Some(Chosen {
-                        procedure: p,
-                        appointment,
-                    })
-                }
-                None => None,
-            }
-        };
-        Ok((list, chosen))
-    })
-    .await
+) -> Result<(Vec<Procedure>, Option<Offer>), Failure> {
+    let today = k.today();
+    clerk
+        .read(move |r| {
+            let list = reference::search_procedures(r.connection(), &q)?;
+            let chosen = if chosen.is_empty() {
+                None
+            } else {
+                app::offer(r, &chosen, &today)?
+            };
+            Ok((list, chosen))
+        })
+        .await
 }
 
 fn errors_for<'a>(errors: &'a [Invalid], prefix: &str) -> Vec<&'a Invalid> {
@@ -578,7 +487,7 @@ fn reception_body(
     s: &Session,
     q: &str,
     list: &[Procedure],
-    chosen: Option<&Chosen>,
+    chosen: Option<&Offer>,
     entered: &Entered,
     errors: &[Invalid],
 ) -> Markup {
@@ -697,13 +606,11 @@ fn reception_body(
 /// GET `/tiep-nhan`.
 pub async fn reception(
     State(k): State<Kiosk>,
-    headers: HeaderMap,
+    clerk: Clerk<Page>,
     Query(rq): Query<ReceptionQuery>,
 ) -> Result<Response, Failure> {
-    let Some((_, s)) = k.session(&headers) else {
-        return Ok(to_login());
-    };
-    let (list, chosen) = load_reception(&k, rq.q.clone(), rq.thu_tuc.clone()).await?;
+    let s = clerk.session();
+    let (list, chosen) = load_reception(&k, &clerk, rq.q.clone(), rq.thu_tuc.clone()).await?;
     let sync = k.sync_view().await;
     let entered = Entered {
         procedure: rq.thu_tuc.clone(),
@@ -714,41 +621,25 @@ pub async fn reception(
         page(
             "Tiếp nhận hồ sơ",
             &k,
-            Some(&s),
+            Some(s),
             &sync,
-            reception_body(&s, &rq.q, &list, chosen.as_ref(), &entered, &[]),
+            reception_body(s, &rq.q, &list, chosen.as_ref(), &entered, &[]),
         ),
     ))
 }
 
 /// POST `/ho-so`: validate, store durably, then show the receipt.
-pub async fn submit(
-    State(k): State<Kiosk>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Failure> {
-    let (s, f) = match form_of(&k, &headers, body) {
-        Ok(x) => x,
-        Err(r) => return Ok(*r),
-    };
-    let entered = Entered::from_fields(&f);
+pub async fn submit(State(k): State<Kiosk>, form: CsrfForm) -> Result<Response, Failure> {
+    let s = form.clerk.session();
+    let entered = Entered::from_fields(&form.fields);
     let result = match entered.input() {
-        Ok(input) => k
-            .writer()
-            .create_async(input, s.staff.clone())
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "kiosk: a submission was not stored");
-                e.for_clerk()
-            })
-            .and_then(|r| {
-                r.map_err(|r| {
-                    if !matches!(r, Refusal::Invalid(_)) {
-                        tracing::error!(error = %r, "kiosk: a submission was not stored");
-                    }
-                    r.for_clerk()
-                })
-            }),
+        Ok(input) => for_clerk(
+            form.clerk
+                .writer()
+                .create_async(input, s.staff.clone())
+                .await,
+            "a submission",
+        ),
         Err(i) => Err(i),
     };
     match result {
@@ -759,16 +650,16 @@ pub async fn submit(
         Err(invalid) => {
             tracing::info!(codes = ?invalid.codes(), "kiosk submission refused");
             let (list, chosen) =
-                load_reception(&k, String::new(), entered.procedure.clone()).await?;
+                load_reception(&k, &form.clerk, String::new(), entered.procedure.clone()).await?;
             let sync = k.sync_view().await;
             Ok(html_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 page(
                     "Tiếp nhận hồ sơ",
                     &k,
-                    Some(&s),
+                    Some(s),
                     &sync,
-                    reception_body(&s, "", &list, chosen.as_ref(), &entered, &invalid.0),
+                    reception_body(s, "", &list, chosen.as_ref(), &entered, &invalid.0),
                 ),
             ))
         }
@@ -856,13 +747,14 @@ pub struct ReceiptQuery {
 
 async fn receipt_page(
     k: &Kiosk,
-    s: &Session,
+    clerk: &Clerk<Page>,
     code: String,
     just_received: bool,
     status_error: Option<String>,
 ) -> Result<Response, Failure> {
+    let s = clerk.session();
     let c = code.clone();
-    let Some(d) = k.read(move |r| r.dossier(&c)).await? else {
+    let Some(d) = clerk.read(move |r| r.dossier(&c)).await? else {
         return Err(Failure::NotFound);
     };
     let staff_id = d
@@ -918,62 +810,52 @@ async fn receipt_page(
 /// GET `/ho-so/{code}`: the receipt (form 01).
 pub async fn receipt(
     State(k): State<Kiosk>,
-    headers: HeaderMap,
+    clerk: Clerk<Page>,
     Path(code): Path<String>,
     Query(q): Query<ReceiptQuery>,
 ) -> Result<Response, Failure> {
-    let Some((_, s)) = k.session(&headers) else {
-        return Ok(to_login());
-    };
-    receipt_page(&k, &s, code, q.moi.is_some(), None).await
+    receipt_page(&k, &clerk, code, q.moi.is_some(), None).await
 }
 
 /// POST `/ho-so/{code}/trang-thai`.
 pub async fn change_status(
     State(k): State<Kiosk>,
-    headers: HeaderMap,
     Path(code): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    form: CsrfForm,
 ) -> Result<Response, Failure> {
-    let (s, f) = match form_of(&k, &headers, body) {
-        Ok(x) => x,
-        Err(r) => return Ok(*r),
-    };
-    let to = field(&f, "trang_thai")
+    let to = form
+        .field("trang_thai")
         .parse::<u8>()
         .ok()
-        .and_then(|v| Status::try_from(v).ok());
+        .and_then(|v| app::status(v).ok());
     let Some(to) = to else {
         return receipt_page(
             &k,
-            &s,
+            &form.clerk,
             code,
             false,
             Some("Chưa chọn trạng thái mới.".into()),
         )
         .await;
     };
-    let note = Some(field(&f, "ghi_chu").trim().to_owned()).filter(|n| !n.is_empty());
-    let refused = match k
+    let note = Some(form.field("ghi_chu").trim().to_owned()).filter(|n| !n.is_empty());
+    let staff = &form.clerk.session().staff;
+    let answer = form
+        .clerk
         .writer()
-        .set_status_async(&code, to, s.staff.clone(), note)
-        .await
-    {
-        Ok(Ok(c)) => {
-            tracing::info!(code = %c.code, seq = c.seq, from = c.from.get(), to = c.to.get(), staff = %s.staff, "status changed at the kiosk");
-            return Ok(Redirect::to(&format!("/ho-so/{code}")).into_response());
-        }
+        .set_status_async(&code, to, staff.clone(), note)
+        .await;
+    let refused = match answer {
         Ok(Err(Refusal::NotFound(_))) => return Err(Failure::NotFound),
-        Ok(Err(r)) => r.for_clerk(),
-        Err(e) => e.for_clerk(),
+        answer => match for_clerk(answer, "a status change") {
+            Ok(c) => {
+                tracing::info!(code = %c.code, seq = c.seq, from = c.from.get(), to = c.to.get(), staff = %staff, "status changed at the kiosk");
+                return Ok(Redirect::to(&format!("/ho-so/{code}")).into_response());
+            }
+            Err(i) => i,
+        },
     };
-    let msg = refused
-        .0
-        .into_iter()
-        .map(|i| i.message)
-        .collect::<Vec<_>>()
-        .join(" ");
-    receipt_page(&k, &s, code, false, Some(msg)).await
+    receipt_page(&k, &form.clerk, code, false, Some(sentence(refused))).await
 }
 
 /// The lookup query.
@@ -988,25 +870,6 @@ pub struct LookupQuery {
     /// Only overdue dossiers.
     #[serde(default)]
     qua_han: Option<String>,
-}
-
-/// Reads a free lookup text as a code, an ID number or a name.
-pub fn interpret(q: &str, search: &mut Search) {
-    let t = q.trim();
-    if t.is_empty() {
-        return;
-    }
-    if t.len() == 12 && t.bytes().all(|b| b.is_ascii_digit()) {
-        search.id_number = Some(t.to_owned());
-    } else if t.contains('-')
-        && t.as_bytes()[0].is_ascii_alphabetic()
-        && t.chars().filter(|c| *c == '-').count() <= 2
-        && !t.contains(' ')
-    {
-        search.code = Some(t.to_uppercase());
-    } else {
-        search.name = Some(t.to_owned());
-    }
 }
 
 fn results(list: &[Summary]) -> Markup {
@@ -1036,34 +899,29 @@ fn results(list: &[Summary]) -> Markup {
 /// GET `/tra-cuu`.
 pub async fn lookup(
     State(k): State<Kiosk>,
-    headers: HeaderMap,
+    clerk: Clerk<Page>,
     Query(lq): Query<LookupQuery>,
 ) -> Result<Response, Failure> {
-    let Some((_, s)) = k.session(&headers) else {
-        return Ok(to_login());
-    };
-    let mut search = Search {
+    let overdue = lq.qua_han.is_some();
+    // Nothing asked: today's dossiers.
+    let todays = lq.q.trim().is_empty() && lq.ngay.trim().is_empty() && !overdue;
+    let lookup = Lookup {
+        text: lq.q.clone(),
+        day: if !lq.ngay.trim().is_empty() {
+            Day::Typed(lq.ngay.clone())
+        } else if todays {
+            Day::Today
+        } else {
+            Day::Any
+        },
+        overdue,
         limit: 200,
-        overdue: lq.qua_han.is_some(),
-        ..Search::default()
+        ..Lookup::default()
     };
-    interpret(&lq.q, &mut search);
-    let mut error = None;
-    if !lq.ngay.trim().is_empty() {
-        match parse_date(&lq.ngay) {
-            Some(d) => search.day = Some(d),
-            None => error = Some("Ngày không hợp lệ: nhập theo dạng dd/mm/yyyy, ví dụ 26/11/2026."),
-        }
-    }
-    let todays = lq.q.trim().is_empty() && lq.ngay.trim().is_empty() && !search.overdue;
-    let (day, now) = today();
-    if todays {
-        search.day = Some(day);
-    }
-    let list = if error.is_none() {
-        k.read(move |r| r.search(&search, &now)).await?
-    } else {
-        Vec::new()
+    let today = k.today();
+    let (list, error) = match lookup.query(&today) {
+        Ok(q) => (clerk.read(move |r| r.search(&q, &today.now)).await?, None),
+        Err(r) => (Vec::new(), Some(sentence(r.for_clerk()))),
     };
     let sync = k.sync_view().await;
     let body = html! {
@@ -1081,6 +939,6 @@ pub async fn lookup(
     };
     Ok(html_response(
         StatusCode::OK,
-        page("Tra cứu hồ sơ", &k, Some(&s), &sync, body),
+        page("Tra cứu hồ sơ", &k, Some(clerk.session()), &sync, body),
     ))
 }
