@@ -249,7 +249,7 @@ fn render(d: &StoredDossier) -> String {
     let mut line = |k: &str, v: &str| {
         let _ = writeln!(out, "{k:<22}{v}");
     };
-    line("Mã hồ sơ:", &d.code);
+    line("Mã hồ sơ:", &d.code.to_string());
     match &d.dossier {
         Some(x) => {
             line("Đơn vị tiếp nhận:", x.unit.as_str());
@@ -275,12 +275,12 @@ fn render(d: &StoredDossier) -> String {
                 );
             }
             line("Số bộ hồ sơ:", &x.sets.to_string());
-            line("Tiếp nhận lúc:", &local_time(&x.received_at.to_string()));
+            line("Tiếp nhận lúc:", &local_time(&x.received_at));
             line(
                 "Hẹn trả kết quả:",
                 &format!(
                     "{} ({} ngày làm việc)",
-                    local_time(&x.appointment_at.to_string()),
+                    local_time(&x.appointment_at),
                     x.working_days
                 ),
             );
@@ -294,7 +294,7 @@ fn render(d: &StoredDossier) -> String {
             "Dữ liệu cá nhân:",
             &format!(
                 "đã xoá lúc {}",
-                local_time(d.pruned_at.as_deref().unwrap_or(""))
+                d.pruned_at.as_ref().map(local_time).unwrap_or_default()
             ),
         ),
     }
@@ -374,14 +374,10 @@ pub fn status(config: &Path, json: bool) -> Result<ExitCode> {
         motcua_common::outln!("{}", serde_json::to_string_pretty(&c)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let age = c
-        .oldest_unsynced_at
-        .as_deref()
-        .and_then(|t| UtcTime::parse(t).ok())
-        .map(|t| {
-            let secs = (now.get() - t.get()).whole_seconds().max(0) as u64;
-            age(secs)
-        });
+    let age = c.oldest_unsynced_at.map(|t| {
+        let secs = (now.get() - t.get()).whole_seconds().max(0) as u64;
+        age(secs)
+    });
     motcua_common::outln!("device               {}", cfg.device.id);
     motcua_common::outln!(
         "dossiers             {} ({} today, {} overdue)",
@@ -404,7 +400,7 @@ pub fn status(config: &Path, json: bool) -> Result<ExitCode> {
     motcua_common::outln!(
         "last receipt         {}",
         c.last_receipt_at
-            .as_deref()
+            .as_ref()
             .map(local_time)
             .unwrap_or_else(|| "never".into())
     );

@@ -60,8 +60,6 @@ impl Probe {
         let counts = reader.counts(&day, &at)?;
         let oldest_unsynced_s = counts
             .oldest_unsynced_at
-            .as_deref()
-            .and_then(|t| UtcTime::parse(t).ok())
             .map(|t| (now.at - t.get()).whole_seconds().max(0) as u64);
 
         self.sys.refresh_cpu_usage();

@@ -177,7 +177,7 @@ pub fn offers(reader: &Reader, text: &str, today: &Today) -> Result<Vec<Offer>, 
         .map(|procedure| Offer {
             appointment: cal
                 .appointment(now, procedure.working_days)
-                .map(|t| local_date(&UtcTime::new(t).to_string())),
+                .map(|t| local_date(&UtcTime::new(t))),
             procedure,
         })
         .collect())

@@ -7,32 +7,27 @@ use motcua_protocol::UtcTime;
 use crate::domain::VIETNAM;
 use crate::store::reference::{self, parse_day};
 
-/// `HH:MM dd/mm/yyyy`, Vietnam time, from RFC 3339.
-pub fn local_time(t: &str) -> String {
-    UtcTime::parse(t)
-        .ok()
-        .and_then(|u| {
-            u.get()
-                .to_offset(VIETNAM)
-                .format(time::macros::format_description!(
-                    "[hour]:[minute] [day]/[month]/[year]"
-                ))
-                .ok()
-        })
-        .unwrap_or_else(|| t.to_owned())
+/// `HH:MM dd/mm/yyyy`, Vietnam time.
+pub fn local_time(t: &UtcTime) -> String {
+    in_vietnam(
+        t,
+        time::macros::format_description!("[hour]:[minute] [day]/[month]/[year]"),
+    )
 }
 
-/// `dd/mm/yyyy`, Vietnam time, from RFC 3339.
-pub fn local_date(t: &str) -> String {
-    UtcTime::parse(t)
-        .ok()
-        .and_then(|u| {
-            u.get()
-                .to_offset(VIETNAM)
-                .format(time::macros::format_description!("[day]/[month]/[year]"))
-                .ok()
-        })
-        .unwrap_or_else(|| t.to_owned())
+/// `dd/mm/yyyy`, Vietnam time.
+pub fn local_date(t: &UtcTime) -> String {
+    in_vietnam(t, time::macros::format_description!("[day]/[month]/[year]"))
+}
+
+/// `t` in Vietnam time as `format` writes it; its RFC 3339 form should
+/// formatting fail (it cannot for these descriptions: every component is
+/// present).
+fn in_vietnam(t: &UtcTime, format: &[time::format_description::BorrowedFormatItem<'_>]) -> String {
+    t.get()
+        .to_offset(VIETNAM)
+        .format(format)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 /// `dd/mm/yyyy` or `yyyy-mm-dd` to `yyyy-mm-dd`.
@@ -47,4 +42,26 @@ pub fn parse_date(s: &str) -> Option<String> {
         return None;
     }
     parse_day(&format!("{y:0>4}-{m:0>2}-{d:0>2}")).map(reference::format_day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn times_are_shown_in_vietnam() {
+        // 18:30 UTC is 01:30 the next day in Vietnam.
+        let t = UtcTime::new(datetime!(2026-11-26 18:30:15.250 UTC));
+        assert_eq!(local_time(&t), "01:30 27/11/2026");
+        assert_eq!(local_date(&t), "27/11/2026");
+    }
+
+    #[test]
+    fn typed_dates_are_read_both_ways() {
+        assert_eq!(parse_date("26/11/2026").as_deref(), Some("2026-11-26"));
+        assert_eq!(parse_date(" 2026-11-26 ").as_deref(), Some("2026-11-26"));
+        assert_eq!(parse_date("1/2/2026").as_deref(), Some("2026-02-01"));
+        assert_eq!(parse_date("31/02/2026"), None);
+    }
 }

@@ -44,7 +44,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use motcua_protocol::{DeviceId, UnitCode};
+use motcua_protocol::{DeviceId, UnitCode, UtcTime};
 use tokio::sync::watch;
 
 use crate::sync::SyncState;
@@ -101,8 +101,8 @@ pub struct SyncView {
     pub online: bool,
     /// Records waiting for the DC's receipt.
     pub waiting: u64,
-    /// When the last receipt was stored (RFC 3339), if ever.
-    pub last_receipt_at: Option<String>,
+    /// When the last receipt was stored, if ever.
+    pub last_receipt_at: Option<UtcTime>,
 }
 
 /// An error a handler answers with. The message shown is fixed per kind;

@@ -19,6 +19,7 @@ use super::session::{self, Session};
 use super::{Failure, Kiosk, SyncView, cookie};
 use motcua_counter::app::{self, Day, Lookup, Offer};
 use motcua_counter::dates::local_time;
+use motcua_counter::domain::code::DossierCode;
 use motcua_counter::domain::dossier::{ApplicantInput, DocumentInput, DossierInput};
 use motcua_counter::domain::invalid::{Invalid, InvalidInput};
 use motcua_counter::store::read::{StoredDossier, Summary};
@@ -667,8 +668,8 @@ pub async fn submit(State(k): State<Kiosk>, form: CsrfForm) -> Result<Response, 
 }
 
 /// The dossier code as an SVG QR code.
-pub fn qr_svg(code: &str) -> String {
-    match qrcode::QrCode::new(code.as_bytes()) {
+pub fn qr_svg(code: &DossierCode) -> String {
+    match qrcode::QrCode::new(code.to_string().as_bytes()) {
         Ok(q) => q
             .render::<qrcode::render::svg::Color<'_>>()
             .min_dimensions(132, 132)
@@ -701,7 +702,7 @@ fn receipt_sheet(
             div.code-row {
                 div {
                     p { "Mã hồ sơ: " strong id=[id("ma-ho-so")] { (d.code) } }
-                    p { "Số thứ tự trong ngày: " (d.code.rsplit('-').next().unwrap_or("")) " · Quầy " (k.opts().device) }
+                    p { "Số thứ tự trong ngày: " (format!("{:04}", d.code.seq)) " · Quầy " (k.opts().device) }
                 }
                 div.qr id=[id("qr-ma-ho-so")] { (PreEscaped(qr_svg(&d.code))) }
             }
@@ -724,10 +725,10 @@ fn receipt_sheet(
             table.fields {
                 tr { th { "Số lượng hồ sơ" } td { (x.sets) " bộ" } }
                 tr { th { "Thời gian giải quyết theo quy định" } td { (x.working_days) " ngày làm việc" } }
-                tr { th { "Thời gian nhận hồ sơ" } td { (local_time(&x.received_at.to_string())) @if !x.clock_synced { " (đồng hồ máy chưa đồng bộ)" } } }
-                tr { th { "Thời gian trả kết quả" } td id=[id("ngay-tra")] { (local_time(&x.appointment_at.to_string())) } }
+                tr { th { "Thời gian nhận hồ sơ" } td { (local_time(&x.received_at)) @if !x.clock_synced { " (đồng hồ máy chưa đồng bộ)" } } }
+                tr { th { "Thời gian trả kết quả" } td id=[id("ngay-tra")] { (local_time(&x.appointment_at)) } }
                 tr { th { "Nơi trả kết quả" } td { (x.collect_at) } }
-                tr { th { "Vào Sổ theo dõi hồ sơ" } td { "Quyển: " (&x.received_at.to_string()[..4]) ", số: " (d.code) } }
+                tr { th { "Vào Sổ theo dõi hồ sơ" } td { "Quyển: " (x.received_at.get().year()) ", số: " (d.code) } }
             }
             div.signatures {
                 div { p { strong { "NGƯỜI NỘP HỒ SƠ" } } p.hint { "(Ký và ghi rõ họ tên)" } }

@@ -77,6 +77,13 @@ impl fmt::Display for DossierCode {
     }
 }
 
+/// Serialised as its text form, as [`fmt::Display`] writes it.
+impl serde::Serialize for DossierCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// Why a string is not a dossier code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a dossier code (expected UNITCODE-YYMMDD-XXXX, e.g. H49.12.3-261126-1007)")]
@@ -123,6 +130,11 @@ mod tests {
             seq: 11,
         };
         assert_eq!(c.to_string(), "H21.65-220914-0011");
+        // JSON carries the text form, as when codes travelled as strings.
+        assert_eq!(
+            serde_json::to_string(&c).expect("serialises"),
+            "\"H21.65-220914-0011\""
+        );
         assert_eq!("H21.65-220914-0011".parse::<DossierCode>(), Ok(c));
         for bad in [
             "H21.65-220914-011",

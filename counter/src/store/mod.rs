@@ -245,6 +245,16 @@ pub enum StoreError {
     /// Signing failed (a record over the size limit).
     #[error("cannot sign the record: {0}")]
     Sign(#[from] motcua_protocol::SignError),
+    /// A stored value does not read back as its column's type (a damaged
+    /// or hand-edited file): refused, never shown as it is. Only columns
+    /// without personal data (codes, times, statuses, ids) are parsed so.
+    #[error("the database holds a bad value in {column}: {detail}")]
+    BadValue {
+        /// The table and column, e.g. `dossiers.updated_at`.
+        column: &'static str,
+        /// What is wrong, quoting the value.
+        detail: String,
+    },
     /// A value in the database or a serialisation broke an invariant the
     /// code relies on (a bug or a hand-edited file).
     #[error("internal error: {0}")]

@@ -3,6 +3,12 @@
 //!
 //! A [`Reader`] has its own connection (WAL lets it read while the writer
 //! commits) and never writes.
+//!
+//! Stored codes, times, statuses and ids are parsed here, once, where each
+//! row is read, into their checked types ([`DossierCode`], [`UtcTime`],
+//! [`Status`], [`DeviceId`]); a value that does not parse refuses the read
+//! with [`StoreError::BadValue`] naming its column. Callers format typed
+//! values and never parse what the store returns.
 
 use std::fmt;
 use std::path::Path;
@@ -10,13 +16,14 @@ use std::sync::LazyLock;
 
 use ed25519_dalek::VerifyingKey;
 use motcua_protocol::{
-    ChainHead, Classification, Hash32, KeyId, Opened, Submission, UtcTime, classify,
+    ChainHead, Classification, DeviceId, Hash32, KeyId, Opened, Submission, UtcTime, classify,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::writer::hash32;
 use super::{Step, StoreError, schema};
+use crate::domain::code::DossierCode;
 use crate::domain::dossier::Dossier;
 use crate::domain::status::Status;
 use crate::domain::text::fold;
@@ -56,15 +63,15 @@ pub struct StoredDossier {
     /// one; `None` once its personal data was pruned.
     pub dossier: Option<Dossier>,
     /// Code.
-    pub code: String,
+    pub code: DossierCode,
     /// Current status.
     pub status: Status,
     /// Time of the last change.
-    pub updated_at: String,
+    pub updated_at: UtcTime,
     /// Whether every journal record of it has been receipted by the DC.
     pub synced: bool,
     /// When its personal data was pruned, if it was.
-    pub pruned_at: Option<String>,
+    pub pruned_at: Option<UtcTime>,
 }
 
 /// One line of a search result. Holds the applicant's name: personal data,
@@ -72,17 +79,18 @@ pub struct StoredDossier {
 #[derive(Clone, Serialize)]
 pub struct Summary {
     /// Code.
-    pub code: String,
+    pub code: DossierCode,
     /// Applicant's name (None once pruned).
     pub name: Option<String>,
-    /// Procedure code.
+    /// Procedure code, as the catalogue spells it (no checked type: the
+    /// catalogue's codes are free text).
     pub procedure: String,
     /// Status.
     pub status: Status,
     /// Received.
-    pub received_at: String,
+    pub received_at: UtcTime,
     /// Appointment.
-    pub appointment_at: String,
+    pub appointment_at: UtcTime,
     /// Whether the appointment has passed and the dossier is not finished.
     pub overdue: bool,
 }
@@ -121,6 +129,29 @@ fn like_escape(s: &str) -> String {
         .replace('_', "\\_")
 }
 
+/// A stored time read back, or the refusal naming its column.
+fn stored_time(column: &'static str, s: &str) -> Result<UtcTime, StoreError> {
+    UtcTime::parse(s).map_err(|e| bad(column, e))
+}
+
+/// A stored dossier code read back, or the refusal naming its column.
+fn stored_code(column: &'static str, s: &str) -> Result<DossierCode, StoreError> {
+    s.parse().map_err(|e| bad(column, e))
+}
+
+/// A stored status number read back, or the refusal naming its column.
+fn stored_status(column: &'static str, n: u8) -> Result<Status, StoreError> {
+    Status::try_from(n).map_err(|e| bad(column, e))
+}
+
+/// The refusal of a stored value that is not of its column's type.
+fn bad(column: &'static str, e: impl fmt::Display) -> StoreError {
+    StoreError::BadValue {
+        column,
+        detail: e.to_string(),
+    }
+}
+
 impl fmt::Debug for Query {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Query")
@@ -148,11 +179,11 @@ pub struct Counts {
     /// Records not yet receipted by the DC.
     pub unsynced: u64,
     /// When the oldest unsynced record was signed.
-    pub oldest_unsynced_at: Option<String>,
+    pub oldest_unsynced_at: Option<UtcTime>,
     /// Highest seq the DC has receipted.
     pub synced_through: u64,
     /// When the last receipt was stored.
-    pub last_receipt_at: Option<String>,
+    pub last_receipt_at: Option<UtcTime>,
     /// Reference data version.
     pub reference_version: Option<u64>,
 }
@@ -213,7 +244,11 @@ impl Reader {
         let Some((code, status, updated_at, data, pruned_at)) = row else {
             return Ok(None);
         };
-        let status = Status::try_from(status).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let status = stored_status("dossiers.status", status)?;
+        let updated_at = stored_time("dossiers.updated_at", &updated_at)?;
+        let pruned_at = pruned_at
+            .map(|t| stored_time("dossiers.pruned_at", &t))
+            .transpose()?;
         let dossier = match data {
             Some(d) => {
                 let mut d: Dossier = serde_json::from_str(&d).map_err(|e| StoreError::Damaged {
@@ -235,7 +270,7 @@ impl Reader {
             .step("reading a dossier's sync state")?;
         Ok(Some(StoredDossier {
             dossier,
-            code,
+            code: stored_code("dossiers.code", &code)?,
             status,
             updated_at,
             synced: !unsynced,
@@ -257,39 +292,41 @@ impl Reader {
             .as_deref()
             .map(|s| s.chars().filter(|c| !c.is_whitespace()).collect::<String>());
         let limit = if q.limit == 0 { 100 } else { q.limit } as i64;
-        let now = now.to_string();
         let mut stmt = self
             .conn
             .prepare_cached(&SEARCH)
             .step("searching dossiers")?;
         let rows = stmt
-            .query_map(params![code, id, name, q.day, q.overdue, now, limit], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, u8>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                ))
-            })
+            .query_map(
+                params![code, id, name, q.day, q.overdue, now.to_string(), limit],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, u8>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                    ))
+                },
+            )
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
             .step("searching dossiers")?;
         rows.into_iter()
             .map(
                 |(code, data, procedure, status, received_at, appointment_at)| {
-                    let status = Status::try_from(status)
-                        .map_err(|e| StoreError::Internal(e.to_string()))?;
+                    let status = stored_status("dossiers.status", status)?;
+                    let appointment_at = stored_time("dossiers.appointment_at", &appointment_at)?;
                     let name = data
                         .and_then(|d| serde_json::from_str::<Dossier>(&d).ok())
                         .map(|d| d.applicant.name);
-                    let overdue = appointment_at < now && !status.ends_deadline();
+                    let overdue = appointment_at < *now && !status.ends_deadline();
                     Ok(Summary {
-                        code,
+                        code: stored_code("dossiers.code", &code)?,
                         name,
                         procedure,
                         status,
-                        received_at,
+                        received_at: stored_time("dossiers.received_at", &received_at)?,
                         appointment_at,
                         overdue,
                     })
@@ -362,12 +399,14 @@ impl Reader {
             overdue: one(&COUNT_OVERDUE, &[&now])? as u64,
             head_seq: one("SELECT coalesce(max(seq), 0) FROM journal", &[])? as u64,
             unsynced: one("SELECT count(*) FROM journal WHERE synced = 0", &[])? as u64,
-            oldest_unsynced_at: oldest,
+            oldest_unsynced_at: oldest.map(|t| stored_time("journal.at", &t)).transpose()?,
             synced_through: one(
                 "SELECT coalesce(max(seq), 0) FROM journal WHERE synced = 1",
                 &[],
             )? as u64,
-            last_receipt_at: last_receipt,
+            last_receipt_at: last_receipt
+                .map(|t| stored_time("receipts.stored_at", &t))
+                .transpose()?,
             reference_version: super::reference::version(c)?,
         })
     }
@@ -410,6 +449,7 @@ impl Reader {
                 r.get(0)
             })
             .step("reading the device")?;
+        let device: DeviceId = device.parse().map_err(|e| bad("device.device_id", e))?;
         let mut keys = std::collections::HashMap::new();
         {
             let mut stmt = self
@@ -485,10 +525,7 @@ impl Reader {
                     Ok(v) => v,
                     Err(e) => return brk(seq, format!("the envelope does not verify: {e}")),
                 };
-                if v.message.device.as_str() != device
-                    || v.message.seq != seq
-                    || v.message.prev != prev
-                {
+                if v.message.device != device || v.message.seq != seq || v.message.prev != prev {
                     return brk(
                         seq,
                         "the envelope's device, seq or prev differs from the journal row".into(),

@@ -4,7 +4,9 @@
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 
+use motcua_counter::store::read::Query;
 use motcua_counter::store::{Reader, StoreError, Writer};
+use motcua_protocol::UtcTime;
 
 use crate::support::*;
 
@@ -85,4 +87,67 @@ fn an_empty_file_is_a_new_store_not_damage() {
     let _ = fs::remove_file(s.db().with_extension("db-shm"));
     let w = Writer::start(s.config()).expect("an empty file is a new store");
     drop(w);
+}
+
+/// Sets `column` of the one dossier to `value`, as a hand edit would.
+fn edit_dossier(s: &TestStore, column: &str, value: &str) {
+    rusqlite::Connection::open(s.db())
+        .expect("open")
+        .execute(&format!("UPDATE dossiers SET {column} = ?"), [value])
+        .expect("edit");
+}
+
+fn assert_bad_value(err: StoreError, expected: &str) {
+    match &err {
+        StoreError::BadValue { column, detail } => {
+            assert_eq!(*column, expected, "{err}");
+            assert!(!detail.is_empty(), "{err}");
+        }
+        other => panic!("expected a bad value in {expected}, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_stored_time_that_does_not_parse_is_refused_naming_its_column() {
+    let s = TestStore::new();
+    let c = s
+        .w()
+        .create(input(1), staff())
+        .expect("no failure")
+        .expect("stored");
+    let code = c.dossier.code;
+    edit_dossier(&s, "updated_at", "26/11/2026 09:30");
+    let err = s.reader().dossier(&code).expect_err("refused");
+    assert!(err.to_string().contains("26/11/2026 09:30"), "{err}");
+    assert_bad_value(err, "dossiers.updated_at");
+    edit_dossier(&s, "received_at", "2026-11-26");
+    let q = Query {
+        code: Some(code),
+        ..Query::default()
+    };
+    let err = s
+        .reader()
+        .search(&q, &UtcTime::new(T0))
+        .expect_err("refused");
+    assert_bad_value(err, "dossiers.received_at");
+}
+
+#[test]
+fn a_stored_code_that_does_not_parse_is_refused_naming_its_column() {
+    let s = TestStore::new();
+    s.w()
+        .create(input(1), staff())
+        .expect("no failure")
+        .expect("stored");
+    edit_dossier(&s, "code", "H49.12.3-261126-1");
+    let err = s
+        .reader()
+        .dossier("H49.12.3-261126-1")
+        .expect_err("refused");
+    assert_bad_value(err, "dossiers.code");
+    let err = s
+        .reader()
+        .search(&Query::default(), &UtcTime::new(T0))
+        .expect_err("refused");
+    assert_bad_value(err, "dossiers.code");
 }

@@ -322,7 +322,7 @@ fn pruning_removes_old_synced_personal_data_and_never_unsynced_records() {
         )
         .expect("search")
         .iter()
-        .all(|x| x.code == b)
+        .all(|x| x.code.to_string() == b)
     );
     // The chain still verifies: pruned records keep their hash links.
     let report = r.verify_journal().expect("reads").expect("intact");
@@ -446,7 +446,7 @@ fn search_finds_by_code_id_name_without_diacritics_day_and_overdue() {
         r.search(&q, &now)
             .expect("search")
             .into_iter()
-            .map(|x| x.code)
+            .map(|x| x.code.to_string())
             .collect::<Vec<_>>()
     };
     let by_name = |n: &str| {
