@@ -14,6 +14,7 @@ use motcua_common::config::{
     AbsPath, BrokerConnection, ByteSize, HumanDuration, LogSection, Problems, PublicKey, RawBroker,
     RawLog, read_toml,
 };
+use motcua_counter::state_dir::StateDir;
 use motcua_protocol::{DeviceId, UnitCode};
 use serde::Deserialize;
 
@@ -265,7 +266,7 @@ pub struct DeviceSection {
 #[derive(Debug, Clone)]
 pub struct StoreSection {
     /// Directory of the database and journal.
-    pub state_dir: AbsPath,
+    pub state_dir: StateDir,
     /// Below this much free space, new records are refused.
     pub min_free: ByteSize,
     /// How long synced records and finished dossiers' personal data are
@@ -329,7 +330,9 @@ impl AgentConfig {
             Some(m) => p.parse::<AbsPath>("device.clock_marker", m).map(Some),
             None => Some(None),
         };
-        let state_dir = p.parse::<AbsPath>("store.state_dir", &raw.store.state_dir);
+        let state_dir = p
+            .parse::<AbsPath>("store.state_dir", &raw.store.state_dir)
+            .map(|d| StateDir::new(d.as_path()));
         let min_free = p.parse::<ByteSize>("store.min_free", &raw.store.min_free);
         let retention = bounded(
             &mut p,
@@ -409,7 +412,7 @@ impl AgentConfig {
 fn validate_kiosk(
     p: &mut Problems,
     k: &RawKiosk,
-    state_dir: Option<&AbsPath>,
+    state_dir: Option<&StateDir>,
 ) -> Option<KioskSection> {
     let bind = match k.bind.parse::<std::net::SocketAddr>() {
         Ok(a) => Some(a),
@@ -454,7 +457,7 @@ fn validate_kiosk(
         Some(f) => p
             .parse::<AbsPath>("kiosk.staff_file", f)
             .map(|a| a.as_path().to_path_buf()),
-        None => state_dir.map(|d| d.as_path().join(crate::kiosk::staff::STAFF_FILE)),
+        None => state_dir.map(StateDir::staff),
     };
     let idle_timeout = bounded(p, "kiosk.idle_timeout", &k.idle_timeout, 60, 12 * 3600);
     let max_failures = range(p, "kiosk.max_failures", k.max_failures, 1, 100);
@@ -510,7 +513,11 @@ impl fmt::Display for AgentConfig {
             writeln!(f, "clock_marker = {:?}", m.to_string())?;
         }
         writeln!(f, "\n[store]")?;
-        writeln!(f, "state_dir = {:?}", self.store.state_dir.to_string())?;
+        writeln!(
+            f,
+            "state_dir = {:?}",
+            self.store.state_dir.path().display().to_string()
+        )?;
         writeln!(f, "min_free = {:?}", self.store.min_free.to_string())?;
         writeln!(
             f,
