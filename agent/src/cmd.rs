@@ -629,3 +629,26 @@ pub fn run(config: &Path) -> Result<ExitCode> {
     tracing::info!("agent stopped");
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(kiosk: &str) -> AgentConfig {
+        let text = crate::provision::TEMPLATE.replace("enabled = true", kiosk);
+        AgentConfig::from_raw(toml::from_str(&text).expect("TOML")).expect("the template")
+    }
+
+    #[test]
+    fn sync_and_kiosk_options_come_from_the_validated_configuration() {
+        let cfg = template("enabled = true");
+        let sync = sync_config(&cfg);
+        assert_eq!(sync.state_dir.path(), Path::new("/var/lib/motcua"));
+        assert_eq!(sync.window, cfg.dc.window);
+        assert_eq!(sync.health_interval, cfg.telemetry.health_interval);
+        let kiosk = kiosk_options(&cfg).expect("the kiosk is on");
+        assert_eq!(kiosk.db, Path::new("/var/lib/motcua/motcua.db"));
+        assert_eq!(kiosk.staff_file, Path::new("/var/lib/motcua/staff.toml"));
+        assert!(kiosk_options(&template("enabled = false")).is_none());
+    }
+}
