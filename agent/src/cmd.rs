@@ -1,5 +1,5 @@
 //! The store commands of the `motcua` binary: `dossier`, `journal`,
-//! `status`, `reference`. Each returns the process exit code documented in
+//! `status`, `reference`, `staff`, and `run`. Each returns the process exit code documented in
 //! [`crate::cli::EXIT_CODES`].
 
 use std::io::Read;
@@ -12,8 +12,9 @@ use motcua_common::keyfile;
 use motcua_protocol::{StaffId, UtcTime};
 use time::OffsetDateTime;
 
-use crate::cli::{DossierCommand, JournalCommand, ReferenceCommand};
+use crate::cli::{DossierCommand, JournalCommand, ReferenceCommand, StaffCommand};
 use crate::config::AgentConfig;
+use crate::kiosk::staff;
 use motcua_counter::app::{self, Day, Lookup, Today};
 use motcua_counter::clock::{Clock, SystemClock};
 use motcua_counter::dates::local_time;
@@ -22,7 +23,7 @@ use motcua_counter::domain::dossier::DossierInput;
 use motcua_counter::store::read::StoredDossier;
 use motcua_counter::store::reference::{self, ReferenceData};
 use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
-use motcua_counter::store::{Answer, DB_FILE, Reader, Refusal, Writer, WriterConfig, schema};
+use motcua_counter::store::{Answer, Reader, Refusal, Writer, WriterConfig, schema};
 
 /// Exit code: input refused.
 pub const EXIT_INVALID: u8 = 3;
@@ -34,7 +35,7 @@ pub const EXIT_NOT_FOUND: u8 = 5;
 pub const EXIT_BROKEN: u8 = 6;
 
 fn db_path(cfg: &AgentConfig) -> std::path::PathBuf {
-    cfg.store.state_dir.as_path().join(DB_FILE)
+    cfg.store.state_dir.db()
 }
 
 /// The system clock, with the configured synchronisation marker.
@@ -65,6 +66,44 @@ pub fn open_writer(cfg: &AgentConfig) -> Result<Writer> {
         default_collect_at: cfg.device.collect_at.clone(),
         max_batch: DEFAULT_MAX_BATCH,
     })?)
+}
+
+/// What the sync loop takes from the configuration.
+fn sync_config(cfg: &AgentConfig) -> crate::sync::SyncConfig {
+    crate::sync::SyncConfig {
+        device: cfg.device.id.clone(),
+        unit: cfg.device.unit.clone(),
+        state_dir: cfg.store.state_dir.clone(),
+        broker: cfg.dc.broker.clone(),
+        dc_key: cfg.dc.public_key.0,
+        keep_alive: cfg.dc.keep_alive,
+        reconnect_max: cfg.dc.reconnect_max,
+        window: cfg.dc.window,
+        batch: cfg.dc.batch,
+        resend_after: cfg.dc.resend_after,
+        watchdog: true,
+        clock: clock(cfg),
+        health_interval: cfg.telemetry.health_interval,
+    }
+}
+
+/// What the kiosk takes from the configuration; `None` when it is off.
+fn kiosk_options(cfg: &AgentConfig) -> Option<crate::kiosk::KioskOptions> {
+    let k = &cfg.kiosk;
+    k.enabled.then(|| crate::kiosk::KioskOptions {
+        bind: k.bind,
+        tls: k
+            .tls
+            .as_ref()
+            .map(|(c, key)| (c.as_path().to_path_buf(), key.as_path().to_path_buf())),
+        staff_file: k.staff_file.clone(),
+        idle_timeout: k.idle_timeout,
+        max_failures: k.max_failures,
+        lockout: k.lockout,
+        device: cfg.device.id.clone(),
+        unit: cfg.device.unit.clone(),
+        db: db_path(cfg),
+    })
 }
 
 fn reader(cfg: &AgentConfig) -> Result<Reader> {
@@ -479,6 +518,41 @@ pub fn reference(config: &Path, cmd: ReferenceCommand) -> Result<ExitCode> {
     }
 }
 
+/// Runs `motcua staff ...`.
+pub fn staff(config: &Path, cmd: StaffCommand) -> Result<()> {
+    use StaffCommand as C;
+    let cfg = AgentConfig::load(config)
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("reading {}", config.display()))?;
+    let path = cfg.kiosk.staff_file;
+    match cmd {
+        C::Add { id, name, replace } => {
+            let secret = staff::read_secret()?;
+            staff::add(&path, id.clone(), &name, &secret, replace)?;
+            eprintln!(
+                "{} {id} in {}",
+                if replace { "updated" } else { "added" },
+                path.display()
+            );
+        }
+        C::Disable { id } => {
+            staff::disable(&path, &id)?;
+            eprintln!("disabled {id}");
+        }
+        C::List => {
+            for a in staff::load(&path)? {
+                motcua_common::outln!(
+                    "{:<24} {}{}",
+                    a.id.as_str(),
+                    a.name,
+                    if a.disabled { "  (disabled)" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A short age: `45s`, `12m`, `3h 20m`, `2d 4h`.
 fn age(secs: u64) -> String {
     match secs {
@@ -496,21 +570,7 @@ pub fn run(config: &Path) -> Result<ExitCode> {
         .with_context(|| format!("reading {}", config.display()))?;
     motcua_common::logging::init(cfg.log.format, &cfg.log.level);
     let writer = open_writer(&cfg)?;
-    let sync_cfg = crate::sync::SyncConfig {
-        device: cfg.device.id.clone(),
-        unit: cfg.device.unit.clone(),
-        db: db_path(&cfg),
-        broker: cfg.dc.broker.clone(),
-        dc_key: cfg.dc.public_key.0,
-        keep_alive: cfg.dc.keep_alive,
-        reconnect_max: cfg.dc.reconnect_max,
-        window: cfg.dc.window,
-        batch: cfg.dc.batch,
-        resend_after: cfg.dc.resend_after,
-        watchdog: true,
-        clock: clock(&cfg),
-        health_interval: cfg.telemetry.health_interval,
-    };
+    let sync_cfg = sync_config(&cfg);
     tracing::info!(device = %cfg.device.id, broker = %cfg.dc.broker.url, "agent starting");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -523,28 +583,9 @@ pub fn run(config: &Path) -> Result<ExitCode> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let kiosk = if cfg.kiosk.enabled {
-        let k = &cfg.kiosk;
-        Some(crate::kiosk::Kiosk::new(
-            crate::kiosk::KioskOptions {
-                bind: k.bind,
-                tls: k
-                    .tls
-                    .as_ref()
-                    .map(|(c, key)| (c.as_path().to_path_buf(), key.as_path().to_path_buf())),
-                staff_file: k.staff_file.clone(),
-                idle_timeout: k.idle_timeout,
-                max_failures: k.max_failures,
-                lockout: k.lockout,
-                device: cfg.device.id.clone(),
-                unit: cfg.device.unit.clone(),
-                db: db_path(&cfg),
-            },
-            writer.handle(),
-            state_rx,
-        )?)
-    } else {
-        None
+    let kiosk = match kiosk_options(&cfg) {
+        Some(opts) => Some(crate::kiosk::Kiosk::new(opts, writer.handle(), state_rx)?),
+        None => None,
     };
     let result = rt.block_on(async {
         let listener = match &kiosk {
@@ -586,4 +627,27 @@ pub fn run(config: &Path) -> Result<ExitCode> {
     result?;
     tracing::info!("agent stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(kiosk: &str) -> AgentConfig {
+        let text = crate::provision::TEMPLATE.replace("enabled = true", kiosk);
+        AgentConfig::from_raw(toml::from_str(&text).expect("TOML")).expect("the template")
+    }
+
+    #[test]
+    fn sync_and_kiosk_options_come_from_the_validated_configuration() {
+        let cfg = template("enabled = true");
+        let sync = sync_config(&cfg);
+        assert_eq!(sync.state_dir.path(), Path::new("/var/lib/motcua"));
+        assert_eq!(sync.window, cfg.dc.window);
+        assert_eq!(sync.health_interval, cfg.telemetry.health_interval);
+        let kiosk = kiosk_options(&cfg).expect("the kiosk is on");
+        assert_eq!(kiosk.db, Path::new("/var/lib/motcua/motcua.db"));
+        assert_eq!(kiosk.staff_file, Path::new("/var/lib/motcua/staff.toml"));
+        assert!(kiosk_options(&template("enabled = false")).is_none());
+    }
 }

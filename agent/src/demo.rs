@@ -28,9 +28,10 @@ use motcua_protocol::{DeviceId, Enrollment};
 use crate::sync::{self, SyncConfig, SyncState};
 use motcua_counter::clock::SystemClock;
 use motcua_counter::domain::code::Counter;
+use motcua_counter::state_dir::StateDir;
 use motcua_counter::store::reference::{self, ReferenceData};
 use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
-use motcua_counter::store::{DB_FILE, Writer, WriterConfig, schema};
+use motcua_counter::store::{Writer, WriterConfig, schema};
 
 const DEVICE: &str = "H49.12.3-q01";
 const REFERENCE: &str = include_str!("../../docs/examples/reference.json");
@@ -138,9 +139,9 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
         .context("the receiver stopped")?;
 
     // The counter: store with the sample catalogue, writer, sync.
-    let state = dir.join("counter");
-    std::fs::create_dir_all(&state)?;
-    let db = state.join(DB_FILE);
+    let state = StateDir::new(dir.join("counter"));
+    std::fs::create_dir_all(state.path())?;
+    let db = state.db();
     {
         let mut c = schema::open(&db)?;
         let data: ReferenceData = serde_json::from_str(REFERENCE)?;
@@ -165,7 +166,7 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
         SyncConfig {
             device: device.clone(),
             unit: "H49.12.3".parse()?,
-            db,
+            state_dir: state,
             broker: conn,
             dc_key: dc_public,
             keep_alive: Duration::from_secs(30),

@@ -22,7 +22,7 @@ use rumqttc::{AsyncClient, Event, Packet, PublishOptions, QoS};
 
 use crate::config::AgentConfig;
 use motcua_counter::clock::Clock;
-use motcua_counter::store::{DB_FILE, Reader};
+use motcua_counter::store::Reader;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,7 +269,7 @@ fn clock(cfg: &AgentConfig) -> Check {
 }
 
 fn disk(cfg: &AgentConfig) -> Check {
-    let dir = cfg.store.state_dir.as_path();
+    let dir = cfg.store.state_dir.path();
     match motcua_counter::store::disk::free_bytes(dir) {
         Ok(free) => {
             let min = cfg.store.min_free.0;
@@ -316,7 +316,7 @@ fn disk(cfg: &AgentConfig) -> Check {
 
 /// The store's check, and the record to send for the round trip.
 fn store(cfg: &AgentConfig) -> (Check, Option<(u64, Vec<u8>)>) {
-    let path = cfg.store.state_dir.as_path().join(DB_FILE);
+    let path = cfg.store.state_dir.db();
     if !path.exists() {
         return (
             row(

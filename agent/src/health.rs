@@ -3,7 +3,6 @@
 //! box (sysinfo: CPU, memory, load, uptime, temperature; `statvfs` for the
 //! state directory's disk) and the journal (backlog, its age, receipts).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use motcua_protocol::health::HEALTH_VERSION;
@@ -12,6 +11,7 @@ use sysinfo::{Components, MemoryRefreshKind, System};
 
 use motcua_counter::clock::Clock;
 use motcua_counter::downstream::Applied;
+use motcua_counter::state_dir::StateDir;
 use motcua_counter::store::StoreError;
 use motcua_counter::store::read::Reader;
 
@@ -20,7 +20,7 @@ use motcua_counter::store::read::Reader;
 pub struct Probe {
     device: DeviceId,
     unit: UnitCode,
-    state_dir: PathBuf,
+    state_dir: StateDir,
     sys: System,
     components: Components,
     started: Instant,
@@ -28,7 +28,7 @@ pub struct Probe {
 
 impl Probe {
     /// A probe for `device` of `unit` whose store lives in `state_dir`.
-    pub fn new(device: DeviceId, unit: UnitCode, state_dir: PathBuf) -> Probe {
+    pub fn new(device: DeviceId, unit: UnitCode, state_dir: StateDir) -> Probe {
         let mut sys = System::new();
         // The first reading: the next report's CPU use is measured from it.
         sys.refresh_cpu_usage();
@@ -74,7 +74,7 @@ impl Probe {
             .reduce(f32::max);
         let load = System::load_average();
         let (disk_free_bytes, disk_total_bytes) =
-            motcua_counter::store::disk::space(&self.state_dir).unwrap_or((0, 0));
+            motcua_counter::store::disk::space(self.state_dir.path()).unwrap_or((0, 0));
         Ok(Health {
             v: HEALTH_VERSION,
             device: self.device.clone(),
@@ -113,15 +113,12 @@ mod tests {
     #[test]
     fn a_report_of_a_fresh_store_reads_this_machine() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join(motcua_counter::store::DB_FILE);
+        let state = StateDir::new(dir.path());
+        let db = state.db();
         drop(motcua_counter::store::schema::open(&db).expect("creates the store"));
         let reader = Reader::open(&db).expect("opens");
         let device: DeviceId = "H49.12.3-q01".parse().expect("valid");
-        let mut probe = Probe::new(
-            device.clone(),
-            "H49.12.3".parse().expect("valid"),
-            dir.path().to_owned(),
-        );
+        let mut probe = Probe::new(device.clone(), "H49.12.3".parse().expect("valid"), state);
         let clock = motcua_counter::clock::ManualClock::new(
             time::macros::datetime!(2026-11-27 03:00 UTC),
             false,

@@ -60,7 +60,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status { json } => return cmd::status(&cli.config, json),
         Command::Reference(cmd) => return cmd::reference(&cli.config, cmd),
         Command::Run => return cmd::run(&cli.config),
-        Command::Staff(c) => motcua_agent::kiosk::staff::command(&cli.config, c)?,
+        Command::Staff(c) => cmd::staff(&cli.config, c)?,
         Command::Doctor { timeout } => {
             let checks = doctor::run(&cli.config, std::time::Duration::from_secs(timeout));
             motcua_common::outln!("{}", doctor::render(&checks).trim_end());

@@ -22,6 +22,7 @@ use anyhow::{Context, Result, bail};
 use motcua_common::atomic::{self, Overwrite};
 use motcua_common::config::{BrokerUrl, PublicKey};
 use motcua_common::keyfile;
+use motcua_counter::state_dir::StateDir;
 use motcua_protocol::{DeviceId, Enrollment, UnitCode};
 
 use crate::config::AgentConfig;
@@ -156,9 +157,10 @@ pub fn provision(r: &Options, config: &Path) -> Result<Outcome> {
         .parent()
         .context("--config has no directory")?
         .to_owned();
-    let key_file = r.state_dir.join("device.key");
-    let tls_key = r.state_dir.join("tls.key");
-    let csr = r.state_dir.join("device.csr");
+    let state = StateDir::new(&r.state_dir);
+    let key_file = state.device_key();
+    let tls_key = state.tls_key();
+    let csr = state.csr();
     let ca_file = etc.join("dc-ca.pem");
     let client_cert = etc.join("device.crt");
     let mut files = Vec::new();

@@ -17,6 +17,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail, ensure};
 use motcua_common::atomic::Overwrite;
 use motcua_common::keyfile;
+use motcua_counter::state_dir::StateDir;
 use motcua_protocol::{
     ChainHead, Classification, DeviceId, Hash32, Opened, Receipt, Submission, UtcTime, classify,
     sign, verify,
@@ -48,7 +49,7 @@ pub fn run(records: u64) -> Vec<Step> {
             return steps;
         }
     };
-    let key_path = dir.path().join("device.key");
+    let key_path = StateDir::new(dir.path()).device_key();
     let mut step = |name, outcome| steps.push(Step { name, outcome });
 
     let device_key = keyfile::create(&key_path, Overwrite::Refuse);
@@ -188,21 +189,21 @@ pub fn run(records: u64) -> Vec<Step> {
     );
     step(
         "store: dossiers stored durably, journal verified, receipt applied",
-        store_round_trip(dir.path(), &device_key),
+        store_round_trip(&StateDir::new(dir.path()), &device_key),
     );
     steps
 }
 
 /// Stores sample dossiers in a fresh store in `dir`, reads them back,
 /// verifies the journal, and applies a DC receipt.
-fn store_round_trip(dir: &std::path::Path, key: &ed25519_dalek::SigningKey) -> Result<String> {
+fn store_round_trip(dir: &StateDir, key: &ed25519_dalek::SigningKey) -> Result<String> {
     use motcua_counter::clock::ManualClock;
     use motcua_counter::domain::code::Counter;
     use motcua_counter::store::reference::{self, Procedure, ReferenceData};
     use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
-    use motcua_counter::store::{DB_FILE, Reader, Writer, WriterConfig, schema};
+    use motcua_counter::store::{Reader, Writer, WriterConfig, schema};
 
-    let db = dir.join(DB_FILE);
+    let db = dir.db();
     let mut conn = schema::open(&db)?;
     let data = ReferenceData {
         version: 1,

@@ -27,7 +27,6 @@
 //!   watchdog, and only carries out the machine's actions.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
@@ -41,7 +40,7 @@ use tokio::sync::{mpsc, watch};
 use crate::health::Probe;
 use motcua_counter::clock::{Clock, SystemClock};
 use motcua_counter::downstream::{Downstream, Outcome};
-
+use motcua_counter::state_dir::StateDir;
 use motcua_counter::store::read::Reader;
 use motcua_counter::store::writer::WriterHandle;
 
@@ -55,8 +54,9 @@ pub struct SyncConfig {
     pub device: DeviceId,
     /// Its receiving unit (in health reports).
     pub unit: UnitCode,
-    /// The database file (read for unsynced envelopes).
-    pub db: PathBuf,
+    /// The state directory: its database is read for unsynced envelopes,
+    /// its file system's free space goes into health reports.
+    pub state_dir: StateDir,
     /// The broker.
     pub broker: BrokerConnection,
     /// The DC's receipt key.
@@ -99,20 +99,17 @@ pub async fn run(
     state: watch::Sender<SyncState>,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let state_dir = cfg
-        .db
-        .parent()
-        .map_or_else(|| PathBuf::from("."), ToOwned::to_owned);
-    let probe = Probe::new(cfg.device.clone(), cfg.unit.clone(), state_dir);
+    let db = cfg.state_dir.db();
+    let probe = Probe::new(cfg.device.clone(), cfg.unit.clone(), cfg.state_dir.clone());
     let down = Downstream::open(
-        &cfg.db,
+        &db,
         cfg.device.clone(),
         cfg.dc_key,
         writer.clone(),
         cfg.health_interval,
     )?;
     let health_interval = down.health_interval()?;
-    let reader = Reader::open(&cfg.db)?;
+    let reader = Reader::open(&db)?;
     let limits = Limits {
         window: cfg.window,
         batch: cfg.batch,

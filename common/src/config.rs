@@ -516,60 +516,16 @@ impl fmt::Display for LogLevel {
     }
 }
 
-/// The `[log]` section as written; the same in both binaries.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLog {
-    #[serde(default = "default_log_format")]
-    format: String,
-    #[serde(default = "default_log_level")]
-    level: String,
-}
-
-fn default_log_format() -> String {
-    "text".into()
-}
-
-fn default_log_level() -> String {
-    "info".into()
-}
-
-impl Default for RawLog {
-    fn default() -> Self {
-        RawLog {
-            format: default_log_format(),
-            level: default_log_level(),
+crate::section! {
+    /// The validated `[log]` section; the same in both binaries.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    "log": RawLog => LogSection {
+        keys {
+            /// Text or JSON.
+            format = "text" => crate::settings::Parsed<LogFormat>,
+            /// Level or filter directive.
+            level = "info" => crate::settings::Parsed<LogLevel>,
         }
-    }
-}
-
-impl RawLog {
-    /// Validates `log.format` and `log.level`.
-    pub fn validate(&self, p: &mut Problems) -> Option<LogSection> {
-        let format = p.parse::<LogFormat>("log.format", &self.format);
-        let level = p.parse::<LogLevel>("log.level", &self.level);
-        Some(LogSection {
-            format: format?,
-            level: level?,
-        })
-    }
-}
-
-/// The validated `[log]` section.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogSection {
-    /// Text or JSON.
-    pub format: LogFormat,
-    /// Level or filter directive.
-    pub level: LogLevel,
-}
-
-/// The section as TOML, header included.
-impl fmt::Display for LogSection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "[log]")?;
-        writeln!(f, "format = {:?}", self.format.to_string())?;
-        writeln!(f, "level = {:?}", self.level.to_string())
     }
 }
 

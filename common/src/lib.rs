@@ -10,6 +10,8 @@
 //! - [`config`]: the diagnostics list that `config check` prints, and checked
 //!   value types (durations, sizes, broker URLs, public keys) that config
 //!   structs convert raw strings into once.
+//! - [`settings`]: [`section!`], a configuration section's keys declared
+//!   once (raw field, default, bounds, doc, effective line, template entry).
 //! - [`mqtt`]: rumqttc options with rustls (ring) mutual TLS, and the
 //!   reconnection backoff.
 //! - [`logging`]: tracing-subscriber set up for journald or JSON.
@@ -24,4 +26,5 @@ pub mod logging;
 pub mod mqtt;
 pub mod notify;
 pub mod output;
+pub mod settings;
 pub mod shutdown;

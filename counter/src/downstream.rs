@@ -420,8 +420,9 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::domain::code::Counter;
+    use crate::state_dir::StateDir;
     use crate::store::writer::{CLOCK_FLOOR, DEFAULT_MAX_BATCH};
-    use crate::store::{DB_FILE, Writer, WriterConfig};
+    use crate::store::{Writer, WriterConfig};
 
     const DEVICE: &str = "H49.12.3-q01";
 
@@ -453,7 +454,7 @@ mod tests {
     #[test]
     fn settings_are_ordered_checked_and_verified() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join(DB_FILE);
+        let db = StateDir::new(dir.path()).db();
         let writer = Writer::start(WriterConfig {
             db: db.clone(),
             device: DEVICE.parse().expect("valid"),

@@ -21,11 +21,13 @@
 //!   when to report health) as a state machine without I/O.
 //! - [`clock`]: the wall clock and whether it is synchronised.
 //! - [`dates`]: dates and times as clerks read and type them.
+//! - [`state_dir`]: the state directory and the name of every file in it.
 
 pub mod app;
 pub mod clock;
 pub mod dates;
 pub mod domain;
 pub mod downstream;
+pub mod state_dir;
 pub mod store;
 pub mod sync;

@@ -2,8 +2,9 @@
 //!
 //! Same two stages as the agent's: [`RawConfig`] mirrors the file with
 //! unknown keys refused, [`DcConfig::from_raw`] validates every value once
-//! and reports every problem with its key. The template
-//! `firmware-config/dc.toml` documents each key; keep the two in step.
+//! and reports every problem with its key. Each key is declared once in its
+//! section's `section!` (see `motcua_common::settings`); a test holds the
+//! template `firmware-config/dc.toml` to the declared keys and defaults.
 
 use std::fmt;
 use std::path::Path;
@@ -12,6 +13,8 @@ use std::str::FromStr;
 use motcua_common::config::{
     AbsPath, BrokerConnection, LogSection, Problems, RawBroker, RawLog, read_toml,
 };
+use motcua_common::section;
+use motcua_common::settings::{KeyDoc, Kind, Parsed};
 use serde::Deserialize;
 
 /// Where the receiver looks for its configuration unless told otherwise.
@@ -32,100 +35,147 @@ pub struct RawConfig {
     http: RawHttp,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHttp {
-    #[serde(default = "default_http_bind")]
-    bind: String,
-}
+/// Every section and its declared keys, as the template documents them.
+pub const SECTIONS: &[(&str, &[KeyDoc])] = &[
+    ("dc", RawDc::KEYS),
+    ("database", RawDatabase::KEYS),
+    ("broker", RawBrokerSection::KEYS),
+    ("log", RawLog::KEYS),
+    ("http", RawHttp::KEYS),
+];
 
-impl Default for RawHttp {
-    fn default() -> Self {
-        RawHttp {
-            bind: default_http_bind(),
+section! {
+    /// `[dc]`.
+    #[derive(Debug, Clone)]
+    "dc": RawDc => DcSection {
+        keys {
+            /// The receipt-signing key file.
+            key_file = "/var/lib/motcua-dc/dc.key" => Parsed<AbsPath>,
+            /// Threads verifying signatures beside the one that writes; 0: one per
+            /// CPU core.
+            verify_threads = 0 => VerifyThreads,
         }
     }
 }
 
-fn default_http_bind() -> String {
-    "127.0.0.1:9480".into()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDc {
-    #[serde(default = "default_key_file")]
-    key_file: String,
-    #[serde(default)]
-    verify_threads: i64,
-}
-
-impl Default for RawDc {
-    fn default() -> Self {
-        RawDc {
-            key_file: default_key_file(),
-            verify_threads: 0,
+section! {
+    /// `[database]`.
+    #[derive(Debug, Clone)]
+    "database": RawDatabase => DatabaseSection {
+        keys {
+            /// Where records are stored.
+            url = "sqlite:///var/lib/motcua-dc/motcua-dc.db" => Parsed<DatabaseUrl>,
         }
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDatabase {
-    #[serde(default = "default_database_url")]
-    url: String,
-}
-
-impl Default for RawDatabase {
-    fn default() -> Self {
-        RawDatabase {
-            url: default_database_url(),
+section! {
+    /// `[broker]`.
+    #[derive(Debug, Clone)]
+    "broker": RawBrokerSection => BrokerSection {
+        parts {
+            /// The broker's URL.
+            broker: String,
+            /// Allow a plain `mqtt://` broker.
+            allow_plaintext: bool = false,
+            /// The broker's CA.
+            ca_file: Option<String> = None,
+            /// The receiver's TLS client certificate.
+            client_cert: Option<String> = None,
+            /// Its private key.
+            client_key: Option<String> = None,
+        } => {
+            /// The broker and how to authenticate to it.
+            broker: BrokerConnection,
+        } shown by show_broker;
+        keys {
+            /// The shared-subscription group all receivers of this DC join.
+            share_group = "motcua-dc" => Parsed<ShareGroup>,
         }
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBrokerSection {
-    broker: String,
-    #[serde(default)]
-    allow_plaintext: bool,
-    ca_file: Option<String>,
-    client_cert: Option<String>,
-    client_key: Option<String>,
-    #[serde(default = "default_share_group")]
-    share_group: String,
+section! {
+    /// `[http]`.
+    #[derive(Debug, Clone)]
+    "http": RawHttp => HttpSection {
+        keys {
+            /// Where `motcua-dc run` serves its dashboard, JSON API and metrics;
+            /// `None`: not served.
+            bind = "127.0.0.1:9480" => HttpBind,
+        }
+    }
 }
 
-fn default_key_file() -> String {
-    "/var/lib/motcua-dc/dc.key".into()
+/// `dc.dc.verify_threads`: 0 (one per CPU core) to 64.
+pub struct VerifyThreads;
+
+impl Kind for VerifyThreads {
+    type Raw = i64;
+    type Value = usize;
+    fn check(p: &mut Problems, key: &str, raw: &i64) -> Option<usize> {
+        match usize::try_from(*raw) {
+            Ok(n) if n <= 64 => Some(n),
+            _ => {
+                p.push(
+                    key,
+                    format!("{raw} is out of range: use 0 (one per CPU core) to 64"),
+                );
+                None
+            }
+        }
+    }
+    fn show(value: &usize) -> Option<String> {
+        Some(value.to_string())
+    }
 }
-fn default_database_url() -> String {
-    "sqlite:///var/lib/motcua-dc/motcua-dc.db".into()
+
+/// `http.bind`: an address and port, or `"off"` (or empty) for none.
+pub struct HttpBind;
+
+impl Kind for HttpBind {
+    type Raw = String;
+    type Value = Option<std::net::SocketAddr>;
+    fn check(p: &mut Problems, key: &str, raw: &String) -> Option<Self::Value> {
+        match raw.as_str() {
+            "" | "off" => Some(None),
+            b => match b.parse::<std::net::SocketAddr>() {
+                Ok(a) => Some(Some(a)),
+                Err(_) => {
+                    p.push(
+                        key,
+                        format!("{b:?} is not an address:port (e.g. 127.0.0.1:9480), nor \"off\""),
+                    );
+                    None
+                }
+            },
+        }
+    }
+    fn show(value: &Self::Value) -> Option<String> {
+        Some(match value {
+            Some(a) => format!("\"{a}\""),
+            None => "\"off\"".to_owned(),
+        })
+    }
 }
-fn default_share_group() -> String {
-    "motcua-dc".into()
+
+fn show_broker(f: &mut fmt::Formatter<'_>, b: &BrokerSection) -> fmt::Result {
+    write!(f, "{}", b.broker)
 }
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct DcConfig {
-    /// The receipt-signing key file.
-    pub key_file: AbsPath,
-    /// Threads verifying signatures beside the one that writes; 0: one per
-    /// CPU core.
-    pub verify_threads: usize,
+    /// The receipt key and the verifier threads.
+    pub dc: DcSection,
     /// Where records are stored.
-    pub database: DatabaseUrl,
-    /// The broker and how to authenticate to it.
-    pub broker: BrokerConnection,
-    /// The shared-subscription group all receivers of this DC join.
-    pub share_group: ShareGroup,
+    pub database: DatabaseSection,
+    /// The broker and the shared-subscription group.
+    pub broker: BrokerSection,
     /// Log output.
     pub log: LogSection,
-    /// Where `motcua-dc run` serves its dashboard, JSON API and metrics;
-    /// `None`: not served.
-    pub http: Option<std::net::SocketAddr>,
+    /// The dashboard, JSON API and metrics.
+    pub http: HttpSection,
 }
 
 impl DcConfig {
@@ -137,55 +187,28 @@ impl DcConfig {
     /// Validates a raw configuration, collecting every problem.
     pub fn from_raw(raw: RawConfig) -> Result<DcConfig, Problems> {
         let mut p = Problems::default();
-        let key_file = p.parse::<AbsPath>("dc.key_file", &raw.dc.key_file);
-        let verify_threads = match usize::try_from(raw.dc.verify_threads) {
-            Ok(n) if n <= 64 => Some(n),
-            _ => {
-                p.push(
-                    "dc.verify_threads",
-                    format!(
-                        "{} is out of range: use 0 (one per CPU core) to 64",
-                        raw.dc.verify_threads
-                    ),
-                );
-                None
-            }
-        };
-        let database = p.parse::<DatabaseUrl>("database.url", &raw.database.url);
+        let dc = raw.dc.validate(&mut p);
+        let database = raw.database.validate(&mut p);
         let b = &raw.broker;
-        let broker = BrokerConnection::validate(
+        let connection = BrokerConnection::validate(
             &mut p,
             "broker",
             RawBroker {
-                broker: &b.broker,
-                allow_plaintext: b.allow_plaintext,
-                ca_file: b.ca_file.as_deref(),
-                client_cert: b.client_cert.as_deref(),
-                client_key: b.client_key.as_deref(),
+                broker: &b.broker(),
+                allow_plaintext: b.allow_plaintext(),
+                ca_file: b.ca_file().as_deref(),
+                client_cert: b.client_cert().as_deref(),
+                client_key: b.client_key().as_deref(),
             },
         );
-        let share_group = p.parse::<ShareGroup>("broker.share_group", &b.share_group);
+        let broker = b.validate(&mut p, connection.map(|c| (c,)));
         let log = raw.log.validate(&mut p);
-        let http = match raw.http.bind.as_str() {
-            "" | "off" => Some(None),
-            b => match b.parse::<std::net::SocketAddr>() {
-                Ok(a) => Some(Some(a)),
-                Err(_) => {
-                    p.push(
-                        "http.bind",
-                        format!("{b:?} is not an address:port (e.g. 127.0.0.1:9480), nor \"off\""),
-                    );
-                    None
-                }
-            },
-        };
+        let http = raw.http.validate(&mut p);
         p.finish(|| {
             Some(DcConfig {
-                key_file: key_file?,
-                verify_threads: verify_threads?,
+                dc: dc?,
                 database: database?,
                 broker: broker?,
-                share_group: share_group?,
                 log: log?,
                 http: http?,
             })
@@ -284,23 +307,20 @@ impl FromStr for ShareGroup {
     }
 }
 
+impl fmt::Display for ShareGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The effective configuration as TOML, defaults filled in.
 impl fmt::Display for DcConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "[dc]")?;
-        writeln!(f, "key_file = {:?}", self.key_file.to_string())?;
-        writeln!(f, "verify_threads = {}", self.verify_threads)?;
-        writeln!(f, "\n[database]")?;
-        writeln!(f, "url = {:?}", self.database.to_string())?;
-        writeln!(f, "\n[broker]")?;
-        write!(f, "{}", self.broker)?;
-        writeln!(f, "share_group = {:?}", self.share_group.0)?;
+        write!(f, "{}", self.dc)?;
+        write!(f, "\n{}", self.database)?;
+        write!(f, "\n{}", self.broker)?;
         write!(f, "\n{}", self.log)?;
-        writeln!(f, "\n[http]")?;
-        match self.http {
-            Some(a) => writeln!(f, "bind = \"{a}\""),
-            None => writeln!(f, "bind = \"off\""),
-        }
+        write!(f, "\n{}", self.http)
     }
 }
 
@@ -339,6 +359,15 @@ mod tests {
     }
 
     #[test]
+    fn every_declared_key_is_documented_in_the_template_with_its_default() {
+        let wrong = motcua_common::settings::check_template(
+            include_str!("../../firmware-config/dc.toml"),
+            SECTIONS,
+        );
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
     fn share_groups() {
         assert!("motcua-dc".parse::<ShareGroup>().is_ok());
         assert!("a/b".parse::<ShareGroup>().is_err());
@@ -360,8 +389,8 @@ mod tests {
 
     #[test]
     fn verify_threads_are_bounded() {
-        assert_eq!(with_threads(0).map(|c| c.verify_threads).ok(), Some(0));
-        assert_eq!(with_threads(4).map(|c| c.verify_threads).ok(), Some(4));
+        assert_eq!(with_threads(0).map(|c| c.dc.verify_threads).ok(), Some(0));
+        assert_eq!(with_threads(4).map(|c| c.dc.verify_threads).ok(), Some(4));
         for bad in [-1, 65] {
             let e = with_threads(bad).expect_err("out of range").to_string();
             assert!(e.contains("dc.verify_threads"), "{e}");

@@ -43,7 +43,7 @@ fn key_file(config: &Path, flag: Option<PathBuf>) -> Result<PathBuf> {
     }
     let cfg =
         load(config).context("--key-file was not given, so it is read from the configuration")?;
-    Ok(cfg.key_file.as_path().to_owned())
+    Ok(cfg.dc.key_file.as_path().to_owned())
 }
 
 /// The database from --database, else from the configuration.
@@ -54,7 +54,8 @@ fn database(cli: &Cli) -> Result<DatabaseUrl> {
             .map_err(|e: String| anyhow::anyhow!("--database: {e}")),
         None => Ok(load(&cli.config)
             .context("--database was not given, so it is read from the configuration")?
-            .database),
+            .database
+            .url),
     }
 }
 
@@ -351,8 +352,8 @@ fn device(cli: &Cli, cmd: &DeviceCommand) -> Result<ExitCode> {
 fn publish(cli: &Cli, cmd: &PublishCommand) -> Result<ExitCode> {
     use motcua_dc::publish;
     let cfg = load(&cli.config)?;
-    let key = motcua_common::keyfile::load(cfg.key_file.as_path())
-        .with_context(|| format!("loading the receipt key {}", cfg.key_file))?;
+    let key = motcua_common::keyfile::load(cfg.dc.key_file.as_path())
+        .with_context(|| format!("loading the receipt key {}", cfg.dc.key_file))?;
     let mut s = open_store(cli)?;
     let now = receiver::now();
     let device =
@@ -418,7 +419,7 @@ fn publish(cli: &Cli, cmd: &PublishCommand) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(publish::send(&cfg.broker, &messages, Duration::from_secs(30)))
+    rt.block_on(publish::send(&cfg.broker.broker, &messages, Duration::from_secs(30)))
         .context("kept in the database but not published: run 'motcua-dc publish again' once the broker is reachable")?;
     outln!("published {what}");
     Ok(ExitCode::SUCCESS)
@@ -429,15 +430,15 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
     logging::init(cfg.log.format, &cfg.log.level);
     let url = match &cli.database {
         Some(_) => database(cli)?,
-        None => cfg.database.clone(),
+        None => cfg.database.url.clone(),
     };
-    let key = motcua_common::keyfile::load(cfg.key_file.as_path())
-        .with_context(|| format!("loading the receipt key {}", cfg.key_file))?;
+    let key = motcua_common::keyfile::load(cfg.dc.key_file.as_path())
+        .with_context(|| format!("loading the receipt key {}", cfg.dc.key_file))?;
     let store = store::open(&url).with_context(|| format!("opening the database {url}"))?;
     let kid = motcua_protocol::KeyId::of(&key.verifying_key());
     let metrics = Arc::new(motcua_dc::metrics::Metrics::new());
     let processor = Processor::new(store, key).with_metrics(metrics.clone());
-    let http = match cfg.http {
+    let http = match cfg.http.bind {
         Some(addr) => {
             let listener = std::net::TcpListener::bind(addr)
                 .with_context(|| format!("http.bind {addr}: cannot listen (another receiver on this machine? give each its own port, or \"off\")"))?;
@@ -451,7 +452,7 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
         }
         None => None,
     };
-    let threads = match cfg.verify_threads {
+    let threads = match cfg.dc.verify_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
@@ -465,8 +466,8 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
         .enable_all()
         .build()?;
     let opts = RunOptions {
-        broker: cfg.broker.clone(),
-        share_group: cfg.share_group.0.clone(),
+        broker: cfg.broker.broker.clone(),
+        share_group: cfg.broker.share_group.0.clone(),
         keep_alive: Duration::from_secs(30),
         reconnect_max: Duration::from_secs(30),
         watchdog: true,

@@ -21,6 +21,7 @@ use motcua_agent::sync::{SyncConfig, SyncState};
 use motcua_common::config::{BrokerConnection, BrokerUrl};
 use motcua_counter::clock::{ManualClock, SystemClock};
 use motcua_counter::domain::code::Counter;
+use motcua_counter::state_dir::StateDir;
 use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
 use motcua_counter::store::{DB_FILE, Writer, WriterConfig};
 use motcua_protocol::{DeviceId, Enrollment};
@@ -216,7 +217,7 @@ pub fn run(f: Fleet, mut progress: impl FnMut(&str, usize, usize)) -> Report {
             let cfg = SyncConfig {
                 device: device(*i),
                 unit: "H49.12.3".parse().expect("valid"),
-                db: root.join(device(*i).as_str()).join(DB_FILE),
+                state_dir: StateDir::new(root.join(device(*i).as_str())),
                 broker: url.clone(),
                 dc_key,
                 keep_alive: Duration::from_secs(30),

@@ -18,8 +18,7 @@ use motcua_common::atomic::{self, Overwrite};
 use motcua_protocol::StaffId;
 use serde::{Deserialize, Serialize};
 
-/// The file's name in the state directory.
-pub const STAFF_FILE: &str = "staff.toml";
+pub use motcua_counter::state_dir::STAFF_FILE;
 
 /// Shortest accepted password or PIN.
 pub const MIN_SECRET: usize = 6;
@@ -219,7 +218,7 @@ impl Book {
 
 /// Reads the secret for `motcua staff add`: twice without echo from a
 /// terminal, once from a pipe, or from `$MOTCUA_STAFF_SECRET`.
-fn read_secret() -> Result<String> {
+pub fn read_secret() -> Result<String> {
     use std::io::{BufRead, IsTerminal, Write};
     if let Ok(s) = std::env::var("MOTCUA_STAFF_SECRET") {
         return Ok(s);
@@ -251,41 +250,6 @@ fn read_secret() -> Result<String> {
         bail!("the two entries differ; nothing was changed");
     }
     Ok(a)
-}
-
-/// Runs `motcua staff ...`.
-pub fn command(config: &Path, cmd: crate::cli::StaffCommand) -> Result<()> {
-    use crate::cli::StaffCommand as C;
-    let cfg = crate::config::AgentConfig::load(config)
-        .map_err(anyhow::Error::new)
-        .with_context(|| format!("reading {}", config.display()))?;
-    let path = cfg.kiosk.staff_file;
-    match cmd {
-        C::Add { id, name, replace } => {
-            let secret = read_secret()?;
-            add(&path, id.clone(), &name, &secret, replace)?;
-            eprintln!(
-                "{} {id} in {}",
-                if replace { "updated" } else { "added" },
-                path.display()
-            );
-        }
-        C::Disable { id } => {
-            disable(&path, &id)?;
-            eprintln!("disabled {id}");
-        }
-        C::List => {
-            for a in load(&path)? {
-                motcua_common::outln!(
-                    "{:<24} {}{}",
-                    a.id.as_str(),
-                    a.name,
-                    if a.disabled { "  (disabled)" } else { "" }
-                );
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
