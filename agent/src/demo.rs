@@ -30,7 +30,7 @@ use motcua_counter::clock::SystemClock;
 use motcua_counter::domain::code::Counter;
 use motcua_counter::store::reference::{self, ReferenceData};
 use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
-use motcua_counter::store::{DB_FILE, Writer, WriterConfig, schema};
+use motcua_counter::store::{DB_FILE, Writer, WriterConfig};
 
 const DEVICE: &str = "H49.12.3-q01";
 const REFERENCE: &str = include_str!("../../docs/examples/reference.json");
@@ -141,12 +141,6 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
     let state = dir.join("counter");
     std::fs::create_dir_all(&state)?;
     let db = state.join(DB_FILE);
-    {
-        let mut c = schema::open(&db)?;
-        let data: ReferenceData = serde_json::from_str(REFERENCE)?;
-        let now = motcua_protocol::UtcTime::new(time::OffsetDateTime::now_utc()).to_string();
-        reference::import(&mut c, &data, &now)?;
-    }
     let writer = Writer::start(WriterConfig {
         db: db.clone(),
         device: device.clone(),
@@ -158,6 +152,9 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
         default_collect_at: "Bộ phận Một cửa UBND xã Tam Thăng".into(),
         max_batch: DEFAULT_MAX_BATCH,
     })?;
+    let data: ReferenceData = serde_json::from_str(REFERENCE)?;
+    let now = motcua_protocol::UtcTime::new(time::OffsetDateTime::now_utc());
+    reference::import_async(&writer.handle(), data, &now).await?;
     write_configs(dir, &url, &dc_public)?;
     let (state_tx, mut state_rx) = tokio::sync::watch::channel(SyncState::default());
     let (stop_sync_tx, stop_sync_rx) = tokio::sync::oneshot::channel::<()>();

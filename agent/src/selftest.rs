@@ -200,10 +200,9 @@ fn store_round_trip(dir: &std::path::Path, key: &ed25519_dalek::SigningKey) -> R
     use motcua_counter::domain::code::Counter;
     use motcua_counter::store::reference::{self, Procedure, ReferenceData};
     use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
-    use motcua_counter::store::{DB_FILE, Reader, Writer, WriterConfig, schema};
+    use motcua_counter::store::{DB_FILE, Reader, Writer, WriterConfig};
 
     let db = dir.join(DB_FILE);
-    let mut conn = schema::open(&db)?;
     let data = ReferenceData {
         version: 1,
         procedures: vec![Procedure {
@@ -216,8 +215,6 @@ fn store_round_trip(dir: &std::path::Path, key: &ed25519_dalek::SigningKey) -> R
         holidays: vec![],
         workdays: vec![],
     };
-    reference::import(&mut conn, &data, &now().to_string())?;
-    drop(conn);
     let clock = std::sync::Arc::new(ManualClock::new(
         time::OffsetDateTime::now_utc().max(motcua_counter::store::writer::CLOCK_FLOOR),
         true,
@@ -234,6 +231,7 @@ fn store_round_trip(dir: &std::path::Path, key: &ed25519_dalek::SigningKey) -> R
         max_batch: DEFAULT_MAX_BATCH,
     })?;
     let w = writer.handle();
+    reference::import(&w, data, &now())?;
     let mut codes = Vec::new();
     for i in 0..50 {
         let input = serde_json::from_value(json!({
