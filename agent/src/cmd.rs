@@ -23,7 +23,7 @@ use motcua_counter::domain::dossier::DossierInput;
 use motcua_counter::store::read::StoredDossier;
 use motcua_counter::store::reference::{self, ReferenceData};
 use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
-use motcua_counter::store::{Answer, Reader, Refusal, Writer, WriterConfig, schema};
+use motcua_counter::store::{Answer, Reader, Refusal, Writer, WriterConfig};
 
 /// Exit code: input refused.
 pub const EXIT_INVALID: u8 = 3;
@@ -130,6 +130,10 @@ fn refusal(r: &Refusal) -> ExitCode {
         Refusal::Receipt(_) | Refusal::Fork { .. } => {
             eprintln!("error: {r}");
             ExitCode::FAILURE
+        }
+        Refusal::ReferenceNotNewer { .. } => {
+            eprintln!("{r}");
+            ExitCode::from(EXIT_INVALID)
         }
     }
 }
@@ -479,20 +483,23 @@ pub fn reference(config: &Path, cmd: ReferenceCommand) -> Result<ExitCode> {
                     return Ok(ExitCode::from(EXIT_INVALID));
                 }
             };
-            let mut conn = schema::open(&db_path(&cfg))?;
-            match reference::import(
-                &mut conn,
-                &data,
-                &UtcTime::new(OffsetDateTime::now_utc()).to_string(),
-            ) {
+            let summary = format!(
+                "imported reference data version {}: {} procedures, {} holidays, {} make-up working days",
+                data.version,
+                data.procedures.len(),
+                data.holidays.len(),
+                data.workdays.len()
+            );
+            let writer = open_writer(&cfg)?;
+            let done = reference::import(
+                &writer.handle(),
+                data,
+                &UtcTime::new(OffsetDateTime::now_utc()),
+            );
+            writer.shutdown();
+            match done {
                 Ok(()) => {
-                    motcua_common::outln!(
-                        "imported reference data version {}: {} procedures, {} holidays, {} make-up working days",
-                        data.version,
-                        data.procedures.len(),
-                        data.holidays.len(),
-                        data.workdays.len()
-                    );
+                    motcua_common::outln!("{summary}");
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(

@@ -31,7 +31,7 @@ use motcua_counter::domain::code::Counter;
 use motcua_counter::state_dir::StateDir;
 use motcua_counter::store::reference::{self, ReferenceData};
 use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
-use motcua_counter::store::{Writer, WriterConfig, schema};
+use motcua_counter::store::{Writer, WriterConfig};
 
 const DEVICE: &str = "H49.12.3-q01";
 const REFERENCE: &str = include_str!("../../docs/examples/reference.json");
@@ -142,12 +142,6 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
     let state = StateDir::new(dir.join("counter"));
     std::fs::create_dir_all(state.path())?;
     let db = state.db();
-    {
-        let mut c = schema::open(&db)?;
-        let data: ReferenceData = serde_json::from_str(REFERENCE)?;
-        let now = motcua_protocol::UtcTime::new(time::OffsetDateTime::now_utc()).to_string();
-        reference::import(&mut c, &data, &now)?;
-    }
     let writer = Writer::start(WriterConfig {
         db: db.clone(),
         device: device.clone(),
@@ -159,6 +153,9 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
         default_collect_at: "Bộ phận Một cửa UBND xã Tam Thăng".into(),
         max_batch: DEFAULT_MAX_BATCH,
     })?;
+    let data: ReferenceData = serde_json::from_str(REFERENCE)?;
+    let now = motcua_protocol::UtcTime::new(time::OffsetDateTime::now_utc());
+    reference::import_async(&writer.handle(), data, &now).await?;
     write_configs(dir, &url, &dc_public)?;
     let (state_tx, mut state_rx) = tokio::sync::watch::channel(SyncState::default());
     let (stop_sync_tx, stop_sync_rx) = tokio::sync::oneshot::channel::<()>();

@@ -201,10 +201,9 @@ fn store_round_trip(dir: &StateDir, key: &ed25519_dalek::SigningKey) -> Result<S
     use motcua_counter::domain::code::Counter;
     use motcua_counter::store::reference::{self, Procedure, ReferenceData};
     use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
-    use motcua_counter::store::{Reader, Writer, WriterConfig, schema};
+    use motcua_counter::store::{Reader, Writer, WriterConfig};
 
     let db = dir.db();
-    let mut conn = schema::open(&db)?;
     let data = ReferenceData {
         version: 1,
         procedures: vec![Procedure {
@@ -217,8 +216,6 @@ fn store_round_trip(dir: &StateDir, key: &ed25519_dalek::SigningKey) -> Result<S
         holidays: vec![],
         workdays: vec![],
     };
-    reference::import(&mut conn, &data, &now().to_string())?;
-    drop(conn);
     let clock = std::sync::Arc::new(ManualClock::new(
         time::OffsetDateTime::now_utc().max(motcua_counter::store::writer::CLOCK_FLOOR),
         true,
@@ -235,6 +232,7 @@ fn store_round_trip(dir: &StateDir, key: &ed25519_dalek::SigningKey) -> Result<S
         max_batch: DEFAULT_MAX_BATCH,
     })?;
     let w = writer.handle();
+    reference::import(&w, data, &now())?;
     let mut codes = Vec::new();
     for i in 0..50 {
         let input = serde_json::from_value(json!({

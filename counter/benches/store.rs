@@ -27,7 +27,7 @@ use motcua_counter::domain::code::Counter;
 use motcua_counter::domain::dossier::DossierInput;
 use motcua_counter::store::reference::{self, Procedure, ReferenceData};
 use motcua_counter::store::writer::{DEFAULT_MAX_BATCH, WriterHandle};
-use motcua_counter::store::{DB_FILE, Writer, WriterConfig, schema};
+use motcua_counter::store::{DB_FILE, Writer, WriterConfig};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -105,7 +105,6 @@ fn fresh_store(dir: &Path, name: &str) -> (Writer, PathBuf) {
     let _ = std::fs::remove_dir_all(&sub);
     std::fs::create_dir_all(&sub).expect("mkdir");
     let db = sub.join(DB_FILE);
-    let mut conn = schema::open(&db).expect("open");
     let data = ReferenceData {
         version: 1,
         procedures: vec![Procedure {
@@ -118,8 +117,6 @@ fn fresh_store(dir: &Path, name: &str) -> (Writer, PathBuf) {
         holidays: vec![],
         workdays: vec![],
     };
-    reference::import(&mut conn, &data, "2026-11-01T00:00:00.000Z").expect("reference");
-    drop(conn);
     let writer = Writer::start(WriterConfig {
         db,
         device: "bench-device".parse().expect("valid"),
@@ -132,6 +129,12 @@ fn fresh_store(dir: &Path, name: &str) -> (Writer, PathBuf) {
         max_batch: DEFAULT_MAX_BATCH,
     })
     .expect("writer");
+    reference::import(
+        &writer.handle(),
+        data,
+        &motcua_protocol::UtcTime::new(datetime!(2026-11-01 00:00 UTC)),
+    )
+    .expect("reference");
     (writer, sub)
 }
 

@@ -1,17 +1,25 @@
 //! What the DC sends down (`motcua_protocol::down`), verified against the
 //! pinned DC key and applied to the store.
 //!
+//! Verifying (signature, device, number, content) is done here, reading
+//! the store only; every write is a writer job, so the store has one
+//! writer ([`WriterHandle`]).
+//!
 //! - The catalogue replaces the cached reference data when its version is
-//!   higher (`store::reference::import`, one transaction).
-//! - Status updates are applied one by one through the writer, so each
-//!   change is a signed journal record like a clerk's (staff
+//!   higher (`store::reference::import_async`: checked here, replaced by
+//!   the writer in one job).
+//! - A status-updates message is gone through in one writer job
+//!   (`WriterHandle::apply_dc_updates`): each change is a signed journal
+//!   record like a clerk's (staff
 //!   [`DC_STAFF`], the deciding office in the note) and reaches the DC in
 //!   the chain. Which side wins: the counter's. An update is applied only
 //!   when the dossier may move from its current status to the new one; if
 //!   it already has that status the update counts as done; otherwise
 //!   (the clerk changed it meanwhile, e.g. the citizen withdrew) it is not
 //!   forced: it is kept as a conflict, logged and counted in the health
-//!   report, for the DC to settle.
+//!   report, for the DC to settle. The outcome of each update and the
+//!   message's seq are recorded in the same job: all of it is stored or
+//!   none.
 //! - Settings override the configuration while they last (only the health
 //!   interval exists), within the configuration's own bounds.
 //!
@@ -29,11 +37,11 @@ use ed25519_dalek::VerifyingKey;
 use motcua_protocol::down::{Catalogue, Settings, StatusUpdates};
 use motcua_protocol::topics::{self, Channel};
 use motcua_protocol::{DeviceId, Message, StaffId, UtcTime, verify};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::domain::status::Status;
 use crate::store::reference::{self, ImportError, ReferenceData};
-use crate::store::writer::WriterHandle;
+use crate::store::writer::{Decision, WriterHandle, decide};
 use crate::store::{Refusal, Step, StoreError, schema};
 
 /// Why handling a DC message stopped: the store failed, or the writer
@@ -131,9 +139,10 @@ fn refused(reason: &'static str, detail: impl Into<String>) -> Outcome {
 }
 
 impl Downstream {
-    /// A second connection to the store at `db`, for the side tables and
-    /// the catalogue. The writer has already opened, checked and migrated
-    /// it, so this reads no page again (`schema::open_more`).
+    /// A read-only connection to the store at `db`, for the numbers
+    /// already applied and the dossiers' statuses; every write goes
+    /// through `writer`. The writer has already opened, checked and
+    /// migrated the store (`schema::open_read`).
     pub fn open(
         db: &Path,
         device: DeviceId,
@@ -142,7 +151,7 @@ impl Downstream {
         configured_interval: Duration,
     ) -> Result<Downstream, StoreError> {
         Ok(Downstream {
-            conn: schema::open_more(db)?,
+            conn: schema::open_read(db)?,
             device,
             dc_key,
             writer,
@@ -211,23 +220,6 @@ impl Downstream {
             .unwrap_or(0) as u64)
     }
 
-    fn keep(
-        &self,
-        kind: &str,
-        number: u64,
-        message: &[u8],
-        now: &UtcTime,
-    ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO downstream (kind, number, message, applied_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (kind) DO UPDATE SET number = ?2, message = ?3, applied_at = ?4",
-                params![kind, number as i64, message, now.to_string()],
-            )
-            .step("keeping what the DC sent")?;
-        Ok(())
-    }
-
     /// Verifies and applies a message received on `topic`. Only a store
     /// failure is an error; everything about the message is an [`Outcome`].
     pub async fn handle(
@@ -238,7 +230,7 @@ impl Downstream {
     ) -> Result<Outcome, DownstreamError> {
         if let Some(name) = topics::parse_broadcast_topic(topic) {
             return if name == topics::CATALOGUE {
-                self.catalogue(payload, now)
+                self.catalogue(payload, now).await
             } else {
                 Ok(Outcome::Ignored)
             };
@@ -246,14 +238,18 @@ impl Downstream {
         match topics::parse_device_topic(topic) {
             Some((d, Channel::Down(name))) if d == self.device => match name.as_str() {
                 topics::DOWN_STATUS => self.updates(payload, now).await,
-                topics::DOWN_SETTINGS => self.settings(payload, now),
+                topics::DOWN_SETTINGS => self.settings(payload, now).await,
                 _ => Ok(Outcome::Ignored),
             },
             _ => Ok(Outcome::Ignored),
         }
     }
 
-    fn catalogue(&mut self, payload: &[u8], now: &UtcTime) -> Result<Outcome, DownstreamError> {
+    async fn catalogue(
+        &mut self,
+        payload: &[u8],
+        now: &UtcTime,
+    ) -> Result<Outcome, DownstreamError> {
         let c = match verify::<Catalogue>(payload, &self.dc_key) {
             Ok(v) => v.message,
             Err(e) => return Ok(refused(e.reason(), e.to_string())),
@@ -264,7 +260,7 @@ impl Downstream {
             holidays: c.holidays,
             workdays: c.workdays,
         };
-        match reference::import(&mut self.conn, &data, &now.to_string()) {
+        match reference::import_async(&self.writer, data, now).await {
             Ok(()) => Ok(Outcome::Catalogue { version: c.version }),
             Err(ImportError::NotNewer { offered, current }) if offered == current => {
                 Ok(Outcome::Seen)
@@ -274,6 +270,7 @@ impl Downstream {
                 format!("catalogue version {offered}, older than the cached {current}"),
             )),
             Err(ImportError::Invalid(why)) => Ok(refused("invalid_catalogue", why)),
+            Err(ImportError::Refused(r)) => Err(DownstreamError::Refused(r)),
             Err(ImportError::Store(e)) => Err(e.into()),
         }
     }
@@ -310,11 +307,14 @@ impl Downstream {
         if let Some(o) = self.ordered("status", &u.device, u.seq)? {
             return Ok(o);
         }
-        let through = self.applied()?.updates_through;
         let staff: StaffId = DC_STAFF
             .parse()
             .map_err(|_| StoreError::Internal("DC staff id".into()))?;
-        let (mut applied, mut already, mut conflicts, mut unknown) = (0, 0, 0, 0);
+        // Whether some update will become a journal record, as read now:
+        // the writer decides again inside its transaction; this only says
+        // whether the job is subject to the free-space floor.
+        let through = self.applied()?.updates_through;
+        let mut adds_records = false;
         for up in u.updates.iter().filter(|up| up.id > through) {
             let to =
                 Status::try_from(up.status).map_err(|e| StoreError::Internal(e.to_string()))?;
@@ -328,63 +328,37 @@ impl Downstream {
                 .optional()
                 .step("reading a dossier's status")?;
             let current = current.and_then(|c| Status::try_from(c).ok());
-            let (outcome, seq) = match current {
-                None => {
-                    unknown += 1;
-                    tracing::warn!(code = %up.code, id = up.id, "DC status update for a dossier this counter does not have");
-                    ("unknown", None)
-                }
-                Some(c) if c == to => {
-                    already += 1;
-                    ("already", None)
-                }
-                Some(c) if c.may_become(to) => {
-                    let note = match &up.note {
-                        Some(n) => format!("{}: {n}", up.by),
-                        None => up.by.clone(),
-                    };
-                    match self
-                        .writer
-                        .set_status_async(&up.code, to, staff.clone(), Some(note))
-                        .await
-                    {
-                        Ok(Ok(changed)) => {
-                            applied += 1;
-                            tracing::info!(code = %up.code, id = up.id, seq = changed.seq, from = c.get(), to = to.get(), "DC status update applied");
-                            ("applied", Some(changed.seq))
-                        }
-                        Ok(Err(Refusal::Invalid(_))) => {
-                            conflicts += 1;
-                            ("conflict", None)
-                        }
-                        Ok(Err(r)) => return Err(DownstreamError::Refused(r)),
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Some(c) => {
-                    conflicts += 1;
-                    tracing::warn!(code = %up.code, id = up.id, current = c.get(), to = to.get(), "DC status update not applied: the counter's status differs (the counter's wins)");
-                    ("conflict", None)
-                }
-            };
-            self.conn
-                .execute(
-                    "INSERT OR REPLACE INTO dc_updates (id, code, status, outcome, seq, at) VALUES (?, ?, ?, ?, ?, ?)",
-                    params![up.id as i64, up.code, up.status, outcome, seq.map(|s| s as i64), now.to_string()],
-                )
-                .step("recording a DC status update")?;
+            if matches!(decide(current, to), Decision::Apply { .. }) {
+                adds_records = true;
+                break;
+            }
         }
-        self.keep("status", u.seq, payload, now)?;
+        let done = self
+            .writer
+            .apply_dc_updates_async(
+                u.seq,
+                payload.to_vec(),
+                u.updates,
+                staff,
+                *now,
+                adds_records,
+            )
+            .await?
+            .map_err(DownstreamError::Refused)?;
         Ok(Outcome::Updates {
             seq: u.seq,
-            applied,
-            already,
-            conflicts,
-            unknown,
+            applied: done.applied,
+            already: done.already,
+            conflicts: done.conflicts,
+            unknown: done.unknown,
         })
     }
 
-    fn settings(&mut self, payload: &[u8], now: &UtcTime) -> Result<Outcome, DownstreamError> {
+    async fn settings(
+        &mut self,
+        payload: &[u8],
+        now: &UtcTime,
+    ) -> Result<Outcome, DownstreamError> {
         let s = match verify::<Settings>(payload, &self.dc_key) {
             Ok(v) => v.message,
             Err(e) => return Ok(refused(e.reason(), e.to_string())),
@@ -402,7 +376,10 @@ impl Downstream {
                 ),
             ));
         }
-        self.keep("settings", s.seq, payload, now)?;
+        self.writer
+            .keep_settings_async(s.seq, payload.to_vec(), *now)
+            .await?
+            .map_err(DownstreamError::Refused)?;
         Ok(Outcome::Settings {
             seq: s.seq,
             health_interval: self.health_interval()?,

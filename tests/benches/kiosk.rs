@@ -30,7 +30,7 @@ use motcua_counter::domain::code::Counter as CodeCounter;
 use motcua_counter::domain::dossier::DossierInput;
 use motcua_counter::store::reference::{self, ReferenceData};
 use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
-use motcua_counter::store::{DB_FILE, Writer, WriterConfig, schema};
+use motcua_counter::store::{DB_FILE, Writer, WriterConfig};
 use motcua_e2e::kiosk::{Counter, STAFF};
 use motcua_e2e::{use_profile, workspace};
 use serde_json::json;
@@ -67,10 +67,7 @@ fn in_process_store(dir: &std::path::Path) -> Writer {
     let text = std::fs::read_to_string(workspace().join("docs/examples/reference.json"))
         .expect("reads the example catalogue");
     let data: ReferenceData = serde_json::from_str(&text).expect("the example catalogue parses");
-    let mut conn = schema::open(&db).expect("opens the store");
-    reference::import(&mut conn, &data, "2026-11-01T00:00:00.000Z").expect("imports");
-    drop(conn);
-    Writer::start(WriterConfig {
+    let writer = Writer::start(WriterConfig {
         db,
         device: "bench-kiosk".parse().expect("valid"),
         unit: "H49.12.3".parse().expect("valid"),
@@ -81,7 +78,10 @@ fn in_process_store(dir: &std::path::Path) -> Writer {
         default_collect_at: "Bộ phận Một cửa".into(),
         max_batch: DEFAULT_MAX_BATCH,
     })
-    .expect("the writer starts")
+    .expect("the writer starts");
+    let at = motcua_protocol::UtcTime::new(time::macros::datetime!(2026-11-01 00:00 UTC));
+    reference::import(&writer.handle(), data, &at).expect("imports");
+    writer
 }
 
 fn report(name: &str, mut samples: Vec<Duration>) -> Duration {

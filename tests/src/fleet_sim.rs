@@ -143,7 +143,6 @@ pub fn run(f: Fleet, mut progress: impl FnMut(&str, usize, usize)) -> Report {
                         let dir = root.join(device(i).as_str());
                         std::fs::create_dir_all(&dir).expect("mkdir");
                         let db = dir.join(DB_FILE);
-                        crate::import_sample_catalogue(&db);
                         let at = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
                         let w = Writer::start(WriterConfig {
                             db,
@@ -158,6 +157,7 @@ pub fn run(f: Fleet, mut progress: impl FnMut(&str, usize, usize)) -> Report {
                         })
                         .expect("writer starts");
                         let h = w.handle();
+                        crate::import_sample_catalogue(&h);
                         for n in 0..f.records {
                             let input = serde_json::from_value(serde_json::json!({
                                 "procedure": "2.000908",

@@ -151,12 +151,11 @@ pub fn template_with(name: &str, replace: &[(&str, String)]) -> String {
     lines.join("\n") + "\n"
 }
 
-/// Creates the store at `db` if needed and imports a one-procedure
-/// catalogue (2.000908, one working day) for the tests' dossiers. Version 1
-/// may already be there (an earlier cycle or batch): that is kept.
-pub fn import_sample_catalogue(db: &Path) {
+/// Has `writer` import a one-procedure catalogue (2.000908, one working
+/// day) for the tests' dossiers. Version 1 may already be there (an earlier
+/// cycle or batch): that is kept.
+pub fn import_sample_catalogue(writer: &motcua_counter::store::writer::WriterHandle) {
     use motcua_counter::store::reference::{self, Procedure, ReferenceData};
-    let mut conn = motcua_counter::store::schema::open(db).expect("opens the store");
     let data = ReferenceData {
         version: 1,
         procedures: vec![Procedure {
@@ -169,5 +168,6 @@ pub fn import_sample_catalogue(db: &Path) {
         holidays: vec![],
         workdays: vec![],
     };
-    let _ = reference::import(&mut conn, &data, "2026-11-01T00:00:00.000Z");
+    let at = motcua_protocol::UtcTime::new(time::macros::datetime!(2026-11-01 00:00 UTC));
+    let _ = reference::import(writer, data, &at);
 }

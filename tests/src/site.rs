@@ -566,7 +566,6 @@ impl Agent {
     pub fn receive(&self, n: u64) {
         std::fs::create_dir_all(&self.state).expect("mkdir");
         let db = self.state.join(DB_FILE);
-        crate::import_sample_catalogue(&db);
         let key = motcua_common::keyfile::load(&self.key).expect("device key");
         let mut left = n;
         while left > 0 {
@@ -590,6 +589,7 @@ impl Agent {
                 max_batch: DEFAULT_MAX_BATCH,
             })
             .expect("writer starts");
+            crate::import_sample_catalogue(&writer.handle());
             let threads: Vec<_> = (0..4)
                 .map(|t| {
                     let w = writer.handle();

@@ -24,6 +24,20 @@
 //! the DC recognises duplicates by seq and hash, and a record is marked
 //! synced only by a verified DC receipt, kept as proof.
 //!
+//! # One writer
+//! Once the store is open, only [`writer`] writes it: every change is an
+//! operation (`writer::op_*`) run as a job on the writer's connection,
+//! inside its group's transaction: dossiers and the journal, receipts,
+//! pruning, the reference data ([`reference::import`] checks the data,
+//! then asks the writer), and the `downstream` and `dc_updates`
+//! bookkeeping of what the DC sent (`crate::downstream` verifies, then
+//! asks the writer). Every other connection only reads: [`Reader`]'s and
+//! `Downstream`'s are `query_only`, the checkpointer's only copies the WAL
+//! into the file. The
+//! exceptions are [`schema::open`], which creates and migrates the file,
+//! and [`Writer::start`], which binds the device and records its signing
+//! key, both before the writer takes jobs.
+//!
 //! # Refusals
 //! - Below `min_free` free bytes on the state directory's file system, new
 //!   records are refused ([`Refusal::DiskFull`]); reads, receipts and
@@ -145,6 +159,15 @@ pub enum Refusal {
         /// The stored hash.
         ours: Hash32,
     },
+    /// Reference data (catalogue and calendar) whose version is not newer
+    /// than the one stored: an older or equal version never replaces it.
+    #[error("reference data version {offered} refused: the store already has version {current}")]
+    ReferenceNotNewer {
+        /// The version offered.
+        offered: u64,
+        /// The version stored.
+        current: u64,
+    },
 }
 
 impl Refusal {
@@ -166,7 +189,9 @@ impl Refusal {
                 "Quầy này đã dùng hết số hồ sơ trong ngày. Vui lòng tiếp nhận ở quầy khác hoặc báo kỹ thuật viên.",
             ),
             Refusal::NotFound(_) => one("not_found", "Không tìm thấy hồ sơ có mã này."),
-            Refusal::Receipt(_) | Refusal::Fork { .. } => internal(),
+            Refusal::Receipt(_) | Refusal::Fork { .. } | Refusal::ReferenceNotNewer { .. } => {
+                internal()
+            }
         }
     }
 }

@@ -2,18 +2,22 @@
 //! holidays and make-up working days.
 //!
 //! The DC owns this data and publishes it versioned; the counter keeps the
-//! newest version it has seen and works from it offline. An import replaces
-//! the whole set in one transaction, and an older or equal version never
-//! replaces a newer one. The file format (`motcua reference import`) is
+//! newest version it has seen and works from it offline. An import is
+//! checked here first ([`validate`], no I/O), then written by the writer
+//! (`store::writer`'s reference operation): it replaces the whole set in
+//! one transaction, and an older or equal version never replaces a newer
+//! one. This module only reads the store. The file format (`motcua reference import`) is
 //! documented in `docs/DOSSIER-INPUT.md`.
 
 use std::collections::BTreeSet;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use motcua_protocol::UtcTime;
+use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use time::Date;
 
-use super::{Step, StoreError};
+use super::writer::WriterHandle;
+use super::{Answer, Refusal, Step, StoreError};
 use crate::domain::calendar::{Calendar, MAX_WORKING_DAYS};
 use crate::domain::dossier::ProcedureRef;
 use crate::domain::text::{clean, fold};
@@ -50,6 +54,9 @@ pub enum ImportError {
         /// The version stored.
         current: u64,
     },
+    /// The writer refused it for another reason than its version.
+    #[error(transparent)]
+    Refused(Refusal),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -72,9 +79,23 @@ fn valid_code(code: &str) -> bool {
     (1..=64).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
 }
 
-/// Checks `data` and, if its version is newer than the stored one,
-/// replaces the stored catalogue and calendar with it in one transaction.
-pub fn import(conn: &mut Connection, data: &ReferenceData, now: &str) -> Result<(), ImportError> {
+/// Reference data that passed [`validate`]: the only form the writer
+/// takes ([`WriterHandle::import_reference`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidReference(ReferenceData);
+
+impl ValidReference {
+    /// The data, as checked.
+    pub fn data(&self) -> &ReferenceData {
+        &self.0
+    }
+}
+
+/// Checks `data` against the catalogue's rules (national procedure codes,
+/// each listed once, a name and at most [`MAX_WORKING_DAYS`] working days;
+/// dates that parse, each day listed once). A pure step: only
+/// [`ImportError::Invalid`] comes out of it.
+pub fn validate(data: ReferenceData) -> Result<ValidReference, ImportError> {
     let mut codes = BTreeSet::new();
     for p in &data.procedures {
         if !valid_code(&p.code) {
@@ -111,63 +132,39 @@ pub fn import(conn: &mut Connection, data: &ReferenceData, now: &str) -> Result<
             )));
         }
     }
-    let tx = conn.transaction().map_err(|source| StoreError::Sqlite {
-        step: "starting the import",
-        source,
-    })?;
-    let current: Option<i64> = tx
-        .query_row("SELECT version FROM reference WHERE id = 1", [], |r| {
-            r.get(0)
-        })
-        .optional()
-        .step("reading the version")?;
-    if let Some(current) = current {
-        let current = current as u64;
-        if data.version <= current {
-            return Err(ImportError::NotNewer {
-                offered: data.version,
-                current,
-            });
+    Ok(ValidReference(data))
+}
+
+/// What became of an import, from the writer's answer.
+fn imported(answer: Answer<()>) -> Result<(), ImportError> {
+    match answer {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(Refusal::ReferenceNotNewer { offered, current })) => {
+            Err(ImportError::NotNewer { offered, current })
         }
+        Ok(Err(r)) => Err(ImportError::Refused(r)),
+        Err(e) => Err(ImportError::Store(e)),
     }
-    tx.execute_batch("DELETE FROM procedures; DELETE FROM calendar;")
-        .step("clearing reference data")?;
-    {
-        let mut ins = tx
-            .prepare("INSERT INTO procedures (code, name, name_folded, working_days, fee, documents) VALUES (?, ?, ?, ?, ?, ?)")
-            .step("preparing the import")?;
-        for p in &data.procedures {
-            let name = clean(&p.name);
-            let docs: Vec<String> = p.documents.iter().map(|d| clean(d)).collect();
-            let docs = serde_json::to_string(&docs).unwrap_or_else(|_| "[]".into());
-            ins.execute(params![
-                p.code,
-                name,
-                fold(&name),
-                p.working_days,
-                p.fee.map(|f| f as i64),
-                docs
-            ])
-            .step("importing procedures")?;
-        }
-        let mut cal = tx
-            .prepare("INSERT OR REPLACE INTO calendar (day, kind, name) VALUES (?, ?, ?)")
-            .step("preparing the import")?;
-        for (kind, days) in [("holiday", &data.holidays), ("workday", &data.workdays)] {
-            for d in days {
-                cal.execute(params![d.day, kind, d.name.as_deref().map(clean)])
-                    .step("importing the calendar")?;
-            }
-        }
-    }
-    tx.execute(
-        "INSERT INTO reference (id, version, imported_at) VALUES (1, ?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET version = ?1, imported_at = ?2",
-        params![data.version as i64, now],
-    )
-    .step("recording the version")?;
-    tx.commit().step("committing the import")?;
-    Ok(())
+}
+
+/// Checks `data` ([`validate`]) and, if its version is newer than the
+/// stored one, has the writer replace the stored catalogue and calendar
+/// with it in one transaction, stamped `at`.
+///
+/// Blocking: not from inside an async runtime (use [`import_async`]).
+pub fn import(writer: &WriterHandle, data: ReferenceData, at: &UtcTime) -> Result<(), ImportError> {
+    let valid = validate(data)?;
+    imported(writer.import_reference(valid, *at))
+}
+
+/// As [`import`], from async code.
+pub async fn import_async(
+    writer: &WriterHandle,
+    data: ReferenceData,
+    at: &UtcTime,
+) -> Result<(), ImportError> {
+    let valid = validate(data)?;
+    imported(writer.import_reference_async(valid, *at).await)
 }
 
 /// The procedure `code`, if the catalogue has it.

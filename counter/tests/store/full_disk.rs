@@ -66,8 +66,7 @@ fn start_on(s: &mut TestStore, db: &Path) {
     let mut cfg = s.config();
     cfg.db = db.to_owned();
     s.writer = Some(motcua_counter::store::Writer::start(cfg).expect("starts"));
-    let mut conn = motcua_counter::store::schema::open(db).expect("open");
-    let _ = motcua_counter::store::reference::import(&mut conn, &reference_data(1), "now");
+    let _ = motcua_counter::store::reference::import(&s.w(), reference_data(1), &now());
 }
 
 fn check_intact(db: &Path, acked: &[String]) {

@@ -10,7 +10,7 @@ use motcua_counter::domain::code::Counter;
 use motcua_counter::domain::dossier::DossierInput;
 use motcua_counter::store::reference::{self, CalendarDay, Procedure, ReferenceData};
 use motcua_counter::store::writer::{DEFAULT_MAX_BATCH, WriterHandle};
-use motcua_counter::store::{DB_FILE, Reader, Writer, WriterConfig, schema};
+use motcua_counter::store::{DB_FILE, Reader, Writer, WriterConfig};
 use motcua_protocol::{DeviceId, Hash32, Receipt, StaffId, UtcTime, sign};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -57,8 +57,8 @@ impl TestStore {
             counter,
             min_free: 0,
         };
-        s.import_reference(1);
         s.start();
+        s.import_reference(1);
         s
     }
 
@@ -108,11 +108,10 @@ impl TestStore {
     }
 
     pub fn import_reference(&self, version: u64) {
-        let mut conn = schema::open(&self.db()).expect("open");
         reference::import(
-            &mut conn,
-            &reference_data(version),
-            "2026-11-01T00:00:00.000Z",
+            &self.w(),
+            reference_data(version),
+            &UtcTime::new(datetime!(2026-11-01 00:00 UTC)),
         )
         .expect("import");
     }
@@ -139,6 +138,11 @@ impl NowAt for ManualClock {
         use motcua_counter::clock::Clock;
         self.now().at
     }
+}
+
+/// Now, as the time an import is stamped with.
+pub fn now() -> UtcTime {
+    UtcTime::new(OffsetDateTime::now_utc())
 }
 
 pub fn reference_data(version: u64) -> ReferenceData {

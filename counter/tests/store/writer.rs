@@ -521,8 +521,7 @@ fn the_database_file_is_private() {
 #[test]
 fn an_older_reference_version_never_replaces_a_newer_one() {
     let s = TestStore::new();
-    let mut conn = motcua_counter::store::schema::open(&s.db()).expect("open");
-    let old = motcua_counter::store::reference::import(&mut conn, &reference_data(1), "now");
+    let old = motcua_counter::store::reference::import(&s.w(), reference_data(1), &now());
     assert!(matches!(
         old,
         Err(motcua_counter::store::reference::ImportError::NotNewer {
@@ -530,7 +529,7 @@ fn an_older_reference_version_never_replaces_a_newer_one() {
             current: 1
         })
     ));
-    motcua_counter::store::reference::import(&mut conn, &reference_data(2), "now").expect("newer");
+    motcua_counter::store::reference::import(&s.w(), reference_data(2), &now()).expect("newer");
 }
 
 #[test]
@@ -608,15 +607,13 @@ fn a_status_note_with_control_characters_is_refused() {
 #[test]
 fn a_day_both_holiday_and_working_day_is_refused() {
     let s = TestStore::new();
-    let mut conn = motcua_counter::store::schema::open(&s.db()).expect("open");
     let mut data = reference_data(5);
     data.workdays
         .push(motcua_counter::store::reference::CalendarDay {
             day: "2026-11-27".into(),
             name: None,
         });
-    let err =
-        motcua_counter::store::reference::import(&mut conn, &data, "now").expect_err("refused");
+    let err = motcua_counter::store::reference::import(&s.w(), data, &now()).expect_err("refused");
     assert!(err.to_string().contains("2026-11-27"), "{err}");
 }
 

@@ -27,7 +27,6 @@ fn main() {
     let day: i64 = day.parse().expect("DAY_OFFSET is a number");
     let threads: u32 = threads.parse().expect("THREADS is a number");
     let db = std::path::Path::new(dir).join(DB_FILE);
-    motcua_e2e::import_sample_catalogue(&db);
     let clock = Arc::new(ManualClock::new(
         datetime!(2026-11-26 02:30 UTC) + time::Duration::days(day),
         true,
@@ -44,6 +43,7 @@ fn main() {
         max_batch: DEFAULT_MAX_BATCH,
     })
     .expect("writer starts");
+    motcua_e2e::import_sample_catalogue(&writer.handle());
     let out = Arc::new(Mutex::new(std::io::stdout()));
     let workers: Vec<_> = (0..threads)
         .map(|t| {

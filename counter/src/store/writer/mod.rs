@@ -10,7 +10,9 @@
 //! - `chain`: the chain head, the device binding, the clock check and the
 //!   signing of the next journal envelope.
 //! - one `op_*` file per job kind (receive a dossier, change its status,
-//!   accept a DC receipt, prune), each an [`engine::Operation`].
+//!   accept a DC receipt, prune, replace the reference data, keep what the
+//!   DC sent down and go through its status updates), each an
+//!   [`engine::Operation`].
 //!
 //! Each record-changing job signs its journal envelope inside the same
 //! transaction as the dossier row, with the next seq and the previous hash,
@@ -24,8 +26,10 @@ mod chain;
 pub mod checkpoint;
 pub mod engine;
 mod op_create;
+mod op_downstream;
 mod op_prune;
 mod op_receipt;
+mod op_reference;
 mod op_status;
 
 use std::path::PathBuf;
@@ -33,7 +37,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use motcua_protocol::{DeviceId, KeyId, StaffId, UnitCode};
+use motcua_protocol::down::StatusUpdate;
+use motcua_protocol::{DeviceId, KeyId, StaffId, UnitCode, UtcTime};
 use rusqlite::params;
 use time::Duration;
 use tokio::sync::mpsc;
@@ -44,11 +49,13 @@ use crate::clock::Clock;
 use crate::domain::code::Counter;
 use crate::domain::dossier::DossierInput;
 use crate::domain::status::Status;
+use crate::store::reference::ValidReference;
 
 pub(crate) use chain::hash32;
 pub use chain::{CLOCK_FLOOR, CLOCK_SLACK};
 pub use engine::Answer;
 pub use op_create::Created;
+pub use op_downstream::{Decision, UpdatesApplied, decide};
 pub use op_prune::Pruned;
 pub use op_receipt::Synced;
 pub use op_status::StatusChanged;
@@ -247,6 +254,30 @@ impl WriterHandle {
         /// Prunes what is older than `retention` and safe at the DC.
         prune, prune_async, |retention: Duration| -> Pruned {
             op_prune::Prune { retention }
+        }
+    );
+    ask!(
+        /// Replaces the catalogue and the calendar with checked reference
+        /// data, unless the stored version is the same or newer.
+        import_reference, import_reference_async, |data: ValidReference, at: UtcTime| -> () {
+            op_reference::ImportReference { data, at }
+        }
+    );
+    ask!(
+        /// Keeps a verified DC settings message as the last one applied.
+        keep_settings, keep_settings_async, |seq: u64, message: Vec<u8>, at: UtcTime| -> () {
+            op_downstream::KeepDown { kind: "settings", number: seq, message, at }
+        }
+    );
+    ask!(
+        /// Goes through a verified DC status-updates message in one job:
+        /// each allowed change a journal record under `staff`, each update's
+        /// outcome recorded, then its seq kept. `adds_records`: whether
+        /// some change is expected to be made (refused below the
+        /// free-space floor only then).
+        apply_dc_updates, apply_dc_updates_async,
+        |seq: u64, message: Vec<u8>, updates: Vec<StatusUpdate>, staff: StaffId, at: UtcTime, adds_records: bool| -> UpdatesApplied {
+            op_downstream::ApplyUpdates { seq, message, updates, staff, at, adds_records }
         }
     );
 }
