@@ -445,17 +445,32 @@ impl Connection {
         self.poller.abort();
     }
 
-    /// A clean stop: `offline` on the status topic (retained), then
-    /// DISCONNECT, waiting at most two seconds for both to go out. Had
-    /// they not, the broker publishes the last will instead.
+    /// A clean stop: `offline` on the status topic (retained), and only
+    /// once the broker has acknowledged it, DISCONNECT (which makes the
+    /// broker discard the last will). When `offline` cannot be queued or is
+    /// not acknowledged within two seconds (a full window while a backlog
+    /// drains), the connection is dropped without DISCONNECT instead, so
+    /// the broker publishes the last will, `offline`, itself. Either way
+    /// the DC sees the counter go.
     async fn stop(self, status_topic: &str) {
-        let _ = self.client.try_publish(
+        let abort = self.poller.abort_handle();
+        let offline_said = match self.client.try_publish_tracked(
             status_topic,
             Presence::Offline.as_bytes(),
             PublishOptions::new(QoS::AtLeastOnce).retained(),
-        );
-        let _ = self.client.try_disconnect();
-        let abort = self.poller.abort_handle();
+        ) {
+            Ok(notice) => {
+                tokio::time::timeout(Duration::from_secs(2), notice.wait_completion_async())
+                    .await
+                    .is_ok_and(|acked| acked.is_ok())
+            }
+            Err(_) => false,
+        };
+        if !offline_said {
+            abort.abort();
+            return;
+        }
+        let _ = self.client.try_disconnect_now();
         if tokio::time::timeout(Duration::from_secs(2), self.poller)
             .await
             .is_err()

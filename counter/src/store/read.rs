@@ -129,6 +129,19 @@ fn like_escape(s: &str) -> String {
         .replace('_', "\\_")
 }
 
+/// A time that is only shown (a status line, a health report), never
+/// acted on: a damaged value is logged and shown as unknown rather than
+/// stopping the sync loop that reports it.
+fn shown_time(column: &'static str, raw: &str) -> Option<UtcTime> {
+    match stored_time(column, raw) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!(error = %e, "a stored time is damaged; shown as unknown");
+            None
+        }
+    }
+}
+
 /// A stored time read back, or the refusal naming its column.
 fn stored_time(column: &'static str, s: &str) -> Result<UtcTime, StoreError> {
     UtcTime::parse(s).map_err(|e| bad(column, e))
@@ -399,14 +412,12 @@ impl Reader {
             overdue: one(&COUNT_OVERDUE, &[&now])? as u64,
             head_seq: one("SELECT coalesce(max(seq), 0) FROM journal", &[])? as u64,
             unsynced: one("SELECT count(*) FROM journal WHERE synced = 0", &[])? as u64,
-            oldest_unsynced_at: oldest.map(|t| stored_time("journal.at", &t)).transpose()?,
+            oldest_unsynced_at: oldest.and_then(|t| shown_time("journal.at", &t)),
             synced_through: one(
                 "SELECT coalesce(max(seq), 0) FROM journal WHERE synced = 1",
                 &[],
             )? as u64,
-            last_receipt_at: last_receipt
-                .map(|t| stored_time("receipts.stored_at", &t))
-                .transpose()?,
+            last_receipt_at: last_receipt.and_then(|t| shown_time("receipts.stored_at", &t)),
             reference_version: super::reference::version(c)?,
         })
     }

@@ -271,10 +271,14 @@ impl<'a, C: Conn> Tx<'a, C> {
         Ok(tx)
     }
 
-    /// Commits.
+    /// Commits. A COMMIT that fails leaves the transaction to `Drop`,
+    /// which rolls it back: SQLite keeps a transaction open after some
+    /// failed commits (busy, full), and the connection must not carry it
+    /// into its next statements.
     pub fn commit(mut self) -> Result<()> {
+        self.conn.batch("COMMIT")?;
         self.open = false;
-        self.conn.batch("COMMIT")
+        Ok(())
     }
 }
 
