@@ -122,7 +122,10 @@ pub enum Command {
     /// certificate's days left, the clock, free disk, the store's
     /// integrity, the broker reachable, the TLS handshake and login, and a
     /// receipt round trip (the last receipted record sent again; the DC
-    /// stores nothing twice). Exits 1 when any check fails.
+    /// stores nothing twice). The login and the round trip are skipped while
+    /// `motcua run` runs: the broker binds the client id to the
+    /// certificate, so they would take over the agent's session. Exits 1
+    /// when any check fails.
     Doctor {
         /// Seconds to wait for the broker and the DC's receipt.
         #[arg(long, default_value_t = 15)]

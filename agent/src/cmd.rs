@@ -576,6 +576,19 @@ pub fn run(config: &Path) -> Result<ExitCode> {
         .map_err(anyhow::Error::new)
         .with_context(|| format!("reading {}", config.display()))?;
     motcua_common::logging::init(cfg.log.format, &cfg.log.level);
+    // One agent per state directory: a second would take the first's
+    // broker session (the broker binds the client id to the certificate).
+    let _running = cfg
+        .store
+        .state_dir
+        .lock_run()
+        .with_context(|| format!("locking {}", cfg.store.state_dir.path().display()))?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "another motcua run already uses {} (systemctl status motcua-agent)",
+                cfg.store.state_dir.path().display()
+            )
+        })?;
     let writer = open_writer(&cfg)?;
     let sync_cfg = sync_config(&cfg);
     tracing::info!(device = %cfg.device.id, broker = %cfg.dc.broker.url, "agent starting");

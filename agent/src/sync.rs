@@ -34,7 +34,10 @@ use motcua_common::config::BrokerConnection;
 use motcua_common::mqtt::{self, Backoff};
 use motcua_protocol::topics::{self, Channel};
 use motcua_protocol::{DeviceId, Presence, UnitCode, UtcTime, bundle};
-use rumqttc::{AsyncClient, LastWill, Outgoing, Packet, PublishOptions, QoS};
+use rumqttc::{
+    AsyncClient, LastWill, Outgoing, Packet, PublishOptions, QoS, SubscribeFilterInput,
+    SubscribeReasonCode,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::health::Probe;
@@ -221,16 +224,18 @@ impl Shell {
                 after,
                 max,
             )?)),
+            Action::Resend { through, sent } => {
+                tracing::warn!(
+                    through,
+                    sent,
+                    "no receipt for {:?}; sending again from seq {} on the same connection",
+                    self.cfg.resend_after,
+                    through + 1
+                );
+                None
+            }
             Action::Replace { generation, why } => {
-                if let Replace::Stalled { through, sent } = why {
-                    tracing::warn!(
-                        through,
-                        sent,
-                        "no receipt for {:?}; reconnecting to send again from seq {}",
-                        self.cfg.resend_after,
-                        through + 1
-                    );
-                }
+                let Replace::AnnounceFailed = why;
                 self.conn
                     .replace(&self.cfg, generation, self.net_tx.clone())?;
                 None
@@ -249,9 +254,15 @@ impl Shell {
             Presence::Online.as_bytes(),
             PublishOptions::new(QoS::AtLeastOnce).retained(),
         );
-        let subscribed = topics::agent_filters(&self.cfg.device)
-            .into_iter()
-            .all(|f| client.try_subscribe(f, QoS::AtLeastOnce).is_ok());
+        // One SUBSCRIBE, so one SUBACK tells whether the broker lets this
+        // certificate in.
+        let subscribed = client
+            .try_subscribe_many(
+                topics::agent_filters(&self.cfg.device)
+                    .into_iter()
+                    .map(|f| SubscribeFilterInput::new(f, QoS::AtLeastOnce)),
+            )
+            .is_ok();
         if presence.is_err() || !subscribed {
             tracing::warn!("could not queue the receipt subscription; reconnecting");
             return Some(Event::AnnounceFailed);
@@ -384,14 +395,52 @@ impl Connection {
         let receipt_topic = topics::device_topic(&cfg.device, &Channel::Receipt);
         let reconnect_max = cfg.reconnect_max;
         let broker = cfg.broker.url.to_string();
+        let (resubscribe, device) = (client.clone(), cfg.device.clone());
         let poller = tokio::spawn(async move {
             let mut backoff = Backoff::new(Duration::from_secs(1), reconnect_max);
+            // Refused subscriptions in a row: asked again after 5, 10, 20,
+            // 40, then every 60 seconds.
+            let mut refused: u32 = 0;
             loop {
                 let msg = match eventloop.poll().await {
                     Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
                         backoff.reset();
                         Net::Connected
                     }
+                    Ok(rumqttc::Event::Incoming(Packet::SubAck(ack)))
+                        if ack
+                            .return_codes
+                            .iter()
+                            .any(|c| matches!(c, SubscribeReasonCode::Failure)) =>
+                    {
+                        // The broker's access list does not (yet) name this
+                        // certificate: a counter not enrolled at the DC, or
+                        // revoked. Asked again after a while, on the same
+                        // connection; records wait in the journal.
+                        let wait = Duration::from_secs((5u64 << refused.min(4)).min(60));
+                        refused += 1;
+                        tracing::error!(%broker, %device, "the broker refused this counter's subscriptions: its certificate name is not in the broker's access list (is {device} enrolled at the DC, and not revoked?); asking again in {:.0}s", wait.as_secs_f32());
+                        let (c, d) = (resubscribe.clone(), device.clone());
+                        tokio::spawn(async move {
+                            tokio::time::sleep(wait).await;
+                            let _ = c.try_subscribe_many(
+                                topics::agent_filters(&d)
+                                    .into_iter()
+                                    .map(|f| SubscribeFilterInput::new(f, QoS::AtLeastOnce)),
+                            );
+                        });
+                        continue;
+                    }
+                    Ok(rumqttc::Event::Incoming(Packet::SubAck(_))) if refused > 0 => {
+                        // Let in at last (the DC has just added this counter
+                        // to the broker's access list): what was published
+                        // before was dropped by the broker, so start again as
+                        // on a new connection: announce, report, resend.
+                        refused = 0;
+                        tracing::info!(%broker, "the broker now accepts this counter's subscriptions");
+                        Net::Connected
+                    }
+                    Ok(rumqttc::Event::Incoming(Packet::SubAck(_))) => continue,
                     Ok(rumqttc::Event::Incoming(Packet::Publish(p)))
                         if p.topic == receipt_topic.as_bytes() =>
                     {

@@ -20,6 +20,15 @@ pub const TLS_KEY_FILE: &str = "tls.key";
 /// it.
 pub const CSR_FILE: &str = "device.csr";
 
+/// The file `motcua run` holds locked while it runs.
+pub const RUN_LOCK_FILE: &str = "run.lock";
+
+/// `motcua run`'s hold on the state directory: an exclusive advisory lock
+/// on [`RUN_LOCK_FILE`], released when dropped or when the process ends,
+/// however it ends.
+#[derive(Debug)]
+pub struct RunLock(#[allow(dead_code)] std::fs::File);
+
 /// The directory of the database, the staff file and, as provisioned, the
 /// device's keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +43,30 @@ impl StateDir {
     /// The directory itself (free space is measured here).
     pub fn path(&self) -> &Path {
         &self.0
+    }
+
+    /// Takes the run lock: `Ok(None)` when another process holds it (an
+    /// agent already runs on this directory).
+    pub fn lock_run(&self) -> std::io::Result<Option<RunLock>> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.0.join(RUN_LOCK_FILE))?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(RunLock(f))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Whether an agent runs on this directory now (holds the run lock).
+    /// A directory that cannot be read counts as not running.
+    pub fn agent_running(&self) -> bool {
+        let Ok(f) = std::fs::File::open(self.0.join(RUN_LOCK_FILE)) else {
+            return false;
+        };
+        matches!(f.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock))
     }
 
     /// The SQLite database: dossiers and the signed journal.

@@ -21,8 +21,10 @@
 //!   window as far as the store and the client's queue allow.
 //! - A receipt advancing `through` is progress, and opens room.
 //! - No progress for longer than `resend_after` while records are out:
-//!   `Machine::on_stall` decides what to do (today: replace the
-//!   connection and send again from `through + 1`). Nothing out, no resend,
+//!   `Machine::on_stall` decides what to do: send again from
+//!   `through + 1` on the same connection, which stays up (a slow DC is
+//!   not a lost link, and a dropped connection would make the broker
+//!   publish the counter's `offline` will). Nothing out, no resend,
 //!   however long.
 //! - Health: a report every `health_interval` while online; at once on
 //!   connecting, on a new catalogue or status updates from the DC, on a
@@ -159,13 +161,6 @@ pub enum Sent {
 pub enum Replace {
     /// The announcement or the subscriptions could not be queued.
     AnnounceFailed,
-    /// No receipt for `resend_after` while records were out.
-    Stalled {
-        /// Receipted through this seq.
-        through: u64,
-        /// Sent up to this seq.
-        sent: u64,
-    },
 }
 
 /// What the shell must do.
@@ -196,6 +191,15 @@ pub enum Action {
         after: u64,
         /// At most this many.
         max: usize,
+    },
+    /// No receipt for `resend_after` while records were out: sending starts
+    /// again after `through` on the same connection (the [`Action::Send`]s
+    /// follow). Nothing to answer; the shell says so in its log.
+    Resend {
+        /// Receipted through this seq.
+        through: u64,
+        /// Sent up to this seq before.
+        sent: u64,
     },
     /// Drop the current connection with everything queued on it and open
     /// connection `generation`.
@@ -417,16 +421,17 @@ impl Machine {
     }
 
     /// Receipts stopped for `resend_after` while records are out: the DC
-    /// may have lost them, or the link stalled. Sending them again on the
-    /// same connection would queue duplicates behind a stuck one, so a new
-    /// connection is opened, which resends from the last receipt.
-    ///
-    /// Known defect, kept as it is: the replaced connection is dropped
-    /// without a DISCONNECT, so the broker publishes its last will and the
-    /// DC sees the counter go `offline` for a moment although it is up.
-    /// What a stall does is decided here and nowhere else.
+    /// is slow or lost them, or the link stalled. They are sent again from
+    /// the last receipt on the same connection. The connection is kept: a
+    /// slow DC is no reason to drop it, and dropping it would make the
+    /// broker publish the counter's last will, `offline`, although it is
+    /// up. A link that is really dead is found by the MQTT keep-alive,
+    /// whose reconnection resends as any connection does; a client queue
+    /// still full of the earlier sends takes the new ones as room opens
+    /// (duplicates the DC receipts again). What a stall does is decided
+    /// here and nowhere else.
     fn on_stall(&mut self, now: Instant) {
-        self.replace(Replace::Stalled {
+        self.actions.push_back(Action::Resend {
             through: self.through,
             sent: self.sent,
         });
@@ -565,7 +570,7 @@ mod tests {
                         Sent::QueueFull { last }
                     }))
                 }
-                Action::Replace { .. } | Action::Leave => None,
+                Action::Resend { .. } | Action::Replace { .. } | Action::Leave => None,
             }
         }
 
@@ -705,7 +710,7 @@ mod tests {
     }
 
     #[test]
-    fn no_receipt_for_resend_after_while_records_are_out_replaces_the_connection() {
+    fn no_receipt_for_resend_after_while_records_are_out_resends_on_the_same_connection() {
         let mut s = Shell::new(limits(10, 4), 0, 100);
         s.on(connected(1));
         assert_eq!(reports(&s.at(0).on(Event::Tick)), 1);
@@ -713,29 +718,40 @@ mod tests {
         // Not yet: the stall must last longer than resend_after.
         let at_limit = 1_000 + RESEND.as_millis() as u64;
         assert_eq!(s.at(at_limit).on(Event::Tick), vec![]);
+        // Sent again from through + 1, the connection kept.
         assert_eq!(
             s.at(at_limit + 1).on(Event::Tick),
-            vec![Action::Replace {
-                generation: 2,
-                why: Replace::Stalled {
+            vec![
+                Action::Resend {
                     through: 4,
                     sent: 14
                 },
-            }]
+                send(4, 4),
+                send(8, 4),
+                send(12, 2)
+            ]
         );
         let state = s.m.state();
-        assert!(!state.online);
-        assert_eq!((state.through, state.sent), (4, 4));
-        assert_eq!(s.m.generation(), 2);
-        // The new connection sends again from through + 1.
-        assert_eq!(
-            s.at(at_limit + 500).on(connected(2)),
-            vec![Action::Announce, send(4, 4), send(8, 4), send(12, 2)]
-        );
+        assert!(state.online);
+        assert_eq!((state.through, state.sent), (4, 14));
+        assert_eq!(s.m.generation(), 1);
+        // And again only after another whole resend_after without progress.
+        let resent = |a: &[Action]| {
+            a.iter()
+                .any(|a| matches!(a, Action::Resend { through: 4, .. }))
+        };
+        let quiet = s
+            .at(at_limit + 1 + RESEND.as_millis() as u64)
+            .on(Event::Tick);
+        assert!(!resent(&quiet), "{quiet:?}");
+        let again = s
+            .at(at_limit + 2 + RESEND.as_millis() as u64)
+            .on(Event::Tick);
+        assert!(resent(&again), "{again:?}");
     }
 
     #[test]
-    fn a_stall_and_a_due_report_in_one_tick_report_on_the_old_connection_first() {
+    fn a_stall_and_a_due_report_in_one_tick_report_then_resend() {
         let mut s = Shell::new(limits(10, 4), 0, 100);
         s.on(connected(1));
         s.at(0).on(Event::Tick);
@@ -743,13 +759,13 @@ mod tests {
             s.at(HEALTH.as_millis() as u64).on(Event::Tick),
             vec![
                 Action::ReportHealth,
-                Action::Replace {
-                    generation: 2,
-                    why: Replace::Stalled {
-                        through: 0,
-                        sent: 10
-                    },
+                Action::Resend {
+                    through: 0,
+                    sent: 10
                 },
+                send(0, 4),
+                send(4, 4),
+                send(8, 2),
             ]
         );
     }
@@ -897,7 +913,7 @@ mod tests {
     fn events_of_a_replaced_connection_are_ignored() {
         let mut s = Shell::new(limits(10, 4), 0, 100);
         s.on(connected(1));
-        s.at(RESEND.as_millis() as u64 + 1).on(Event::Tick);
+        s.at(10).on(Event::AnnounceFailed);
         assert_eq!(s.m.generation(), 2);
         assert_eq!(s.on(connected(1)), vec![]);
         assert_eq!(s.on(receipted(1, 5)), vec![]);

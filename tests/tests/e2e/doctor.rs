@@ -37,7 +37,34 @@ fn doctor_passes_a_working_counter_and_names_what_breaks() {
     wait_until("the backlog receipted", Duration::from_secs(30), || {
         a.receipted() == 3
     });
-    agent.stop();
+    // While the agent runs, doctor leaves its broker session alone (the
+    // broker binds the client id to the certificate) and says why.
+    let beside = doctor(&a.conf);
+    assert!(beside.ok, "{}{}", beside.stdout, beside.stderr);
+    for name in ["broker login", "receipt round trip"] {
+        let l = line(&beside.stdout, name);
+        assert!(l.starts_with("skip"), "{l}");
+    }
+    assert!(
+        line(&beside.stdout, "broker login").contains("motcua run is running"),
+        "{}",
+        beside.stdout
+    );
+    // A second agent on the same state directory refuses to start.
+    let mut second = a.run();
+    wait_until("the second agent to exit", Duration::from_secs(30), || {
+        !second.running()
+    });
+    assert!(
+        second.log().contains("another motcua run already uses"),
+        "{}",
+        second.log()
+    );
+    let log = agent.stop();
+    assert!(
+        !log.contains("no connection to the DC broker"),
+        "doctor or the second agent took the agent's session: {log}"
+    );
 
     let ok = doctor(&a.conf);
     assert!(
