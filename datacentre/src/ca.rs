@@ -221,6 +221,147 @@ pub fn request(cn: &str) -> Result<(String, String)> {
     Ok((key.serialize_pem(), csr))
 }
 
+/// The certificates a CA directory has revoked: one line each, the
+/// serial in hex, the revocation time (Unix seconds) and the name.
+pub const REVOKED: &str = "revoked.tsv";
+/// The number of the last CRL written (CRL numbers only grow).
+pub const CRL_NUMBER: &str = "crlnumber";
+
+/// One revoked certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    /// Its serial number.
+    pub serial: Vec<u8>,
+    /// When it was revoked.
+    pub at: OffsetDateTime,
+    /// Its common name.
+    pub name: String,
+}
+
+/// The revoked certificates recorded in `dir`.
+pub fn revoked(dir: &Path) -> Result<Vec<Revoked>> {
+    let path = dir.join(REVOKED);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut out = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let bad = || anyhow::anyhow!("{} line {}: not serial, time, name", path.display(), i + 1);
+        let mut f = line.split('\t');
+        let serial = hex::decode(f.next().ok_or_else(bad)?).map_err(|_| bad())?;
+        let at = f
+            .next()
+            .and_then(|t| t.parse::<i64>().ok())
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+            .ok_or_else(bad)?;
+        let name = f.next().ok_or_else(bad)?.to_owned();
+        out.push(Revoked { serial, at, name });
+    }
+    Ok(out)
+}
+
+/// Records the certificate `cert_pem` as revoked in `dir` (the CA that
+/// issued it). Returns its name, and false when it already was.
+pub fn revoke(dir: &Path, cert_pem: &str) -> Result<(String, bool)> {
+    load(dir)?;
+    let ca_pem = std::fs::read(dir.join(CA_CERT))
+        .with_context(|| format!("reading {}", dir.join(CA_CERT).display()))?;
+    let (_, ca) = x509_parser::pem::parse_x509_pem(&ca_pem).context("the CA certificate")?;
+    let ca = ca.parse_x509().context("the CA certificate")?;
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).context("not a PEM certificate")?;
+    let cert = pem.parse_x509().context("not an X.509 certificate")?;
+    if cert.issuer().as_raw() != ca.subject().as_raw() {
+        bail!(
+            "issued by {}, not by this CA ({}): revoke it with the CA that issued it",
+            cert.issuer(),
+            ca.subject()
+        );
+    }
+    let serial = cert.raw_serial().to_vec();
+    let name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|n| n.as_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let mut list = revoked(dir)?;
+    if list.iter().any(|r| r.serial == serial) {
+        return Ok((name, false));
+    }
+    list.push(Revoked {
+        serial,
+        at: OffsetDateTime::now_utc(),
+        name: name.clone(),
+    });
+    let text: String = list
+        .iter()
+        .map(|r| {
+            format!(
+                "{}\t{}\t{}\n",
+                hex::encode(&r.serial),
+                r.at.unix_timestamp(),
+                r.name
+            )
+        })
+        .collect();
+    write(&dir.join(REVOKED), &text, 0o644, Overwrite::Allow)?;
+    Ok((name, true))
+}
+
+/// A CRL of every certificate revoked in `dir`, signed by its CA, valid for
+/// `days`, numbered one above the last. Returns the PEM, its number and
+/// how many certificates it lists.
+pub fn crl(dir: &Path, days: u32) -> Result<(String, u64, usize)> {
+    use rcgen::{
+        CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams,
+    };
+    let issuer = load(dir)?;
+    let list = revoked(dir)?;
+    let number_path = dir.join(CRL_NUMBER);
+    let last = match std::fs::read_to_string(&number_path) {
+        Ok(t) => t
+            .trim()
+            .parse::<u64>()
+            .with_context(|| format!("{} is not a number", number_path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", number_path.display())),
+    };
+    let number = last + 1;
+    let now = OffsetDateTime::now_utc();
+    let params = CertificateRevocationListParams {
+        this_update: now - Duration::hours(1),
+        next_update: now + Duration::days(i64::from(days)),
+        crl_number: SerialNumber::from(number),
+        issuing_distribution_point: None,
+        revoked_certs: list
+            .iter()
+            .map(|r| RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&r.serial),
+                revocation_time: r.at,
+                reason_code: Some(RevocationReason::CessationOfOperation),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let pem = params.signed_by(&issuer)?.pem()?;
+    write(
+        &number_path,
+        &format!("{number}\n"),
+        0o644,
+        Overwrite::Allow,
+    )?;
+    Ok((pem, number, list.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,11 +134,35 @@ pub enum Command {
     /// The broker's certificate authority: create it, issue certificates.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// The broker's access list (Mosquitto's dynamic-security plugin).
+    #[command(subcommand)]
+    Broker(BrokerCommand),
     /// Re-verify stored chains: every signature against the enrolled keys,
     /// every link, from seq 1 to the head. Exits 1 on any break.
     Verify {
         /// Only this device [default: every device].
         device: Option<String>,
+    },
+}
+
+/// `motcua-dc broker ...`.
+#[derive(Debug, Subcommand)]
+pub enum BrokerCommand {
+    /// Write the broker's whole access list for the registry as it is now.
+    ///
+    /// The file Mosquitto's dynamic-security plugin starts from
+    /// (plugin_opt_config_file in motcua.conf; docs/BROKER.md): every name
+    /// of [broker] receivers may join the receivers' group and write every
+    /// counter's receipts and downstream topics; each enrolled, unrevoked
+    /// counter may publish and subscribe only its own topics and the
+    /// broadcasts; everything else is refused, subscriptions included.
+    /// Once Mosquitto runs, `motcua-dc run` with [broker] access =
+    /// "mosquitto-dynsec" keeps the list in step with the registry itself.
+    /// Needs the configuration (receivers, share group, database).
+    Access {
+        /// Write here (mode 0640, replaced whole) instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -280,6 +304,44 @@ pub enum CaCommand {
         /// Replace existing files.
         #[arg(long)]
         force: bool,
+    },
+    /// Revoke certificates this CA issued, and write a new CRL.
+    ///
+    /// Records each certificate's serial in DIR/revoked.tsv, then writes a
+    /// CRL of every certificate revoked so far, signed by the CA, to
+    /// --out. Install it as the broker's crlfile and reload the broker
+    /// (systemctl reload mosquitto): from then on the certificate's TLS
+    /// handshake is refused (docs/BROKER.md, "Revocation"). Revoke the
+    /// device at the DC as well (motcua-dc device revoke).
+    Revoke {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The certificates (PEM): the copies kept when they were issued,
+        /// or a counter's /etc/motcua/device.crt.
+        #[arg(required = true)]
+        certs: Vec<PathBuf>,
+        /// Where to write the CRL (PEM).
+        #[arg(long)]
+        out: PathBuf,
+        /// The CRL's validity in days: write a new one (motcua-dc ca crl)
+        /// before then, or the broker refuses every client.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
+    /// Write the CRL again: every certificate revoked so far, a new next
+    /// update. Run it well before the last CRL's next update (a timer),
+    /// and once with no certificate revoked to enable crlfile.
+    Crl {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where to write the CRL (PEM).
+        #[arg(long)]
+        out: PathBuf,
+        /// The CRL's validity in days.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
     },
     /// Sign a counter's certificate request (from `motcua provision`).
     ///

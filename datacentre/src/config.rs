@@ -14,7 +14,7 @@ use motcua_common::config::{
     AbsPath, BrokerConnection, LogSection, Problems, RawBroker, RawLog, read_toml,
 };
 use motcua_common::section;
-use motcua_common::settings::{KeyDoc, Kind, Parsed};
+use motcua_common::settings::{KeyDoc, Kind, Parsed, Seconds};
 use serde::Deserialize;
 
 /// Where the receiver looks for its configuration unless told otherwise.
@@ -91,6 +91,14 @@ section! {
         keys {
             /// The shared-subscription group all receivers of this DC join.
             share_group = "motcua-dc" => Parsed<ShareGroup>,
+            /// Keep the broker's access list in step with the registry: "off", or
+            /// "mosquitto-dynsec" (Mosquitto's dynamic-security plugin).
+            access = "mosquitto-dynsec" => Parsed<BrokerAccess>,
+            /// Every receiver's certificate name, comma-separated; each starts with
+            /// motcua-dc.
+            receivers = "motcua-dc" => Parsed<ReceiverNames>,
+            /// How often the registry is compared with the broker's access list.
+            access_every = "10s" => Seconds<1, 3600>,
         }
     }
 }
@@ -313,6 +321,77 @@ impl fmt::Display for ShareGroup {
     }
 }
 
+/// Whether and how `motcua-dc run` keeps the broker's access list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerAccess {
+    /// Not at all (the embedded broker, EMQX, or a list kept by hand).
+    Off,
+    /// Through Mosquitto's dynamic-security plugin (`$CONTROL`).
+    MosquittoDynsec,
+}
+
+impl FromStr for BrokerAccess {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(BrokerAccess::Off),
+            "mosquitto-dynsec" => Ok(BrokerAccess::MosquittoDynsec),
+            other => Err(format!(
+                "{other:?} is not a way to keep the broker's access list: use \"off\" or \"mosquitto-dynsec\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for BrokerAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BrokerAccess::Off => "off",
+            BrokerAccess::MosquittoDynsec => "mosquitto-dynsec",
+        })
+    }
+}
+
+/// The receivers' certificate names: one or more, comma-separated, each a
+/// valid MQTT user name for the access list (`A-Z a-z 0-9 . _ -`, at most
+/// 64) starting with `motcua-dc`, so that no device id can be one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverNames(pub Vec<String>);
+
+impl FromStr for ReceiverNames {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let names: Vec<String> = s
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if names.is_empty() {
+            return Err("name at least one receiver, e.g. \"motcua-dc\"".into());
+        }
+        for n in &names {
+            let ok = n.len() <= 64
+                && crate::is_receiver_name(n)
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !ok {
+                return Err(format!(
+                    "{n:?} is not a receiver name: use up to 64 characters from A-Z a-z 0-9 . _ -, starting with {:?}",
+                    crate::RECEIVER_IDENTITY
+                ));
+            }
+        }
+        Ok(ReceiverNames(names))
+    }
+}
+
+impl fmt::Display for ReceiverNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join(","))
+    }
+}
+
 /// The effective configuration as TOML, defaults filled in.
 impl fmt::Display for DcConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -365,6 +444,26 @@ mod tests {
             SECTIONS,
         );
         assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn receiver_names_and_access() {
+        assert_eq!(
+            "motcua-dc, motcua-dc-2".parse::<ReceiverNames>(),
+            Ok(ReceiverNames(vec![
+                "motcua-dc".into(),
+                "motcua-dc-2".into()
+            ]))
+        );
+        for bad in ["", "H49.1-q01", "motcua-dc,x", "motcua-dc/1"] {
+            assert!(bad.parse::<ReceiverNames>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "mosquitto-dynsec".parse::<BrokerAccess>(),
+            Ok(BrokerAccess::MosquittoDynsec)
+        );
+        let e = "acl".parse::<BrokerAccess>().expect_err("unknown");
+        assert!(e.contains("mosquitto-dynsec"), "{e}");
     }
 
     #[test]

@@ -114,6 +114,14 @@ pub fn collect(store: &mut dyn Store, now: &UtcTime, t: Thresholds) -> Result<Ve
             }
         }
         if let Some(h) = &health {
+            // An online counter reports records waiting longer than a
+            // resend takes, yet nothing of it has been stored here since
+            // before the oldest of them was made: its submissions do not
+            // reach the receivers (a broker or ACL fault, or another
+            // subscriber taking them).
+            if state == "online" && not_arriving(h, age(&health_at), age(&d.last_seen), &t) {
+                attention.push("submissions not arriving");
+            }
             if h.oldest_unsynced_s.is_some_and(|l| l > t.lag.as_secs()) {
                 attention.push("sync lagging");
             }
@@ -231,9 +239,82 @@ pub fn table(rows: &[Counter], now: &UtcTime) -> String {
     out
 }
 
+/// An online counter's report (`report_age` seconds old) shows records
+/// waiting longer than `silent_after`, and the DC has stored nothing of it
+/// (`stored_age`: seconds since its last stored record) since before the
+/// oldest of them was made.
+fn not_arriving(
+    h: &Health,
+    report_age: Option<u64>,
+    stored_age: Option<u64>,
+    t: &Thresholds,
+) -> bool {
+    let quiet = t.silent_after.as_secs();
+    report_age.is_some_and(|a| a <= quiet)
+        && h.unsynced > 0
+        && h.oldest_unsynced_s
+            .is_some_and(|oldest| oldest > quiet && stored_age.is_none_or(|s| s >= oldest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn submissions_not_arriving_needs_a_fresh_report_an_old_backlog_and_nothing_stored_since() {
+        let t = Thresholds::default();
+        let report = |unsynced: u64, oldest: Option<u64>| {
+            let mut h = Health {
+                v: 1,
+                device: "H49.12.3-q01".parse().expect("valid"),
+                unit: "H49.12.3".parse().expect("valid"),
+                at: UtcTime::parse("2026-12-04T03:00:00.000Z").expect("valid"),
+                clock_synced: true,
+                version: "0.1.0".into(),
+                uptime_s: 3600,
+                agent_uptime_s: 60,
+                cpu_percent: 1.0,
+                load: [0.1, 0.1, 0.1],
+                mem_used_bytes: 1 << 20,
+                mem_total_bytes: 1 << 30,
+                disk_free_bytes: 10 << 30,
+                disk_total_bytes: 16 << 30,
+                temperature_c: None,
+                unsynced: 0,
+                oldest_unsynced_s: None,
+                last_receipt_at: None,
+                receipted_through: 0,
+                head_seq: 10,
+                catalogue_version: None,
+                status_seq: 0,
+                updates_through: 0,
+                update_conflicts: 0,
+                settings_seq: 0,
+                refused_down: 0,
+            };
+            h.unsynced = unsynced;
+            h.oldest_unsynced_s = oldest;
+            h
+        };
+        // Ten minutes of backlog, a report a minute old, nothing stored
+        // for an hour: not arriving.
+        assert!(not_arriving(
+            &report(3, Some(600)),
+            Some(60),
+            Some(3600),
+            &t
+        ));
+        // Never stored anything.
+        assert!(not_arriving(&report(3, Some(600)), Some(60), None, &t));
+        // Stored a record since the oldest was made: arriving, if slowly.
+        assert!(!not_arriving(&report(3, Some(600)), Some(60), Some(30), &t));
+        // A backlog younger than a resend cycle, or none.
+        assert!(!not_arriving(&report(3, Some(200)), Some(60), None, &t));
+        assert!(!not_arriving(&report(0, None), Some(60), None, &t));
+        // A stale report says nothing about now.
+        assert!(!not_arriving(&report(3, Some(600)), Some(900), None, &t));
+        assert!(!not_arriving(&report(3, Some(600)), None, None, &t));
+    }
 
     #[test]
     fn durations_read_at_a_glance() {

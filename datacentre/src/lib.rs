@@ -10,11 +10,14 @@
 //! - [`config`]: `/etc/motcua/dc.toml`, parsed raw then validated once.
 //! - [`identity`]: the DC's receipt-signing key.
 //! - [`ca`]: the broker's certificate authority (`motcua-dc ca`).
+//! - [`access`]: the broker's access list, kept in step with the registry
+//!   (Mosquitto's dynamic-security plugin).
 //! - [`receiver`]: MQTT in, verification and chain rules, receipts out.
 //! - [`verify`]: re-verification of stored chains.
 //! - [`store`]: registry, records, held envelopes and alerts; SQLite or
 //!   PostgreSQL behind one trait.
 
+pub mod access;
 pub mod ca;
 pub mod cli;
 pub mod config;
@@ -28,7 +31,14 @@ pub mod store;
 pub mod verify;
 pub mod web;
 
-/// The broker identity (certificate common name) every receiver uses. The
-/// broker's ACL grants it every device's topics, so no device may be
-/// enrolled under this id.
+/// The broker identity (certificate common name) of a receiver, and the
+/// prefix of every receiver's name (`[broker] receivers`). The broker's
+/// access list grants receivers every device's topics, so no device may be
+/// enrolled under a name starting with it.
 pub const RECEIVER_IDENTITY: &str = "motcua-dc";
+
+/// Whether `name` is reserved for receivers (starts with
+/// [`RECEIVER_IDENTITY`]).
+pub fn is_receiver_name(name: &str) -> bool {
+    name.starts_with(RECEIVER_IDENTITY)
+}

@@ -12,8 +12,10 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use motcua_common::config::{LogFormat, LogLevel};
 use motcua_common::{logging, out, outln};
-use motcua_dc::cli::{CaCommand, Cli, Command, ConfigCommand, DeviceCommand, PublishCommand};
-use motcua_dc::config::{DatabaseUrl, DcConfig};
+use motcua_dc::cli::{
+    BrokerCommand, CaCommand, Cli, Command, ConfigCommand, DeviceCommand, PublishCommand,
+};
+use motcua_dc::config::{BrokerAccess, DatabaseUrl, DcConfig};
 use motcua_dc::receiver::{self, Processor, RunOptions};
 use motcua_dc::store::{self, EnrollError, Enrolled};
 use motcua_dc::{ca, identity, verify};
@@ -133,6 +135,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Publish(cmd) => return publish(&cli, cmd),
+        Command::Broker(BrokerCommand::Access { out }) => {
+            let cfg = load(&cli.config)?;
+            let mut s = open_store(&cli)?;
+            let devices: Vec<DeviceId> = s
+                .devices()?
+                .into_iter()
+                .filter(|d| d.revoked_at.is_none())
+                .map(|d| d.device)
+                .collect();
+            let file = motcua_dc::access::bootstrap(
+                &cfg.broker.share_group.0,
+                &cfg.broker.receivers.0,
+                &devices,
+            );
+            let text = serde_json::to_string_pretty(&file)? + "\n";
+            match out {
+                None => print!("{text}"),
+                Some(path) => {
+                    write_private(path, text.as_bytes(), 0o640)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!(
+                        "wrote {}: {} receiver name(s), {} counter(s)",
+                        path.display(),
+                        cfg.broker.receivers.0.len(),
+                        devices.len()
+                    );
+                }
+            }
+        }
         Command::Export {
             from,
             to,
@@ -204,6 +235,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn write_crl(dir: &Path, out: &Path, days: u32) -> Result<()> {
+    let (pem, number, count) = ca::crl(dir, days)?;
+    write_private(out, pem.as_bytes(), 0o644)
+        .with_context(|| format!("writing {}", out.display()))?;
+    outln!(
+        "wrote CRL number {number} ({count} revoked, valid {days} days) to {}: install it as the broker's crlfile and reload the broker",
+        out.display()
+    );
+    Ok(())
+}
+
 fn ca_command(cmd: &CaCommand) -> Result<()> {
     match cmd {
         CaCommand::Init {
@@ -218,6 +260,29 @@ fn ca_command(cmd: &CaCommand) -> Result<()> {
                 cert.display()
             );
         }
+        CaCommand::Revoke {
+            dir,
+            certs,
+            out,
+            days,
+        } => {
+            for c in certs {
+                let pem = std::fs::read_to_string(c)
+                    .with_context(|| format!("reading {}", c.display()))?;
+                let (name, new) =
+                    ca::revoke(dir, &pem).with_context(|| format!("revoking {}", c.display()))?;
+                if new {
+                    outln!("revoked the certificate of {name} ({})", c.display());
+                } else {
+                    outln!(
+                        "the certificate of {name} ({}) was already revoked",
+                        c.display()
+                    );
+                }
+            }
+            write_crl(dir, out, *days)?;
+        }
+        CaCommand::Crl { dir, out, days } => write_crl(dir, out, *days)?,
         CaCommand::Issue {
             dir,
             name,
@@ -272,6 +337,23 @@ fn ca_command(cmd: &CaCommand) -> Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` to `path` whole: a temporary file beside it with
+/// `mode`, synced, then renamed over it.
+fn write_private(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
 fn device(cli: &Cli, cmd: &DeviceCommand) -> Result<ExitCode> {
     let mut s = open_store(cli)?;
     let now = receiver::now();
@@ -292,9 +374,10 @@ fn device(cli: &Cli, cmd: &DeviceCommand) -> Result<ExitCode> {
                 .trim()
                 .parse()
                 .map_err(|e| anyhow::anyhow!("enrollment line refused: {e}"))?;
-            if e.device.as_str() == motcua_dc::RECEIVER_IDENTITY {
+            if motcua_dc::is_receiver_name(e.device.as_str()) {
                 bail!(
-                    "{} is the receivers' broker identity and cannot be a device id",
+                    "{}: names starting with {} are the receivers' broker identities and cannot be device ids",
+                    e.device,
                     motcua_dc::RECEIVER_IDENTITY
                 );
             }
@@ -460,7 +543,19 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
         .map(|_| store::open(&url))
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("opening the database {url} for the verifiers"))?;
-    tracing::info!(database = %url, %kid, verify_threads = threads, "receiver starting");
+    let keeper = match cfg.broker.access {
+        BrokerAccess::Off => None,
+        BrokerAccess::MosquittoDynsec => Some(motcua_dc::access::Keeper {
+            store: store::open(&url)
+                .with_context(|| format!("opening the database {url} for the access list"))?,
+            group: cfg.broker.share_group.0.clone(),
+            receivers: cfg.broker.receivers.0.clone(),
+            every: cfg.broker.access_every,
+            answer_within: Duration::from_secs(10),
+            metrics: Some(metrics.clone()),
+        }),
+    };
+    tracing::info!(database = %url, %kid, verify_threads = threads, access = %cfg.broker.access, "receiver starting");
     let stop = Arc::new(AtomicBool::new(false));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -491,7 +586,7 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
                 }
             });
         }
-        receiver::run(opts, processor, verifiers, stop.clone(), || {
+        receiver::run_keeping(opts, processor, verifiers, keeper, stop.clone(), || {
             tracing::info!("subscribed; receiving");
         })
         .await

@@ -8,8 +8,8 @@
 //! from a dossier.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::fleet;
@@ -36,6 +36,13 @@ pub struct Metrics {
     pub telemetry_refused: IntCounterVec,
     /// Time to apply one message's envelopes in the store (one transaction).
     pub store_seconds: Histogram,
+    /// Counters the broker's access list lets in, at the last time it was
+    /// brought in step.
+    access_counters: IntGauge,
+    /// Attempts to keep the broker's access list that failed.
+    access_failures: IntCounter,
+    /// Counters needing attention, by reason (the fleet view's).
+    attention: IntGaugeVec,
     online: IntGaugeVec,
     backlog: IntGaugeVec,
     lag: IntGaugeVec,
@@ -113,6 +120,32 @@ impl Metrics {
                 "reason",
             ),
             store_seconds,
+            access_counters: {
+                let g = IntGauge::new(
+                    "motcua_dc_broker_access_counters",
+                    "Counters the broker's access list lets in, as last brought in step with the registry.",
+                )
+                .expect("a valid metric name");
+                r.register(Box::new(g.clone())).expect("registered once");
+                g
+            },
+            access_failures: counter(
+                &r,
+                "motcua_dc_broker_access_failures_total",
+                "Attempts to bring the broker's access list in step with the registry that failed.",
+            ),
+            attention: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "motcua_dc_devices_attention",
+                        "Counters needing attention, by reason (as motcua-dc fleet shows them).",
+                    ),
+                    &["reason"],
+                )
+                .expect("a valid metric name");
+                r.register(Box::new(g.clone())).expect("registered once");
+                g
+            },
             online: gauge_vec(
                 &r,
                 "motcua_dc_device_online",
@@ -154,7 +187,11 @@ impl Metrics {
         ] {
             g.reset();
         }
+        self.attention.reset();
         for c in fleet {
+            for reason in &c.attention {
+                self.attention.with_label_values(&[reason]).inc();
+            }
             let d = [c.device.as_str()];
             self.online
                 .with_label_values(&d)
@@ -175,6 +212,18 @@ impl Metrics {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Metrics {
+    /// Records one attempt to keep the broker's access list: `counters`
+    /// let in when it succeeded.
+    pub fn access_kept(&self, counters: u64, ok: bool) {
+        if ok {
+            self.access_counters.set(counters as i64);
+        } else {
+            self.access_failures.inc();
+        }
     }
 }
 

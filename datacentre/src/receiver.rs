@@ -31,9 +31,10 @@ use motcua_protocol::{
     DeviceId, FORMAT_VERSION, Health, KeyId, Opened, Presence, Receipt, Submission, UtcTime,
     Verified, VerifyError, bundle, sign, verify_many,
 };
-use rumqttc::{AsyncClient, Event, Packet, PublishOptions, QoS};
+use rumqttc::{AsyncClient, Event, Packet, PublishOptions, QoS, SubscribeReasonCode};
 use tokio::sync::mpsc;
 
+use crate::access;
 use crate::metrics::Metrics;
 use crate::store::{Alert, Device, Incoming, Outcome, Store, StoreError, conflict_reason};
 
@@ -549,8 +550,43 @@ type Work = (
 /// processor's thread does both stages.
 pub async fn run(
     opts: RunOptions,
+    processor: Processor,
+    verifiers: Vec<Box<dyn Store>>,
+    stop: Arc<AtomicBool>,
+    ready: impl FnOnce() + Send,
+) -> anyhow::Result<Stats> {
+    run_keeping(opts, processor, verifiers, None, stop, ready).await
+}
+
+/// The answers of the broker's dynamic-security plugin, taken from the
+/// receiver's connection, and commands published on it.
+struct ControlChannel {
+    client: AsyncClient,
+    answers: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl access::Channel for ControlChannel {
+    fn send(&mut self, payload: Vec<u8>) -> bool {
+        self.client
+            .try_publish(
+                access::CONTROL_TOPIC,
+                payload,
+                PublishOptions::new(QoS::AtLeastOnce),
+            )
+            .is_ok()
+    }
+    fn next(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        self.answers.recv_timeout(wait).ok()
+    }
+}
+
+/// As [`run`], and with `keeper` keeps the broker's access list in step
+/// with the registry over the same connection ([`access`]).
+pub async fn run_keeping(
+    opts: RunOptions,
     mut processor: Processor,
     verifiers: Vec<Box<dyn Store>>,
+    keeper: Option<access::Keeper>,
     stop: Arc<AtomicBool>,
     ready: impl FnOnce() + Send,
 ) -> anyhow::Result<Stats> {
@@ -559,10 +595,29 @@ pub async fn run(
     mo.set_inflight(100);
     let (client, mut eventloop) = AsyncClient::builder(mo).capacity(1024).build();
     let filter = topics::dc_up_filter(&opts.share_group);
-    let telemetry_filters = [
+    let mut telemetry_filters = vec![
         topics::dc_health_filter(&opts.share_group),
         topics::dc_status_filter(),
     ];
+    // The access keeper: its own thread, the answers routed to it, told
+    // when the connection is up.
+    let keeping = Arc::new(AtomicBool::new(false));
+    let (answers_tx, keeper_thread) = match keeper {
+        Some(k) => {
+            telemetry_filters.push(access::RESPONSE_TOPIC.to_owned());
+            let (tx, rx) = std::sync::mpsc::channel();
+            let mut ch = ControlChannel {
+                client: client.clone(),
+                answers: rx,
+            };
+            let (up, stop) = (keeping.clone(), stop.clone());
+            let t = std::thread::Builder::new()
+                .name("motcua-dc-access".into())
+                .spawn(move || k.run(&mut ch, &up, &stop))?;
+            (Some(tx), Some(t))
+        }
+        None => (None, None),
+    };
 
     // Verifier threads take work from one queue; the store thread takes,
     // in arrival order, the slots their results land in. The order
@@ -664,6 +719,7 @@ pub async fn run(
     let mut watchdog = motcua_common::notify::Watchdog::new(opts.watchdog);
     let (mut queued, mut seen_done) = (0u64, 0u64);
     let mut subscribed = false;
+    let mut granted = 0usize;
     let result = loop {
         if stop.load(Ordering::Relaxed) {
             break Ok(());
@@ -687,16 +743,43 @@ pub async fn run(
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
+                granted = 0;
                 tracing::info!(broker = %opts.broker.url, %filter, "connected; subscribing");
                 client.subscribe(filter.clone(), QoS::AtLeastOnce).await?;
                 for f in &telemetry_filters {
                     client.subscribe(f.clone(), QoS::AtLeastOnce).await?;
                 }
             }
-            Ok(Event::Incoming(Packet::SubAck(_))) => {
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|c| matches!(c, SubscribeReasonCode::Failure))
+                {
+                    // The broker's access list does not give this
+                    // certificate name the receivers' rights.
+                    tracing::error!(
+                        broker = %opts.broker.url,
+                        "the broker refused a subscription of this receiver: give its certificate name the receivers' role in the broker's access list ([broker] receivers, motcua-dc broker access) and check [broker] share_group"
+                    );
+                    continue;
+                }
                 subscribed = true;
+                granted += 1;
+                // Every filter granted, the answers' among them: the
+                // keeper may ask.
+                if granted > telemetry_filters.len() {
+                    keeping.store(true, Ordering::Relaxed);
+                }
                 if let Some(r) = ready.take() {
                     r();
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p)))
+                if p.topic == access::RESPONSE_TOPIC.as_bytes() =>
+            {
+                if let Some(tx) = &answers_tx {
+                    let _ = tx.send(p.payload.to_vec());
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -720,6 +803,7 @@ pub async fn run(
             Ok(_) => {}
             Err(e) => {
                 subscribed = false;
+                keeping.store(false, Ordering::Relaxed);
                 let wait = backoff.next_wait();
                 tracing::warn!(broker = %opts.broker.url, error = %e, "broker connection lost; retrying in {wait:?}");
                 tokio::time::sleep(wait).await;
@@ -734,6 +818,13 @@ pub async fn run(
         .join()
         .map_err(|_| anyhow::anyhow!("the store thread panicked"))??;
     for t in verifier_threads {
+        let _ = t.join();
+    }
+    drop(answers_tx);
+    if let Some(t) = keeper_thread {
+        // It watches `stop`; when the loop ended for another reason, it
+        // is told here.
+        stop.store(true, Ordering::Relaxed);
         let _ = t.join();
     }
     result.map(|()| stats)

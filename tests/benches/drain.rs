@@ -4,7 +4,7 @@
 //! Run: `cargo bench -p motcua-e2e --bench drain`
 //! (`MOTCUA_BENCH_RECORDS` sets the backlog, default 100 000;
 //! `MOTCUA_BENCH_TLS=1` runs the broker with TLS, client certificates and
-//! the shipped ACL instead of plain loopback).
+//! the shipped broker configuration instead of plain loopback).
 //!
 //! It prints:
 //! 1. raw broker throughput: QoS 1 publishes from one rumqttc client to one

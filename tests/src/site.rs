@@ -40,12 +40,68 @@ pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// The dynamic-security plugin of Debian's mosquitto package.
+pub fn dynsec_plugin() -> PathBuf {
+    let out = Command::new("dpkg")
+        .args(["-L", "mosquitto"])
+        .output()
+        .expect("dpkg runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.ends_with("/mosquitto_dynamic_security.so"))
+        .map(PathBuf::from)
+        .expect("mosquitto's dynamic-security plugin is installed (apt-get install mosquitto)")
+}
+
+/// The shipped `firmware-config/mosquitto/motcua.conf`, its paths,
+/// ports and addresses replaced by the test's; every one must be found,
+/// so the tests run what ships.
+fn shipped_conf(p: &Pki, dynsec: &Path, dir: &Path, port: u16, dc_port: u16, bind: &str) -> String {
+    let path = workspace().join("firmware-config/mosquitto/motcua.conf");
+    let mut text = std::fs::read_to_string(&path).expect("reads the shipped motcua.conf");
+    let (cert, key) = p.server();
+    let show = |p: &Path| p.display().to_string();
+    for (from, to) in [
+        (
+            "/etc/mosquitto/motcua/receivers-ca.pem",
+            show(&p.receivers_ca()),
+        ),
+        ("/etc/mosquitto/motcua/ca.pem", show(&p.ca())),
+        ("/etc/mosquitto/motcua/broker.pem", show(&cert)),
+        ("/etc/mosquitto/motcua/broker.key", show(&key)),
+        (
+            "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+            show(&dynsec_plugin()),
+        ),
+        ("/var/lib/mosquitto/dynamic-security.json", show(dynsec)),
+        (
+            "persistence_location /var/lib/mosquitto/",
+            format!("persistence_location {}/", dir.display()),
+        ),
+        ("log_dest syslog", "log_dest stderr".into()),
+        ("/etc/mosquitto/motcua/crl.pem", show(&dir.join("crl.pem"))),
+        ("\nlistener 8883\n", format!("\nlistener {port} {bind}\n")),
+        (
+            "\nlistener 8884 10.20.0.5\n",
+            format!("\nlistener {dc_port} {bind}\n"),
+        ),
+    ] {
+        assert!(text.contains(from), "{} has no {from:?}", path.display());
+        text = text.replace(from, &to);
+    }
+    format!("# the shipped motcua.conf, for the motcua tests\nuser root\n{text}")
+}
+
 /// A Mosquitto process of the test's own.
 pub struct Mosquitto {
     child: Option<Child>,
     conf: PathBuf,
-    /// Its port on 127.0.0.1.
+    /// The counters' port on 127.0.0.1 (the only one on a plain broker).
     pub port: u16,
+    /// The receivers' port (TLS only; the same as `port` on a plain broker).
+    pub dc_port: u16,
+    /// The dynamic-security plugin's file (TLS only).
+    pub dynsec: Option<PathBuf>,
     /// Whether it speaks TLS.
     pub tls: bool,
     /// The address it listens on.
@@ -53,11 +109,25 @@ pub struct Mosquitto {
 }
 
 impl Mosquitto {
-    /// Writes the configuration into `dir` (TLS with the shipped ACL when
-    /// `pki` is given) without starting the broker.
+    /// Writes the configuration into `dir` without starting the broker:
+    /// with `pki`, the shipped arrangement (firmware-config/mosquitto/
+    /// motcua.conf): the dynamic-security plugin, a counters' listener
+    /// binding each client id to its certificate name, and a receivers'
+    /// listener trusting only the receivers' CA. The plugin's file is
+    /// written by `motcua-dc broker access` (see [`Site::build`]).
     pub fn configure(dir: &Path, pki: Option<&Pki>, bind: &str) -> Mosquitto {
         let port = free_port();
+        let dc_port = match pki {
+            Some(_) => loop {
+                let p = free_port();
+                if p != port {
+                    break p;
+                }
+            },
+            None => port,
+        };
         let conf = dir.join("mosquitto.conf");
+        let dynsec = pki.map(|_| dir.join("dynamic-security.json"));
         let mut text = format!(
             "# written by the motcua tests\n\
              user root\n\
@@ -73,22 +143,16 @@ impl Mosquitto {
              listener {port} {bind}\n",
             pki.is_none()
         );
-        if let Some(p) = pki {
-            let (cert, key) = p.server();
-            text += &format!(
-                "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n\
-                 use_identity_as_username true\nacl_file {}\n",
-                p.ca().display(),
-                cert.display(),
-                key.display(),
-                workspace().join("firmware-config/mosquitto/acl").display()
-            );
+        if let (Some(p), Some(file)) = (pki, &dynsec) {
+            text = shipped_conf(p, file, dir, port, dc_port, bind);
         }
         std::fs::write(&conf, text).expect("writes mosquitto.conf");
         Mosquitto {
             child: None,
             conf,
             port,
+            dc_port,
+            dynsec,
             tls: pki.is_some(),
             host: bind.to_owned(),
         }
@@ -98,11 +162,17 @@ impl Mosquitto {
     /// accepts connections.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
+        // Its log, kept beside its configuration for a failing test.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.conf.with_extension("log"))
+            .expect("opens mosquitto.log");
         let child = Command::new("mosquitto")
             .arg("-c")
             .arg(&self.conf)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("mosquitto is installed (apt-get install mosquitto)");
         self.child = Some(child);
@@ -110,6 +180,37 @@ impl Mosquitto {
         wait_until("mosquitto to listen", Duration::from_secs(10), || {
             TcpStream::connect((host.as_str(), port)).is_ok()
         });
+    }
+
+    /// Turns on the counters' listener's `crlfile` (commented out in the
+    /// shipped file), reading `crl`, before the broker starts.
+    pub fn enable_crl(&mut self, crl: &Path) {
+        let text = std::fs::read_to_string(&self.conf).expect("reads mosquitto.conf");
+        let expected = crl.with_file_name("crl.pem");
+        assert_eq!(crl, expected, "the shipped file names crl.pem");
+        let line = format!("#crlfile {}", crl.display());
+        assert!(text.contains(&line), "no {line:?} in the configuration");
+        std::fs::write(&self.conf, text.replace(&line, &line[1..])).expect("writes");
+    }
+
+    /// SIGHUP: the broker re-reads its certificates and CRL.
+    pub fn reload(&self) {
+        let pid = self.child.as_ref().expect("running").id();
+        let ok = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill -HUP {pid}");
+        // Mosquitto logs the reload once done.
+        wait_until("the broker to reload", Duration::from_secs(10), || {
+            self.log().contains("Reloading config")
+        });
+    }
+
+    /// What the broker logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.conf.with_extension("log")).unwrap_or_default()
     }
 
     /// Stops the broker abruptly (SIGKILL: no goodbye to clients).
@@ -120,10 +221,16 @@ impl Mosquitto {
         }
     }
 
-    /// `mqtt://` or `mqtts://` URL of the broker at `host`.
+    /// `mqtt://` or `mqtts://` URL of the counters' listener at `host`.
     pub fn url_at(&self, host: &str) -> String {
         let scheme = if self.tls { "mqtts" } else { "mqtt" };
         format!("{scheme}://{host}:{}", self.port)
+    }
+
+    /// The URL of the receivers' listener at `host`.
+    pub fn dc_url_at(&self, host: &str) -> String {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        format!("{scheme}://{host}:{}", self.dc_port)
     }
 }
 
@@ -133,25 +240,26 @@ impl Drop for Mosquitto {
     }
 }
 
-/// A CA directory made by `motcua-dc ca init`.
+/// The two CA directories made by `motcua-dc ca init`: the counters' CA
+/// (which also signs the broker's certificate) and the receivers' CA.
 pub struct Pki {
     dir: PathBuf,
+    receivers: PathBuf,
 }
 
 impl Pki {
-    /// Creates the CA and the broker's certificate (for 127.0.0.1,
+    /// Creates both CAs and the broker's certificate (for 127.0.0.1,
     /// localhost and `host`).
     pub fn new(dir: &Path, host: &str) -> Pki {
+        let receivers = dir.join("receivers-ca");
         let dir = dir.join("ca");
-        let args: Vec<std::ffi::OsString> = vec![
-            "ca".into(),
-            "init".into(),
-            "--dir".into(),
-            dir.clone().into(),
-        ];
-        let r = run("motcua-dc", args);
-        assert!(r.ok, "ca init: {}", r.stderr);
-        let pki = Pki { dir };
+        for d in [&dir, &receivers] {
+            let args: Vec<std::ffi::OsString> =
+                vec!["ca".into(), "init".into(), "--dir".into(), d.into()];
+            let r = run("motcua-dc", args);
+            assert!(r.ok, "ca init: {}", r.stderr);
+        }
+        let pki = Pki { dir, receivers };
         let mut args = vec!["--server", "--host", "127.0.0.1", "--host", "localhost"];
         if host != "127.0.0.1" {
             args.extend(["--host", host]);
@@ -182,6 +290,38 @@ impl Pki {
     /// A client certificate for `name`.
     pub fn client(&self, name: &str) -> (PathBuf, PathBuf) {
         self.issue(name, &["--client"])
+    }
+
+    /// A receiver's client certificate for `name`, from the receivers' CA.
+    pub fn receiver(&self, name: &str) -> (PathBuf, PathBuf) {
+        let a: Vec<std::ffi::OsString> = vec![
+            "ca".into(),
+            "issue".into(),
+            "--dir".into(),
+            self.receivers.clone().into(),
+            "--name".into(),
+            name.into(),
+            "--client".into(),
+        ];
+        let r = run("motcua-dc", a);
+        assert!(r.ok, "ca issue {name}: {}", r.stderr);
+        (
+            self.receivers.join(format!("{name}.pem")),
+            self.receivers.join(format!("{name}.key")),
+        )
+    }
+
+    /// The files of receiver certificate `name` already issued.
+    pub fn receiver_files(&self, name: &str) -> (PathBuf, PathBuf) {
+        (
+            self.receivers.join(format!("{name}.pem")),
+            self.receivers.join(format!("{name}.key")),
+        )
+    }
+
+    /// The receivers' CA certificate.
+    pub fn receivers_ca(&self) -> PathBuf {
+        self.receivers.join("ca.pem")
     }
 
     /// The CA certificate.
@@ -273,6 +413,11 @@ impl Proc {
         self.log()
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -286,7 +431,7 @@ impl Drop for Proc {
 }
 
 impl Site {
-    /// A site with TLS (and the shipped ACL) or plain TCP, storing in a
+    /// A site with TLS (and the shipped broker configuration) or plain TCP, storing in a
     /// SQLite file; the broker is configured but not started.
     pub fn new(tls: bool) -> Site {
         Site::with_database(tls, None)
@@ -315,32 +460,65 @@ impl Site {
         let dc_conf = dir.path().join("dc.toml");
         let tls_lines = match &pki {
             Some(p) => {
-                let (cert, key) = p.client("motcua-dc");
+                let (cert, key) = p.receiver("motcua-dc");
                 format!(
-                    "ca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}\n",
+                    "ca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}\n\
+                     access = \"mosquitto-dynsec\"\naccess_every = \"1s\"\n",
                     p.ca(),
                     cert,
                     key
                 )
             }
-            None => "allow_plaintext = true\n".into(),
+            None => "allow_plaintext = true\naccess = \"off\"\n".into(),
         };
         std::fs::write(
             &dc_conf,
             format!(
                 "[dc]\nkey_file = {key:?}\n[database]\nurl = {database:?}\n[broker]\nbroker = {:?}\n{tls_lines}share_group = \"motcua-dc\"\n[http]\nbind = \"127.0.0.1:0\"\n",
-                broker.url_at(host)
+                broker.dc_url_at(host)
             ),
         )
         .expect("writes dc.toml");
-        Site {
+        let site = Site {
             dir,
             pki,
             broker,
             dc_line,
             dc_conf,
             database,
+        };
+        site.write_access_list();
+        site
+    }
+
+    /// Writes the broker's access list for the registry as it is now, as
+    /// an operator does before Mosquitto first starts (`motcua-dc broker
+    /// access --out`); nothing on a plain site.
+    pub fn write_access_list(&self) {
+        if let Some(file) = &self.broker.dynsec {
+            let r = run(
+                "motcua-dc",
+                [
+                    "-c",
+                    self.dc_conf.to_str().expect("utf-8"),
+                    "broker",
+                    "access",
+                    "--out",
+                    file.to_str().expect("utf-8"),
+                ],
+            );
+            assert!(r.ok, "broker access: {}", r.stderr);
         }
+    }
+
+    /// Receivers leave the broker's access list as it is ([broker] access
+    /// = "off"): what [`Site::write_access_list`] wrote stays.
+    pub fn freeze_access_list(&self) {
+        let text = std::fs::read_to_string(&self.dc_conf).expect("reads dc.toml");
+        let line = "access = \"mosquitto-dynsec\"";
+        assert!(text.contains(line), "a TLS site");
+        std::fs::write(&self.dc_conf, text.replace(line, "access = \"off\""))
+            .expect("writes dc.toml");
     }
 
     /// Starts a receiver.
@@ -367,6 +545,16 @@ impl Site {
     /// with certificate `tls` (or none on a plain site), waits for every
     /// PUBACK, and disconnects.
     pub fn publish_as(&self, tls: Option<&(PathBuf, PathBuf)>, topic: &str, payloads: &[Vec<u8>]) {
+        self.publish_on(self.broker.port, tls, topic, payloads);
+    }
+
+    fn publish_on(
+        &self,
+        port: u16,
+        tls: Option<&(PathBuf, PathBuf)>,
+        topic: &str,
+        payloads: &[Vec<u8>],
+    ) {
         use motcua_common::config::{AbsPath, BrokerConnection, BrokerUrl, TlsFiles};
         use rumqttc::{AsyncClient, Event, Packet, PublishOptions, QoS};
         let abs = |p: &Path| -> AbsPath { p.to_str().expect("utf-8").parse().expect("absolute") };
@@ -374,7 +562,7 @@ impl Site {
             url: BrokerUrl {
                 tls: self.broker.tls,
                 host: self.broker.host.clone(),
-                port: self.broker.port,
+                port,
             },
             tls: match (&self.pki, tls) {
                 (Some(p), Some((cert, key))) => Some(TlsFiles {
@@ -417,6 +605,14 @@ impl Site {
             }
             let _ = client.disconnect().await;
         });
+    }
+
+    /// Publishes `payloads` to `topic` at QoS 1 as a receiver (the
+    /// receivers' certificate, on their listener), as [`Site::publish_as`].
+    pub fn publish_as_receiver(&self, topic: &str, payloads: &[Vec<u8>]) {
+        let p = self.pki.as_ref().expect("a TLS site");
+        let cert = p.receiver_files("motcua-dc");
+        self.publish_on(self.broker.dc_port, Some(&cert), topic, payloads);
     }
 
     /// Opens the DC's database.

@@ -1,6 +1,6 @@
 //! Hostile and broken input through the real broker: misrouted, forged,
 //! altered, replayed and conflicting envelopes, garbage, and a revoked
-//! device. Each is refused by the broker's ACL or by the DC, recorded as an
+//! device. Each is refused by the broker's access list or by the DC, recorded as an
 //! alert with a reason code, and never stored as a record; the honest
 //! chains stay exactly as they were.
 
@@ -42,8 +42,14 @@ fn wait_alerts(site: &Site, n: usize) {
 #[test]
 fn hostile_messages_are_refused_and_recorded() {
     let mut site = Site::new(true);
-    site.broker.start();
     let (a, b) = (site.counter(A), site.counter(B));
+    // The broker's access list as written at installation, left as it is:
+    // a device revoked at the DC can still publish at the broker, so what
+    // the DC itself does with its envelopes shows (the broker's own
+    // refusal is in broker.rs).
+    site.write_access_list();
+    site.freeze_access_list();
+    site.broker.start();
     a.receive(5);
     b.receive(5);
     let _dc = site.receiver();
@@ -60,8 +66,8 @@ fn hostile_messages_are_refused_and_recorded() {
         .expect("reads");
     let b_head = b_records[4].hash;
 
-    // B's certificate on A's topic: the ACL drops it (MQTT 3.1.1 still
-    // acknowledges it), so the DC never even sees it.
+    // B's certificate on A's topic: the broker's access list drops it
+    // (MQTT 3.1.1 still acknowledges it), so the DC never even sees it.
     site.publish_as(
         b.tls.as_ref(),
         &up(A),
@@ -107,7 +113,7 @@ fn hostile_messages_are_refused_and_recorded() {
         &[envelope(B, &b_key, 6, b_head, "after revocation")],
     );
     wait_alerts(&site, 6);
-    // Give a misrouted message time to show up, if the ACL had let it by.
+    // Give a misrouted message time to show up, if the access list had let it by.
     std::thread::sleep(Duration::from_millis(500));
 
     assert_eq!(
@@ -144,7 +150,7 @@ fn hostile_messages_are_refused_and_recorded() {
     );
 }
 
-/// Without an ACL (a plain broker), a device writing on another device's
+/// Without an access list (a plain broker), a device writing on another device's
 /// topic reaches the DC, which refuses it: B's key is not enrolled for A.
 #[test]
 fn the_dc_refuses_a_device_on_another_devices_topic() {

@@ -1,4 +1,4 @@
-//! What the DC sends down, end to end over TLS with the shipped ACL:
+//! What the DC sends down, end to end over TLS with the shipped broker configuration and access list:
 //! `motcua-dc publish` signs and publishes retained; the real agent
 //! verifies, applies, reports in its health what it applied, and refuses
 //! tampered and replayed messages.
@@ -160,15 +160,11 @@ fn catalogue_status_and_settings_reach_a_counter_and_forgeries_do_not() {
 
     // Tampered: one byte of the kept catalogue changed, sent with the
     // DC's own certificate. Refused; nothing applied.
-    let dc_cert = {
-        let p = site.pki.as_ref().expect("TLS").dir();
-        (p.join("motcua-dc.pem"), p.join("motcua-dc.key"))
-    };
     let good5 = kept(&site, "motcua/v1/all/catalogue");
     let mut bad = good5.clone();
     let at = bad.len() - 80;
     bad[at] ^= 0x01;
-    site.publish_as(Some(&dc_cert), "motcua/v1/all/catalogue", &[bad]);
+    site.publish_as_receiver("motcua/v1/all/catalogue", &[bad]);
     wait_until("the tampered catalogue refused", LIMIT, || {
         agent.log().contains("message from the DC refused")
     });
@@ -178,7 +174,7 @@ fn catalogue_status_and_settings_reach_a_counter_and_forgeries_do_not() {
     wait_until("catalogue 6 applied", LIMIT, || {
         health(&site)["catalogue_version"] == 6
     });
-    site.publish_as(Some(&dc_cert), "motcua/v1/all/catalogue", &[good5]);
+    site.publish_as_receiver("motcua/v1/all/catalogue", &[good5]);
     wait_until("the replay refused", LIMIT, || {
         agent.log().contains("reason=\"replay\"") || agent.log().contains("reason=replay")
     });

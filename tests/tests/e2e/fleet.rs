@@ -1,5 +1,5 @@
 //! What the data centre sees of its counters, end to end over TLS with the
-//! shipped ACL: presence from the retained status topic and the MQTT last
+//! shipped broker configuration: presence from the retained status topic and the MQTT last
 //! will, health reports, and `motcua-dc fleet`.
 
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! `motcua provision` as a technician runs it on a blank box, then the
 //! operator's two steps (enroll the key, sign the TLS request), then a
-//! drain over TLS with the shipped ACL: the provisioned counter syncs.
+//! drain over TLS with the shipped broker configuration and access list: the provisioned counter syncs.
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;

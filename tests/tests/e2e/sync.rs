@@ -1,6 +1,6 @@
 //! Sync end to end: real `motcua run` and `motcua-dc run` processes and a
 //! real Mosquitto started by each test on an ephemeral port (TLS with
-//! client certificates and the shipped ACL unless a test says otherwise).
+//! client certificates and the shipped broker configuration unless a test says otherwise).
 //! Every test ends by re-verifying the DC's copy of each chain from its
 //! stored bytes: exactly seq 1..=n, every signature and link intact.
 
