@@ -8,13 +8,21 @@ standard library.
 
 It implements the verification procedure of PROTOCOL.md section 3 -- twelve
 checks applied in order, stopping at the first failure -- together with the
-payload rules of section 4, and then classifies every test vector:
+payload rules of section 4 and the framing of `up` payloads (section 7.1:
+a single message or a bundle), and then classifies every test vector:
 
+- its input is `cose_hex`, followed by zero bytes up to `padded_to` when
+  that field is present; an `input` of `message` is one message verified as
+  in section 3, an `input` of `up` is an `up` payload framed as in section
+  7.1, each of its messages then verified as in section 3;
 - a valid vector must be accepted, its decoded payload must equal
-  `payload_json` and SHA-256 of its bytes must equal `sha256_hex`;
-- an invalid vector must be refused, with the reason code of section 3 that
-  the vector's `error` field names (a different reason code is a failure,
-  because section 3 fixes the order of the checks);
+  `payload_json` and SHA-256 of its bytes must equal `sha256_hex` (for an
+  `up` payload: arrays of those, one per message, in order);
+- an invalid vector must be refused, with the reason code of section 3 or
+  7.1 that the vector's `error` field names (a different reason code is a
+  failure, because those sections fix the order of the checks);
+- every reason code of sections 3 and 7.1 must be the `error` of at least
+  one vector;
 - the valid vectors must tell the chain story of sections 5 and 10:
   submission-seq2's `prev` is the hash of submission-seq1, and the receipt's
   `hash` is the hash of submission-seq2.
@@ -74,6 +82,8 @@ TYP = {                                   # section 2, message types; 7.3
     "settings": "application/vnd.motcua.settings+cose",
 }
 MAX_CATALOGUE_BYTES = 1_048_576            # section 7.3
+MAX_UP_BYTES = 1_048_576                   # section 7.1, framing step 2
+MAX_BUNDLE_MESSAGES = 256                  # section 7.1
 MAX_STATUS_UPDATES = 256                   # section 7.3
 
 PROTOCOL_VERSION = 1                      # sections 4 and 9
@@ -653,7 +663,58 @@ def verify(data: bytes, message_type: str, trusted_keys: dict[bytes, bytes]) -> 
     return document
 
 
+# --- section 7.1: framing an up payload --------------------------------------------
+
+def _bundle_head(data: bytes, pos: int, major: int, what: str) -> tuple[int, int]:
+    """A definite-length, shortest-form CBOR head of `major` at `pos`: (argument, next position)."""
+    if pos >= len(data):
+        raise Refused("bad_bundle", f"truncated before {what}")
+    if data[pos] >> 5 != major:
+        raise Refused("bad_bundle", f"{what} is of major type {data[pos] >> 5}, not {major}")
+    if data[pos] & 0x1F == 31:
+        raise Refused("bad_bundle", f"{what} has an indefinite length")
+    try:
+        value, end = _argument(data, pos + 1, data[pos] & 0x1F, pos)
+    except _NotPreferred as exc:
+        raise Refused("bad_bundle", f"{what}: {exc}") from None
+    return value, end
+
+
+def frame_up(data: bytes) -> list[bytes]:
+    """Section 7.1: the messages an up payload carries, or Refused (`empty`, `too_large`, `not_cose`, `bad_bundle`)."""
+    if not data:
+        raise Refused("empty", "the payload is empty")
+    if len(data) > MAX_UP_BYTES:
+        raise Refused("too_large", f"{len(data)} bytes, an up payload is at most {MAX_UP_BYTES}")
+    if data[0] == 0xD2:                                       # tag 18: a single message
+        return [data]
+    if data[0] >> 5 != 4:
+        raise Refused("not_cose", f"first byte {data[0]:#04x} is neither 0xd2 nor an array")
+    count, pos = _bundle_head(data, 0, 4, "the array")
+    if not 1 <= count <= MAX_BUNDLE_MESSAGES:
+        raise Refused("bad_bundle", f"{count} items, a bundle holds 1 to {MAX_BUNDLE_MESSAGES}")
+    items = []
+    for index in range(count):
+        length, pos = _bundle_head(data, pos, 2, f"item {index}")
+        if length > MAX_MESSAGE_BYTES:
+            raise Refused("bad_bundle", f"item {index} is {length} bytes, over {MAX_MESSAGE_BYTES}")
+        if pos + length > len(data):
+            raise Refused("bad_bundle", f"item {index} is truncated")
+        items.append(data[pos:pos + length])
+        pos += length
+    if pos != len(data):
+        raise Refused("bad_bundle", f"{len(data) - pos} byte(s) after the array")
+    return items
+
+
 # --- the vectors -----------------------------------------------------------------
+
+# Every reason code of sections 3 and 7.1; each must be some vector's error.
+REASON_CODES = (
+    "too_large", "not_cose", "not_canonical", "unprotected_header", "bad_header",
+    "wrong_type", "detached_payload", "key_mismatch", "bad_signature", "bad_payload",
+    "unsupported_version", "empty", "bad_bundle",
+)
 
 def same_json(a: Any, b: Any) -> bool:
     """JSON equality that keeps 1, 1.0 and true apart."""
@@ -675,11 +736,26 @@ def check_vector(vector: dict, decoded: dict[str, dict]) -> str | None:
         return f"typ field {vector.get('typ')!r} is not section 2's typ for {message_type}"
     if vector.get("external_aad_hex") != "":
         return "external_aad_hex is not empty"
+    kind = vector.get("input")
+    if kind not in ("message", "up"):
+        return f"unknown input {kind!r}"
+    if kind == "up" and message_type != "submission":
+        return "an up payload carries submissions (section 7.1)"
     data = bytes.fromhex(vector["cose_hex"])
+    if "padded_to" in vector:
+        padded_to = vector["padded_to"]
+        if not is_integer(padded_to) or padded_to <= len(data):
+            return f"padded_to {padded_to!r} is not beyond the {len(data)} bytes of cose_hex"
+        data += bytes(padded_to - len(data))
     public_key = bytes.fromhex(vector["public_key_hex"])
     trusted_keys = {kid_of(public_key): public_key}
     try:
-        payload = verify(data, message_type, trusted_keys)
+        if kind == "message":
+            messages = [data]
+            payloads = [verify(data, message_type, trusted_keys)]
+        else:
+            messages = frame_up(data)
+            payloads = [verify(item, message_type, trusted_keys) for item in messages]
     except Refused as refusal:
         if vector["valid"]:
             return f"valid vector refused ({refusal.code}: {refusal.detail})"
@@ -689,13 +765,24 @@ def check_vector(vector: dict, decoded: dict[str, dict]) -> str | None:
         return None
     if not vector["valid"]:
         return f"accepted, but the vector expects refusal with {vector.get('error')}"
-    decoded[vector["name"]] = payload
+    digests = [hashlib.sha256(message).hexdigest() for message in messages]
+    if kind == "message":
+        payload, digest = payloads[0], digests[0]
+        decoded[vector["name"]] = payload
+    else:
+        payload, digest = payloads, digests
     if not same_json(payload, vector.get("payload_json")):
         return "decoded payload differs from payload_json"
-    digest = hashlib.sha256(data).hexdigest()
     if digest != vector.get("sha256_hex"):
         return f"SHA-256 of the bytes is {digest}, sha256_hex says {vector.get('sha256_hex')}"
     return None
+
+
+def check_coverage(vectors: list[dict]) -> str | None:
+    """Every reason code of sections 3 and 7.1 is the error of some vector."""
+    missing = [code for code in REASON_CODES
+               if not any(v.get("error") == code and not v.get("valid") for v in vectors)]
+    return f"no vector refused with {', '.join(missing)}" if missing else None
 
 
 def check_chain(vectors: dict[str, dict], decoded: dict[str, dict]) -> list[tuple[str, str | None]]:
@@ -758,6 +845,7 @@ def main(argv: list[str]) -> int:
 
     for name, why in check_chain(by_name, decoded):
         report(name, why)
+    report("every reason code of sections 3 and 7.1 has a vector", check_coverage(vectors))
 
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1

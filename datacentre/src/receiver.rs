@@ -43,8 +43,9 @@ use crate::store::{Alert, Device, Incoming, Outcome, Store, StoreError, conflict
 /// an unknown kid always reads again).
 const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
 
-/// Most raw bytes kept as evidence of a payload refused before it could be
-/// split into messages.
+/// Most raw bytes kept as evidence of a refusal: of a payload refused
+/// whole that is longer (a bundle, or anything over a limit), only the
+/// beginning is kept.
 const MAX_EVIDENCE: usize = motcua_protocol::MAX_MESSAGE_BYTES;
 
 /// Counters since start, for logs and tests.

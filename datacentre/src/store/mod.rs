@@ -30,7 +30,7 @@
 //! | `keys`    | public key  | kid, device, the key, enrolled time; never deleted (old records stay verifiable) |
 //! | `records` | accepted envelope | device, seq, hash, prev, kid, the device's `at` and clock flag, kind, the complete signed bytes |
 //! | `held`    | envelope beyond a gap | as `records`; removed when the gap closes |
-//! | `alerts`  | refused message | time, device (if known), topic, reason code, seq, a detail without personal data, the raw bytes as evidence |
+//! | `alerts`  | refused message | time, device (if known), topic, reason code, seq, a detail without personal data, the raw bytes as evidence (at most the first 64 KiB) |
 //! | `device_state` | enrolled device that reported | its presence (online, when) and latest health report (bytes, when) |
 //! | `down_messages` | downstream topic | the last signed message published there and its number |
 //! | `status_updates` | status change decided at the DC | id (increasing), device, dossier code, status, time, office, note |
@@ -171,7 +171,8 @@ pub struct Alert {
     pub seq: Option<u64>,
     /// What was wrong, for the operator; never payload content.
     pub detail: String,
-    /// The raw bytes as received (at most one message).
+    /// The raw bytes as received: the refused message, or the payload
+    /// refused whole; at most the first [`motcua_protocol::MAX_MESSAGE_BYTES`].
     pub bytes: Vec<u8>,
 }
 

@@ -6,25 +6,73 @@
 //! and say why in the commit.
 
 use coset::cbor::value::Value;
-use coset::{CoseSign1, TaggedCborSerializable};
-use ed25519_dalek::SigningKey;
-use motcua_protocol::cose::sign_payload;
-use motcua_protocol::{Hash32, MessageType, Receipt, Submission, VerifyError, down, sign, verify};
+use coset::{CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
+use ed25519_dalek::{Signer, SigningKey};
+use motcua_protocol::bundle::{self, MAX_BUNDLE_BYTES};
+use motcua_protocol::cose::{CONTENT_TYPE, EXTERNAL_AAD, TYP_LABEL, sign_payload};
+use motcua_protocol::down::MAX_CATALOGUE_BYTES;
+use motcua_protocol::{
+    Hash32, KeyId, MAX_MESSAGE_BYTES, MessageType, Receipt, Submission, down, sign, verify,
+};
 use serde_json::{Value as Json, json};
 
 use crate::support::*;
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/vectors.json");
 
+/// What a vector's bytes are.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// One message, verified as in section 3.
+    Message,
+    /// The payload of an MQTT message on a device's `up` topic: framed as in
+    /// section 7.1, then each message verified as in section 3.
+    Up,
+}
+
 struct Vector {
     name: &'static str,
     description: &'static str,
     message_type: MessageType,
+    input: Input,
     key: SigningKey,
+    /// The bytes as published in `cose_hex`.
     bytes: Vec<u8>,
+    /// When set, the input is `bytes` followed by zero bytes up to this
+    /// length (keeps the size-limit vectors small in the file).
+    padded_to: Option<usize>,
     /// `None` when valid; else the reason code our verifier gives.
     error: Option<&'static str>,
 }
+
+impl Vector {
+    /// The complete input.
+    fn input(&self) -> Vec<u8> {
+        let mut out = self.bytes.clone();
+        if let Some(len) = self.padded_to {
+            assert!(len > out.len(), "{}: padded_to beyond the bytes", self.name);
+            out.resize(len, 0);
+        }
+        out
+    }
+}
+
+/// Every reason code of sections 3 and 7.1: each one has a vector.
+const REASONS: [&str; 13] = [
+    "too_large",
+    "not_cose",
+    "not_canonical",
+    "unprotected_header",
+    "bad_header",
+    "wrong_type",
+    "detached_payload",
+    "key_mismatch",
+    "bad_signature",
+    "bad_payload",
+    "unsupported_version",
+    "empty",
+    "bad_bundle",
+];
 
 fn flip(bytes: &[u8], index: usize, mask: u8) -> Vec<u8> {
     let mut out = bytes.to_vec();
@@ -75,8 +123,10 @@ fn build() -> Vec<Vector> {
         name,
         description,
         message_type,
+        input: Input::Message,
         key: key.clone(),
         bytes,
+        padded_to: None,
         error,
     };
     let t = motcua_protocol::UtcTime::parse("2026-11-27T03:00:00.000Z").expect("valid");
@@ -156,8 +206,9 @@ fn build() -> Vec<Vector> {
         &dc_key(),
     )
     .expect("signs");
+    let refusals = refusals(&dev, &s1, &s2, &catalogue);
     use MessageType::{Receipt as R, Submission as S};
-    vec![
+    let mut out = vec![
         v(
             "submission-seq1",
             "A dossier.created envelope, first of its device's chain (prev is 64 zeros).",
@@ -302,6 +353,281 @@ fn build() -> Vec<Vector> {
             updates,
             Some("wrong_type"),
         ),
+    ];
+    out.extend(refusals);
+    out
+}
+
+/// A message signed by `key` with exactly the protected header given:
+/// `alg`, content type, kid and typ.
+fn sign_with_alg(
+    alg: iana::Algorithm,
+    typ: MessageType,
+    payload: &[u8],
+    key: &SigningKey,
+) -> Vec<u8> {
+    let protected = HeaderBuilder::new()
+        .algorithm(alg)
+        .content_type(CONTENT_TYPE.to_owned())
+        .key_id(KeyId::of(&key.verifying_key()).0.to_vec())
+        .value(TYP_LABEL, Value::Text(typ.typ().to_owned()))
+        .build();
+    CoseSign1Builder::new()
+        .protected(protected)
+        .payload(payload.to_vec())
+        .create_signature(EXTERNAL_AAD, |data| key.sign(data).to_bytes().to_vec())
+        .build()
+        .to_tagged_vec()
+        .expect("encodes")
+}
+
+/// The CBOR head of a byte string of `len` bytes, in its shortest form.
+fn bstr_head(len: usize) -> Vec<u8> {
+    match len {
+        0..=23 => vec![0x40 | len as u8],
+        24..=0xff => vec![0x58, len as u8],
+        0x100..=0xffff => [&[0x59][..], &(len as u16).to_be_bytes()].concat(),
+        _ => [&[0x5a][..], &(len as u32).to_be_bytes()].concat(),
+    }
+}
+
+/// The refusal vectors: the remaining reason codes of section 3, the size
+/// limits, and the framing of `up` payloads (section 7.1).
+fn refusals(dev: &SigningKey, s1: &[u8], s2: &[u8], catalogue: &[u8]) -> Vec<Vector> {
+    use MessageType::Submission as S;
+    let msg = |name, description, message_type, key: &SigningKey, bytes, padded_to, error| Vector {
+        name,
+        description,
+        message_type,
+        input: Input::Message,
+        key: key.clone(),
+        bytes,
+        padded_to,
+        error: Some(error),
+    };
+    let up = |name, description, bytes, padded_to, error| Vector {
+        name,
+        description,
+        message_type: S,
+        input: Input::Up,
+        key: dev.clone(),
+        bytes,
+        padded_to,
+        error,
+    };
+
+    let payload = CoseSign1::from_tagged_slice(s1)
+        .expect("decodes")
+        .payload
+        .expect("attached");
+    // The protected header's bstr length, 80, in two bytes instead of one.
+    assert_eq!(s1[2], 0x58, "a protected header of 24 to 255 bytes");
+    let long_length = [&s1[..2], &[0x59, 0x00, s1[3]], &s1[4..]].concat();
+    let mut detached = CoseSign1::from_tagged_slice(s1).expect("decodes");
+    detached.payload = None;
+    let pair = bundle::join(&[s1, s2]);
+    let items = |head: &[u8], tail: &[u8]| {
+        [
+            head,
+            &bstr_head(s1.len()),
+            s1,
+            &bstr_head(s2.len()),
+            s2,
+            tail,
+        ]
+        .concat()
+    };
+    let mut many = vec![0x99, 0x01, 0x01];
+    many.extend(std::iter::repeat_n([0x41, 0xd2], 257).flatten());
+    assert!((0x100..=0xffff).contains(&s1.len()), "a two-byte length");
+    let oversized_item = [&[0x81][..], &bstr_head(MAX_MESSAGE_BYTES + 1), s1].concat();
+    let as_text = [&[0x81, 0x79][..], &(s1.len() as u16).to_be_bytes(), s1].concat();
+
+    vec![
+        msg(
+            "empty-message",
+            "No bytes at all, where a submission is expected.",
+            S,
+            dev,
+            Vec::new(),
+            None,
+            "not_cose",
+        ),
+        msg(
+            "json-not-cose",
+            "submission-seq1's JSON payload sent bare, without its COSE_Sign1.",
+            S,
+            dev,
+            payload.clone(),
+            None,
+            "not_cose",
+        ),
+        msg(
+            "over-long-length",
+            "submission-seq1 with the length of its protected header written in two bytes (59 00 50) instead of one (58 50); the signature still verifies.",
+            S,
+            dev,
+            long_length,
+            None,
+            "not_canonical",
+        ),
+        msg(
+            "wrong-alg",
+            "submission-seq1's payload signed with Ed25519 under a protected header naming alg -7 (ES256).",
+            S,
+            dev,
+            sign_with_alg(iana::Algorithm::ES256, S, &payload, dev),
+            None,
+            "bad_header",
+        ),
+        msg(
+            "detached-payload",
+            "submission-seq1 with its payload replaced by nil.",
+            S,
+            dev,
+            detached.to_tagged_vec().expect("encodes"),
+            None,
+            "detached_payload",
+        ),
+        msg(
+            "at-size-limit",
+            "submission-seq1 followed by zero bytes up to 65 536 bytes, the limit: not too large, but bytes after the COSE_Sign1.",
+            S,
+            dev,
+            s1.to_vec(),
+            Some(MAX_MESSAGE_BYTES),
+            "not_cose",
+        ),
+        msg(
+            "too-large",
+            "submission-seq1 followed by zero bytes up to 65 537 bytes, one over the limit; refused before decoding.",
+            S,
+            dev,
+            s1.to_vec(),
+            Some(MAX_MESSAGE_BYTES + 1),
+            "too_large",
+        ),
+        msg(
+            "catalogue-too-large",
+            "The catalogue vector followed by zero bytes up to 1 048 577 bytes, one over a catalogue's limit.",
+            MessageType::Catalogue,
+            &dc_key(),
+            catalogue.to_vec(),
+            Some(MAX_CATALOGUE_BYTES + 1),
+            "too_large",
+        ),
+        up(
+            "up-single",
+            "An up payload holding submission-seq1 alone: a single message.",
+            s1.to_vec(),
+            None,
+            None,
+        ),
+        up(
+            "up-bundle",
+            "An up payload bundling submission-seq1 and submission-seq2.",
+            pair.clone(),
+            None,
+            None,
+        ),
+        up(
+            "up-empty",
+            "An empty up payload.",
+            Vec::new(),
+            None,
+            Some("empty"),
+        ),
+        up(
+            "up-json",
+            "submission-seq1's JSON payload sent bare on the up topic (first byte 0x7b).",
+            payload,
+            None,
+            Some("not_cose"),
+        ),
+        up(
+            "up-map",
+            "An up payload that is a CBOR map (first byte 0xa1).",
+            vec![0xa1, 0x00, 0x00],
+            None,
+            Some("not_cose"),
+        ),
+        up(
+            "up-single-too-large",
+            "submission-seq1 followed by zero bytes up to 65 537 bytes: within the bundle limit, a single message over the message limit.",
+            s1.to_vec(),
+            Some(MAX_MESSAGE_BYTES + 1),
+            Some("too_large"),
+        ),
+        up(
+            "up-bundle-at-size-limit",
+            "up-bundle followed by zero bytes up to 1 048 576 bytes, the limit: bytes after the array.",
+            pair.clone(),
+            Some(MAX_BUNDLE_BYTES),
+            Some("bad_bundle"),
+        ),
+        up(
+            "up-bundle-too-large",
+            "up-bundle followed by zero bytes up to 1 048 577 bytes, one over the bundle limit; refused before framing.",
+            pair.clone(),
+            Some(MAX_BUNDLE_BYTES + 1),
+            Some("too_large"),
+        ),
+        up(
+            "up-bundle-no-items",
+            "An empty array (0x80).",
+            vec![0x80],
+            None,
+            Some("bad_bundle"),
+        ),
+        up(
+            "up-bundle-257-items",
+            "An array of 257 one-byte items (41 d2), one over the most a bundle holds.",
+            many,
+            None,
+            Some("bad_bundle"),
+        ),
+        up(
+            "up-bundle-indefinite",
+            "up-bundle's two items in an indefinite-length array (0x9f ... 0xff).",
+            items(&[0x9f], &[0xff]),
+            None,
+            Some("bad_bundle"),
+        ),
+        up(
+            "up-bundle-long-count",
+            "up-bundle with its item count written in a one-byte argument (98 02) instead of 82.",
+            items(&[0x98, 0x02], &[]),
+            None,
+            Some("bad_bundle"),
+        ),
+        up(
+            "up-bundle-text-item",
+            "A one-item array whose item holds submission-seq1 as a text string instead of a byte string.",
+            as_text,
+            None,
+            Some("bad_bundle"),
+        ),
+        up(
+            "up-bundle-item-too-large",
+            "A one-item array whose byte string is 65 537 bytes (submission-seq1 and zero bytes), over the message limit.",
+            oversized_item,
+            Some(1 + 5 + MAX_MESSAGE_BYTES + 1),
+            Some("bad_bundle"),
+        ),
+        up(
+            "up-bundle-truncated",
+            "up-bundle without its last byte.",
+            pair[..pair.len() - 1].to_vec(),
+            None,
+            Some("bad_bundle"),
+        ),
+        up(
+            "up-bundle-trailing-byte",
+            "up-bundle followed by one byte 0x00.",
+            [&pair[..], &[0]].concat(),
+            None,
+            Some("bad_bundle"),
+        ),
     ]
 }
 
@@ -311,26 +637,59 @@ fn find(hay: &[u8], needle: &[u8]) -> usize {
         .expect("needle present")
 }
 
-fn decoded(v: &Vector) -> Result<Json, VerifyError> {
-    let key = v.key.verifying_key();
-    match v.message_type {
+/// One message verified as `message_type`: its payload, or the reason code.
+fn verified(
+    message_type: MessageType,
+    bytes: &[u8],
+    key: &SigningKey,
+) -> Result<Json, &'static str> {
+    let key = key.verifying_key();
+    match message_type {
         MessageType::Submission => {
-            verify::<Submission>(&v.bytes, &key).map(|m| serde_json::to_value(m.message))
+            verify::<Submission>(bytes, &key).map(|m| serde_json::to_value(m.message))
         }
         MessageType::Receipt => {
-            verify::<Receipt>(&v.bytes, &key).map(|m| serde_json::to_value(m.message))
+            verify::<Receipt>(bytes, &key).map(|m| serde_json::to_value(m.message))
         }
         MessageType::Catalogue => {
-            verify::<down::Catalogue>(&v.bytes, &key).map(|m| serde_json::to_value(m.message))
+            verify::<down::Catalogue>(bytes, &key).map(|m| serde_json::to_value(m.message))
         }
         MessageType::StatusUpdates => {
-            verify::<down::StatusUpdates>(&v.bytes, &key).map(|m| serde_json::to_value(m.message))
+            verify::<down::StatusUpdates>(bytes, &key).map(|m| serde_json::to_value(m.message))
         }
         MessageType::Settings => {
-            verify::<down::Settings>(&v.bytes, &key).map(|m| serde_json::to_value(m.message))
+            verify::<down::Settings>(bytes, &key).map(|m| serde_json::to_value(m.message))
         }
     }
     .map(|j| j.expect("serialises"))
+    .map_err(|e| e.reason())
+}
+
+/// The messages of a vector's input: itself, or what an `up` payload frames.
+fn messages(v: &Vector, input: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
+    match v.input {
+        Input::Message => Ok(vec![input.to_vec()]),
+        Input::Up => bundle::split(input)
+            .map(|parts| parts.into_iter().map(<[u8]>::to_vec).collect())
+            .map_err(|e| e.reason()),
+    }
+}
+
+/// A vector's verdict: the decoded payload (an array of them for an `up`
+/// payload) and the hash (an array of them), or the first reason code.
+fn decoded(v: &Vector) -> Result<(Json, Json), &'static str> {
+    let input = v.input();
+    let parts = messages(v, &input)?;
+    let mut payloads = Vec::new();
+    let mut hashes = Vec::new();
+    for part in &parts {
+        payloads.push(verified(v.message_type, part, &v.key)?);
+        hashes.push(Json::from(Hash32::of(part).to_hex()));
+    }
+    Ok(match v.input {
+        Input::Message => (payloads.remove(0), hashes.remove(0)),
+        Input::Up => (payloads.into(), hashes.into()),
+    })
 }
 
 fn render(vectors: &[Vector]) -> String {
@@ -340,6 +699,10 @@ fn render(vectors: &[Vector]) -> String {
             let mut item = json!({
                 "name": v.name,
                 "description": v.description,
+                "input": match v.input {
+                    Input::Message => "message",
+                    Input::Up => "up",
+                },
                 "message_type": v.message_type.to_string(),
                 "typ": v.message_type.typ(),
                 "public_key_hex": hex::encode(v.key.verifying_key().as_bytes()),
@@ -347,10 +710,14 @@ fn render(vectors: &[Vector]) -> String {
                 "external_aad_hex": "",
                 "valid": v.error.is_none(),
             });
+            if let Some(len) = v.padded_to {
+                item["padded_to"] = len.into();
+            }
             match v.error {
                 None => {
-                    item["payload_json"] = decoded(v).expect("valid vector verifies");
-                    item["sha256_hex"] = Hash32::of(&v.bytes).to_hex().into();
+                    let (payload, hash) = decoded(v).expect("valid vector verifies");
+                    item["payload_json"] = payload;
+                    item["sha256_hex"] = hash;
                 }
                 Some(reason) => item["error"] = reason.into(),
             }
@@ -367,10 +734,34 @@ fn every_vector_gets_the_verdict_it_states() {
     for v in build() {
         match (decoded(&v), v.error) {
             (Ok(_), None) => {}
-            (Err(e), Some(reason)) => assert_eq!(e.reason(), reason, "{}: {e}", v.name),
+            (Err(got), Some(reason)) => assert_eq!(got, reason, "{}", v.name),
             (got, want) => panic!("{}: got {got:?}, want {want:?}", v.name),
         }
     }
+}
+
+#[test]
+fn every_reason_code_has_a_vector() {
+    let vectors = build();
+    for reason in REASONS {
+        assert!(
+            vectors.iter().any(|v| v.error == Some(reason)),
+            "no vector refused with {reason}"
+        );
+    }
+    for v in &vectors {
+        if let Some(reason) = v.error {
+            assert!(
+                REASONS.contains(&reason),
+                "{}: {reason} is not listed",
+                v.name
+            );
+        }
+    }
+    let mut names: Vec<_> = vectors.iter().map(|v| v.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), vectors.len(), "vector names are unique");
 }
 
 #[test]
