@@ -367,8 +367,8 @@ impl Shell {
 }
 
 /// One MQTT connection: the client, and the task polling its event loop
-/// (which reconnects with backoff by itself). Replaced whole when receipts
-/// stall, so nothing queued for a stuck connection is ever sent.
+/// (which reconnects with backoff by itself). Replaced whole only when the
+/// announcement cannot be queued; a stall resends on it.
 struct Connection {
     client: AsyncClient,
     poller: tokio::task::JoinHandle<()>,
@@ -399,12 +399,17 @@ impl Connection {
         let poller = tokio::spawn(async move {
             let mut backoff = Backoff::new(Duration::from_secs(1), reconnect_max);
             // Refused subscriptions in a row: asked again after 5, 10, 20,
-            // 40, then every 60 seconds.
+            // 40, then every 60 seconds, by one task at a time.
             let mut refused: u32 = 0;
+            let mut asking: Option<tokio::task::JoinHandle<()>> = None;
             loop {
                 let msg = match eventloop.poll().await {
                     Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
                         backoff.reset();
+                        // A new connection subscribes anew (announce).
+                        if let Some(t) = asking.take() {
+                            t.abort();
+                        }
                         Net::Connected
                     }
                     Ok(rumqttc::Event::Incoming(Packet::SubAck(ack)))
@@ -421,14 +426,21 @@ impl Connection {
                         refused += 1;
                         tracing::error!(%broker, %device, "the broker refused this counter's subscriptions: its certificate name is not in the broker's access list (is {device} enrolled at the DC, and not revoked?); asking again in {:.0}s", wait.as_secs_f32());
                         let (c, d) = (resubscribe.clone(), device.clone());
-                        tokio::spawn(async move {
+                        if let Some(t) = asking.take() {
+                            t.abort();
+                        }
+                        // Waits for room in the client's queue rather than
+                        // giving up when a backlog fills it.
+                        asking = Some(tokio::spawn(async move {
                             tokio::time::sleep(wait).await;
-                            let _ = c.try_subscribe_many(
-                                topics::agent_filters(&d)
-                                    .into_iter()
-                                    .map(|f| SubscribeFilterInput::new(f, QoS::AtLeastOnce)),
-                            );
-                        });
+                            let _ = c
+                                .subscribe_many(
+                                    topics::agent_filters(&d)
+                                        .into_iter()
+                                        .map(|f| SubscribeFilterInput::new(f, QoS::AtLeastOnce)),
+                                )
+                                .await;
+                        }));
                         continue;
                     }
                     Ok(rumqttc::Event::Incoming(Packet::SubAck(_))) if refused > 0 => {

@@ -28,7 +28,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use motcua_protocol::DeviceId;
@@ -44,7 +44,9 @@ pub const RESPONSE_TOPIC: &str = "$CONTROL/dynamic-security/v1/response";
 /// The role every receiver name holds.
 pub const RECEIVER_ROLE: &str = "motcua-receiver";
 /// Commands per message: each message is one MQTT publish and one answer.
-const COMMANDS_PER_MESSAGE: usize = 100;
+/// The plugin rewrites its whole file after every command, on the broker's
+/// only thread, so a large fleet is let in a few at a time.
+const COMMANDS_PER_MESSAGE: usize = 20;
 /// Clients listed per request.
 const LIST_PAGE: usize = 1000;
 
@@ -124,7 +126,10 @@ pub fn bootstrap(group: &str, receivers: &[String], devices: &[DeviceId]) -> Val
             })
         })
         .collect();
-    for d in devices {
+    for d in devices
+        .iter()
+        .filter(|d| !receivers.iter().any(|r| r == d.as_str()))
+    {
         roles.push(json!({
             "rolename": device_role(d.as_str()),
             "textname": "motcua counter",
@@ -302,6 +307,10 @@ pub fn answers(payload: &[u8]) -> Option<Vec<Answer>> {
     )
 }
 
+/// Adds one page of a list answer to what the broker holds; returns how
+/// many entries the page held and the total the broker reports.
+type AddPage = fn(&mut Held, &Value) -> (usize, usize);
+
 /// Adds one page of a verbose `listClients` answer to `held`; returns how
 /// many clients it held and the total the broker reports.
 pub fn add_clients(held: &mut Held, data: &Value) -> (usize, usize) {
@@ -350,18 +359,20 @@ pub fn add_roles(held: &mut Held, data: &Value) -> (usize, usize) {
 }
 
 /// An error of the plugin that only says the list already was as wanted
-/// (two receivers keeping it at once).
-fn harmless(error: &str) -> bool {
+/// (two receivers keeping it at once): something to create that exists,
+/// something to delete that is gone.
+fn harmless(command: &str, error: &str) -> bool {
     matches!(
-        error,
-        "Client already exists" | "Role already exists" | "Client not found" | "Role not found"
+        (command, error),
+        ("createClient", "Client already exists")
+            | ("createRole", "Role already exists")
+            | ("deleteClient", "Client not found")
+            | ("deleteRole", "Role not found")
     )
 }
 
 /// How the keeper reaches the broker: publishing a command and taking the
-/// plugin's answers. The receiver's own connection carries both (a second
-/// connection under the same certificate name would take its place at a
-/// broker that binds client ids to names).
+/// plugin's answers, on the receiver's own connection.
 pub trait Channel: Send {
     /// Publishes `payload` on [`CONTROL_TOPIC`]; false when it cannot be
     /// queued now.
@@ -431,6 +442,10 @@ impl Keeper {
         tag: &str,
     ) -> Result<Changes, KeepError> {
         let mut held = Held::default();
+        // Answers left from an earlier attempt that timed out are dropped,
+        // and this attempt's correlation data are its own.
+        while ch.next(Duration::ZERO).is_some() {}
+        let tag = format!("{tag}-{:08x}", motcua_common::mqtt::random_u64() as u32);
         let mut n = 0u64;
         let mut ask = |ch: &mut dyn Channel, cmds: Vec<Value>, what: &'static str| {
             n += 1;
@@ -465,46 +480,28 @@ impl Keeper {
             }
             Ok(got)
         };
-        let mut offset = 0;
-        loop {
-            let a = ask(
-                ch,
-                vec![json!({"command": "listClients", "verbose": true,
-                            "count": LIST_PAGE, "offset": offset})],
-                "listClients",
-            )?;
-            let a = &a[0];
-            if let Some(e) = &a.error {
-                return Err(KeepError::Refused {
-                    command: a.command.clone(),
-                    error: e.clone(),
-                });
-            }
-            let (got, total) = add_clients(&mut held, &a.data);
-            offset += got;
-            if got == 0 || offset >= total {
-                break;
-            }
-        }
-        let mut offset = 0;
-        loop {
-            let a = ask(
-                ch,
-                vec![json!({"command": "listRoles", "verbose": false,
-                            "count": LIST_PAGE, "offset": offset})],
-                "listRoles",
-            )?;
-            let a = &a[0];
-            if let Some(e) = &a.error {
-                return Err(KeepError::Refused {
-                    command: a.command.clone(),
-                    error: e.clone(),
-                });
-            }
-            let (got, total) = add_roles(&mut held, &a.data);
-            offset += got;
-            if got == 0 || offset >= total {
-                break;
+        // Both lists, a page at a time; each page adds to `held`.
+        let lists: [(&'static str, bool, AddPage); 2] = [
+            ("listClients", true, add_clients),
+            ("listRoles", false, add_roles),
+        ];
+        for (command, verbose, add) in lists {
+            let mut offset = 0;
+            loop {
+                let page = json!({"command": command, "verbose": verbose,
+                                  "count": LIST_PAGE, "offset": offset});
+                let a = ask(ch, vec![page], command)?.remove(0);
+                if let Some(error) = a.error {
+                    return Err(KeepError::Refused {
+                        command: a.command,
+                        error,
+                    });
+                }
+                let (got, total) = add(&mut held, &a.data);
+                offset += got;
+                if got == 0 || offset >= total {
+                    break;
+                }
             }
         }
         let (cmds, changes) = plan(&held, &self.group, &self.receivers, devices);
@@ -512,7 +509,7 @@ impl Keeper {
         for chunk in cmds.chunks(COMMANDS_PER_MESSAGE) {
             for a in ask(ch, chunk.to_vec(), "changes")? {
                 if let Some(e) = a.error
-                    && !harmless(&e)
+                    && !harmless(&a.command, &e)
                 {
                     tracing::error!(command = %a.command, error = %e, "the broker refused a change to its access list");
                     first_refusal.get_or_insert(KeepError::Refused {
@@ -529,27 +526,26 @@ impl Keeper {
     }
 
     /// Keeps the list until `stop`: reads the registry every `every`, and
-    /// when it changed (or ten minutes passed, to mend what someone changed
-    /// at the broker) brings the broker in step. `connected` tells whether
-    /// the receiver's connection is up and subscribed to the answers.
-    pub fn run(mut self, ch: &mut dyn Channel, connected: &AtomicBool, stop: &AtomicBool) {
+    /// when it changed, on every new connection (the broker may have
+    /// restarted from an older file) and every ten minutes (to mend what
+    /// someone changed at the broker) brings the broker in step.
+    /// `connection` is the number of the receiver's connection once it is
+    /// up and subscribed to the answers, 0 while it is not.
+    pub fn run(mut self, ch: &mut dyn Channel, connection: &AtomicU64, stop: &AtomicBool) {
         let metrics = self.metrics.clone();
         const RECHECK: Duration = Duration::from_secs(600);
         let tag = format!("motcua-dc-{:08x}", motcua_common::mqtt::random_u64() as u32);
         let mut applied: Option<(Vec<DeviceId>, Instant)> = None;
-        let mut was_connected = false;
+        let mut last_connection = 0;
         while !stop.load(Ordering::Relaxed) {
-            let up = connected.load(Ordering::Relaxed);
-            if !up {
-                was_connected = false;
+            let now = connection.load(Ordering::Relaxed);
+            if now == 0 {
                 sleep_unless(stop, Duration::from_millis(200));
                 continue;
             }
-            if !was_connected {
-                // A new connection: the broker may have restarted with an
-                // older file.
+            if now != last_connection {
                 applied = None;
-                was_connected = true;
+                last_connection = now;
             }
             let devices = match self.wanted() {
                 Ok(d) => d,
@@ -765,6 +761,8 @@ mod tests {
         assert_eq!(add_clients(&mut h, &a[0].data), (2, 2));
         assert_eq!(h.clients["a"], BTreeSet::from(["r".to_owned()]));
         assert!(answers(b"not json").is_none());
-        assert!(harmless("Client already exists"));
+        assert!(harmless("createClient", "Client already exists"));
+        assert!(!harmless("createClient", "Role not found"));
+        assert!(!harmless("addClientRole", "Client not found"));
     }
 }

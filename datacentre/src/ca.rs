@@ -27,6 +27,61 @@ use time::{Duration, OffsetDateTime};
 pub const CA_CERT: &str = "ca.pem";
 /// The CA key file in a CA directory.
 pub const CA_KEY: &str = "ca.key";
+/// Whose certificates a CA directory issues: `counters` (and the broker's
+/// own) or `receivers`. A directory without it is a counters' CA.
+pub const CA_ROLE: &str = "ca.role";
+
+/// Whose client certificates a CA issues. The broker's access list goes by
+/// certificate name on every listener, so a name starting with
+/// `motcua-dc` (a receiver's) must never come from the counters' CA, nor
+/// a device id from the receivers'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaRole {
+    /// Counters' certificates, and the broker's.
+    Counters,
+    /// Receivers' certificates (names starting with `motcua-dc`).
+    Receivers,
+}
+
+impl CaRole {
+    fn word(self) -> &'static str {
+        match self {
+            CaRole::Counters => "counters",
+            CaRole::Receivers => "receivers",
+        }
+    }
+}
+
+/// The role of the CA in `dir` (counters' when unmarked).
+pub fn role(dir: &Path) -> Result<CaRole> {
+    let path = dir.join(CA_ROLE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) if t.trim() == "receivers" => Ok(CaRole::Receivers),
+        Ok(t) if t.trim() == "counters" => Ok(CaRole::Counters),
+        Ok(t) => bail!(
+            "{}: {:?} is neither counters nor receivers",
+            path.display(),
+            t.trim()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CaRole::Counters),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Refuses a client certificate name this CA must not issue.
+fn check_client_name(dir: &Path, cn: &str) -> Result<()> {
+    let receiver = crate::is_receiver_name(cn);
+    match role(dir)? {
+        CaRole::Counters if receiver => bail!(
+            "{cn:?} is a receiver's name: the counters' CA never issues it (the broker would give it the receivers' rights); issue it from the receivers' CA (motcua-dc ca init --receivers)"
+        ),
+        CaRole::Receivers if !receiver => bail!(
+            "{cn:?} is not a receiver's name: the receivers' CA issues only names starting with {}",
+            crate::RECEIVER_IDENTITY
+        ),
+        _ => Ok(()),
+    }
+}
 
 /// What a certificate is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,8 +147,8 @@ fn check_name(cn: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates a CA in `dir`: `ca.pem` and `ca.key`.
-pub fn init(dir: &Path, name: &str, days: u32, force: bool) -> Result<PathBuf> {
+/// Creates a CA in `dir`: `ca.pem`, `ca.key` and `ca.role`.
+pub fn init(dir: &Path, name: &str, role: CaRole, days: u32, force: bool) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
     let mut p = base(name, days)?;
@@ -113,6 +168,12 @@ pub fn init(dir: &Path, name: &str, days: u32, force: bool) -> Result<PathBuf> {
     // without its certificate is merely incomplete.
     write(&dir.join(CA_KEY), &key.serialize_pem(), 0o600, overwrite)?;
     write(&dir.join(CA_CERT), &cert.pem(), 0o644, overwrite)?;
+    write(
+        &dir.join(CA_ROLE),
+        &format!("{}\n", role.word()),
+        0o644,
+        Overwrite::Allow,
+    )?;
     Ok(dir.join(CA_CERT))
 }
 
@@ -175,6 +236,9 @@ pub fn issue(
     force: bool,
 ) -> Result<Issued> {
     let issuer = load(dir)?;
+    if *role == Role::Client {
+        check_client_name(dir, cn)?;
+    }
     let p = leaf_params(cn, role, days)?;
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
     let cert = p.signed_by(&key, &issuer)?;
@@ -205,6 +269,7 @@ pub fn sign_csr(dir: &Path, csr_pem: &str, days: u32) -> Result<(String, String)
         Some(DnValue::PrintableString(s)) => s.as_str().to_owned(),
         _ => bail!("the request carries no common name (the device id)"),
     };
+    check_client_name(dir, &cn)?;
     csr.params = leaf_params(&cn, &Role::Client, days)?;
     Ok((cn, csr.signed_by(&issuer)?.pem()))
 }
@@ -370,9 +435,9 @@ mod tests {
     fn a_ca_issues_and_signs_requests() {
         let t = tempfile::tempdir().expect("tempdir");
         let dir = t.path().join("ca");
-        init(&dir, "motcua test CA", 30, false).expect("init");
+        init(&dir, "motcua test CA", CaRole::Counters, 30, false).expect("init");
         assert!(
-            init(&dir, "again", 30, false).is_err(),
+            init(&dir, "again", CaRole::Counters, 30, false).is_err(),
             "never replaces a CA"
         );
         let issued = issue(
@@ -400,5 +465,56 @@ mod tests {
         assert_eq!(cn, "H49.12.3-q01");
         assert!(cert.contains("BEGIN CERTIFICATE"));
         assert!(sign_csr(&dir, "garbage", 1).is_err());
+    }
+
+    #[test]
+    fn receivers_names_come_only_from_the_receivers_ca_and_device_ids_only_from_the_counters() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let (counters, receivers) = (t.path().join("ca"), t.path().join("rca"));
+        init(&counters, "counters", CaRole::Counters, 30, false).expect("init");
+        init(&receivers, "receivers", CaRole::Receivers, 30, false).expect("init");
+        let out = t.path().join("out");
+        let e = issue(&counters, "motcua-dc", &Role::Client, 10, &out, false)
+            .expect_err("a receiver's name from the counters' CA");
+        assert!(e.to_string().contains("receivers' CA"), "{e}");
+        let (_key, csr) = request("motcua-dc-2").expect("csr");
+        assert!(sign_csr(&counters, &csr, 10).is_err());
+        assert!(issue(&receivers, "H49.12.3-q01", &Role::Client, 10, &out, false).is_err());
+        issue(&receivers, "motcua-dc", &Role::Client, 10, &out, false).expect("a receiver");
+        issue(&counters, "H49.12.3-q01", &Role::Client, 10, &out, false).expect("a counter");
+        assert_eq!(role(&receivers).expect("role"), CaRole::Receivers);
+    }
+
+    #[test]
+    fn a_revoked_certificate_is_in_the_next_crl_and_numbers_grow() {
+        use x509_parser::prelude::FromDer;
+        let t = tempfile::tempdir().expect("tempdir");
+        let (dir, other) = (t.path().join("ca"), t.path().join("other"));
+        init(&dir, "counters", CaRole::Counters, 30, false).expect("init");
+        init(&other, "another CA", CaRole::Counters, 30, false).expect("init");
+        let out = t.path().join("out");
+        let issued = issue(&dir, "H49.12.3-q01", &Role::Client, 10, &out, false).expect("issues");
+        let pem = std::fs::read_to_string(&issued.cert).expect("reads");
+        let (_, first, none) = crl(&dir, 30).expect("an empty CRL");
+        assert_eq!(none, 0);
+        assert!(revoke(&other, &pem).is_err(), "another CA's certificate");
+        assert_eq!(
+            revoke(&dir, &pem).expect("revokes"),
+            ("H49.12.3-q01".into(), true)
+        );
+        assert!(!revoke(&dir, &pem).expect("again").1, "already revoked");
+        let (crl_pem, second, listed) = crl(&dir, 30).expect("a CRL");
+        assert_eq!((second, listed), (first + 1, 1));
+        let (_, der) = x509_parser::pem::parse_x509_pem(crl_pem.as_bytes()).expect("PEM");
+        let (_, parsed) =
+            x509_parser::revocation_list::CertificateRevocationList::from_der(&der.contents)
+                .expect("a CRL");
+        let (_, cert) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("PEM");
+        let cert = cert.parse_x509().expect("X.509");
+        assert!(
+            parsed
+                .iter_revoked_certificates()
+                .any(|r| r.raw_serial() == cert.raw_serial())
+        );
     }
 }

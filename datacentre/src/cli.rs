@@ -259,13 +259,22 @@ pub enum ConfigCommand {
 pub enum CaCommand {
     /// Create a CA: DIR/ca.pem (give it to the broker and every counter)
     /// and DIR/ca.key (keep it off the network).
+    ///
+    /// Two are needed (docs/BROKER.md): the counters' CA (counters and the
+    /// broker's own certificate) and, with --receivers, the receivers' CA,
+    /// which issues only names starting with motcua-dc; the counters' CA
+    /// never issues those.
     Init {
         /// The CA directory.
         #[arg(long)]
         dir: PathBuf,
-        /// The CA's name.
-        #[arg(long, default_value = "motcua DC CA")]
-        name: String,
+        /// The CA's name [default: "motcua DC CA", or "motcua DC receivers
+        /// CA" with --receivers].
+        #[arg(long)]
+        name: Option<String>,
+        /// The receivers' CA.
+        #[arg(long)]
+        receivers: bool,
         /// Validity in days.
         #[arg(long, default_value_t = 3650)]
         days: u32,

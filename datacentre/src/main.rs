@@ -251,14 +251,33 @@ fn ca_command(cmd: &CaCommand) -> Result<()> {
         CaCommand::Init {
             dir,
             name,
+            receivers,
             days,
             force,
         } => {
-            let cert = ca::init(dir, name, *days, *force)?;
-            outln!(
-                "created the CA {}; give it to the broker (cafile) and every counter (dc.ca_file)",
-                cert.display()
-            );
+            let role = if *receivers {
+                ca::CaRole::Receivers
+            } else {
+                ca::CaRole::Counters
+            };
+            let name = name.clone().unwrap_or_else(|| {
+                match role {
+                    ca::CaRole::Counters => "motcua DC CA",
+                    ca::CaRole::Receivers => "motcua DC receivers CA",
+                }
+                .to_owned()
+            });
+            let cert = ca::init(dir, &name, role, *days, *force)?;
+            match role {
+                ca::CaRole::Counters => outln!(
+                    "created the counters' CA {}; give it to the broker (cafile of the counters' listener), every counter (dc.ca_file) and every receiver (ca_file)",
+                    cert.display()
+                ),
+                ca::CaRole::Receivers => outln!(
+                    "created the receivers' CA {}; give it to the broker (cafile of the receivers' listener) only",
+                    cert.display()
+                ),
+            }
         }
         CaCommand::Revoke {
             dir,

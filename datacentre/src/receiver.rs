@@ -602,7 +602,10 @@ pub async fn run_keeping(
     ];
     // The access keeper: its own thread, the answers routed to it, told
     // when the connection is up.
-    let keeping = Arc::new(AtomicBool::new(false));
+    // The keeper's view of the connection: its number once every
+    // subscription is granted, 0 while it is not.
+    let keeping = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut connections = 0u64;
     let (answers_tx, keeper_thread) = match keeper {
         Some(k) => {
             telemetry_filters.push(access::RESPONSE_TOPIC.to_owned());
@@ -745,6 +748,7 @@ pub async fn run_keeping(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
                 granted = 0;
+                connections += 1;
                 tracing::info!(broker = %opts.broker.url, %filter, "connected; subscribing");
                 client.subscribe(filter.clone(), QoS::AtLeastOnce).await?;
                 for f in &telemetry_filters {
@@ -765,15 +769,15 @@ pub async fn run_keeping(
                     );
                     continue;
                 }
-                subscribed = true;
                 granted += 1;
-                // Every filter granted, the answers' among them: the
-                // keeper may ask.
+                // Every filter granted (the answers' among them): ready,
+                // and the keeper may ask.
                 if granted > telemetry_filters.len() {
-                    keeping.store(true, Ordering::Relaxed);
-                }
-                if let Some(r) = ready.take() {
-                    r();
+                    subscribed = true;
+                    keeping.store(connections, Ordering::Relaxed);
+                    if let Some(r) = ready.take() {
+                        r();
+                    }
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p)))
@@ -804,7 +808,7 @@ pub async fn run_keeping(
             Ok(_) => {}
             Err(e) => {
                 subscribed = false;
-                keeping.store(false, Ordering::Relaxed);
+                keeping.store(0, Ordering::Relaxed);
                 let wait = backoff.next_wait();
                 tracing::warn!(broker = %opts.broker.url, error = %e, "broker connection lost; retrying in {wait:?}");
                 tokio::time::sleep(wait).await;

@@ -253,9 +253,10 @@ impl Pki {
     pub fn new(dir: &Path, host: &str) -> Pki {
         let receivers = dir.join("receivers-ca");
         let dir = dir.join("ca");
-        for d in [&dir, &receivers] {
-            let args: Vec<std::ffi::OsString> =
+        for (d, extra) in [(&dir, None), (&receivers, Some("--receivers"))] {
+            let mut args: Vec<std::ffi::OsString> =
                 vec!["ca".into(), "init".into(), "--dir".into(), d.into()];
+            args.extend(extra.map(Into::into));
             let r = run("motcua-dc", args);
             assert!(r.ok, "ca init: {}", r.stderr);
         }
