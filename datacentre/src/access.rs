@@ -98,6 +98,27 @@ pub fn device_acls(device: &DeviceId) -> Vec<Value> {
     a
 }
 
+/// The enrolled, unrevoked devices: those the access list lets in.
+pub fn active_devices(store: &mut dyn Store) -> Result<Vec<DeviceId>, crate::store::StoreError> {
+    Ok(store
+        .devices()?
+        .into_iter()
+        .filter(|d| d.revoked_at.is_none())
+        .map(|d| d.device)
+        .collect())
+}
+
+/// The devices that get a counter's role: all but one named like a
+/// receiver (the receivers' rights are never given to a counter).
+fn counters<'a>(
+    receivers: &'a [String],
+    devices: &'a [DeviceId],
+) -> impl Iterator<Item = &'a DeviceId> + 'a {
+    devices
+        .iter()
+        .filter(|d| !receivers.iter().any(|r| r == d.as_str()))
+}
+
 /// Denies by default: a client is allowed only what a role grants it.
 fn default_access() -> Value {
     json!({
@@ -126,10 +147,7 @@ pub fn bootstrap(group: &str, receivers: &[String], devices: &[DeviceId]) -> Val
             })
         })
         .collect();
-    for d in devices
-        .iter()
-        .filter(|d| !receivers.iter().any(|r| r == d.as_str()))
-    {
+    for d in counters(receivers, devices) {
         roles.push(json!({
             "rolename": device_role(d.as_str()),
             "textname": "motcua counter",
@@ -217,12 +235,8 @@ pub fn plan(
             Some(_) => {}
         }
     }
-    let wanted: BTreeSet<&str> = devices
-        .iter()
-        .map(DeviceId::as_str)
-        .filter(|d| !receivers.iter().any(|r| r == d))
-        .collect();
-    for d in devices.iter().filter(|d| wanted.contains(d.as_str())) {
+    let wanted: BTreeSet<&str> = counters(receivers, devices).map(DeviceId::as_str).collect();
+    for d in counters(receivers, devices) {
         let role = device_role(d.as_str());
         if !held.roles.contains(&role) {
             cmds.push(json!({
@@ -424,13 +438,7 @@ pub enum KeepError {
 impl Keeper {
     /// The devices that should be let in: enrolled and not revoked.
     pub fn wanted(&mut self) -> Result<Vec<DeviceId>, crate::store::StoreError> {
-        Ok(self
-            .store
-            .devices()?
-            .into_iter()
-            .filter(|d| d.revoked_at.is_none())
-            .map(|d| d.device)
-            .collect())
+        active_devices(&mut *self.store)
     }
 
     /// Reads what the broker holds, then sends what brings it in step with

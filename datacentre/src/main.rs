@@ -138,12 +138,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Broker(BrokerCommand::Access { out }) => {
             let cfg = load(&cli.config)?;
             let mut s = open_store(&cli)?;
-            let devices: Vec<DeviceId> = s
-                .devices()?
-                .into_iter()
-                .filter(|d| d.revoked_at.is_none())
-                .map(|d| d.device)
-                .collect();
+            let devices = motcua_dc::access::active_devices(&mut *s)?;
             let file = motcua_dc::access::bootstrap(
                 &cfg.broker.share_group.0,
                 &cfg.broker.receivers.0,
