@@ -64,6 +64,7 @@ pub fn open_writer(cfg: &AgentConfig) -> Result<Writer> {
         key,
         clock: Arc::new(clock(cfg)),
         default_collect_at: cfg.device.collect_at.clone(),
+        office: cfg.office.day(),
         max_batch: DEFAULT_MAX_BATCH,
     })?)
 }
@@ -103,6 +104,8 @@ fn kiosk_options(cfg: &AgentConfig) -> Option<crate::kiosk::KioskOptions> {
         device: cfg.device.id.clone(),
         unit: cfg.device.unit.clone(),
         db: db_path(cfg),
+        office: cfg.office.day(),
+        lookup_url: cfg.office.lookup_url.clone(),
     })
 }
 
@@ -322,9 +325,9 @@ fn render(d: &StoredDossier) -> String {
             line(
                 "Hẹn trả kết quả:",
                 &format!(
-                    "{} ({} ngày làm việc)",
+                    "{} ({})",
                     local_time(&x.appointment_at),
-                    x.working_days
+                    motcua_counter::dates::legal_time(x.working_days)
                 ),
             );
             line("Nơi trả kết quả:", &x.collect_at);

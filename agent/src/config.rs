@@ -43,6 +43,8 @@ pub struct RawConfig {
     kiosk: RawKiosk,
     #[serde(default)]
     telemetry: RawTelemetry,
+    #[serde(default)]
+    office: RawOffice,
 }
 
 /// Every section and its declared keys, as the template documents them.
@@ -53,6 +55,7 @@ pub const SECTIONS: &[(&str, &[KeyDoc])] = &[
     ("log", RawLog::KEYS),
     ("kiosk", RawKiosk::KEYS),
     ("telemetry", RawTelemetry::KEYS),
+    ("office", RawOffice::KEYS),
 ];
 
 pub use motcua_counter::downstream::{HEALTH_INTERVAL_MAX_S, HEALTH_INTERVAL_MIN_S};
@@ -183,6 +186,132 @@ section! {
     }
 }
 
+section! {
+    /// `[office]`: the counter's working day and its receipt.
+    #[derive(Debug, Clone)]
+    "office": RawOffice => OfficeSection {
+        keys {
+            /// When the counter closes: a procedure resolved within the day is
+            /// due at this time (HH:MM, Vietnam time).
+            closes = "17:00" => ClockTime,
+            /// A same-day procedure received at or after this time is due at the
+            /// close of the next working day ("off": only after closing time).
+            /// The province's rule: see docs/DEPLOY.md.
+            same_day_cutoff = "15:00" => Cutoff,
+            /// The citizen's lookup page, `{code}` standing for the dossier code:
+            /// the receipt's QR code opens it (unset: the QR holds the code).
+            lookup_url = None => Maybe<Parsed<LookupUrl>>,
+        }
+    }
+}
+
+impl OfficeSection {
+    /// The rule the appointment follows.
+    pub fn day(&self) -> motcua_counter::domain::calendar::OfficeDay {
+        motcua_counter::domain::calendar::OfficeDay {
+            closes: self.closes,
+            same_day_cutoff: self.same_day_cutoff,
+        }
+    }
+}
+
+fn hh_mm(raw: &str) -> Option<time::Time> {
+    let (h, m) = raw.trim().split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    time::Time::from_hms(h.parse().ok()?, m.parse().ok()?, 0).ok()
+}
+
+fn show_hh_mm(t: &time::Time) -> String {
+    format!("\"{:02}:{:02}\"", t.hour(), t.minute())
+}
+
+/// A time of day, `HH:MM`.
+pub struct ClockTime;
+
+impl Kind for ClockTime {
+    type Raw = String;
+    type Value = time::Time;
+    fn check(p: &mut Problems, key: &str, raw: &String) -> Option<time::Time> {
+        let t = hh_mm(raw);
+        if t.is_none() {
+            p.push(
+                key,
+                format!("{raw:?} is not a time of day: write HH:MM, e.g. \"17:00\""),
+            );
+        }
+        t
+    }
+    fn show(value: &time::Time) -> Option<String> {
+        Some(show_hh_mm(value))
+    }
+}
+
+/// A cut-off time `HH:MM`, or `off`.
+pub struct Cutoff;
+
+impl Kind for Cutoff {
+    type Raw = String;
+    type Value = Option<time::Time>;
+    fn check(p: &mut Problems, key: &str, raw: &String) -> Option<Option<time::Time>> {
+        if raw.trim() == "off" {
+            return Some(None);
+        }
+        let t = hh_mm(raw);
+        if t.is_none() {
+            p.push(
+                key,
+                format!("{raw:?} is not a cut-off: write HH:MM, e.g. \"15:00\", or \"off\""),
+            );
+        }
+        t.map(Some)
+    }
+    fn show(value: &Option<time::Time>) -> Option<String> {
+        Some(
+            value
+                .as_ref()
+                .map_or_else(|| "\"off\"".to_owned(), show_hh_mm),
+        )
+    }
+}
+
+/// A lookup URL template: `https://` (or `http://`), holding `{code}` once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupUrl(String);
+
+impl LookupUrl {
+    /// The URL for dossier `code`.
+    pub fn for_code(&self, code: &str) -> String {
+        self.0.replace("{code}", code)
+    }
+}
+
+impl std::str::FromStr for LookupUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<LookupUrl, String> {
+        let s = s.trim();
+        let scheme_ok = s.starts_with("https://") || s.starts_with("http://");
+        if !scheme_ok
+            || s.matches("{code}").count() != 1
+            || s.len() > 300
+            || s.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(format!(
+                "{s:?} is not a lookup URL: an http(s) address holding {{code}} once, \
+                 e.g. \"https://dichvucong.example.gov.vn/tra-cuu?ma={{code}}\""
+            ));
+        }
+        Ok(LookupUrl(s.to_owned()))
+    }
+}
+
+impl fmt::Display for LookupUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// `device.counter`: 1 to 9.
 pub struct CounterNumber;
 
@@ -287,6 +416,8 @@ pub struct AgentConfig {
     pub kiosk: KioskSection,
     /// What the agent reports about itself.
     pub telemetry: TelemetrySection,
+    /// The counter's working day and its receipt.
+    pub office: OfficeSection,
 }
 
 impl AgentConfig {
@@ -318,6 +449,7 @@ impl AgentConfig {
         let listener = validate_listener(&mut p, &raw.kiosk, state_dir);
         let kiosk = raw.kiosk.validate(&mut p, listener);
         let telemetry = raw.telemetry.validate(&mut p);
+        let office = raw.office.validate(&mut p);
         p.finish(|| {
             Some(AgentConfig {
                 device: device?,
@@ -326,6 +458,7 @@ impl AgentConfig {
                 log: log?,
                 kiosk: kiosk?,
                 telemetry: telemetry?,
+                office: office?,
             })
         })
     }

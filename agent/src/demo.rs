@@ -151,6 +151,7 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
         key: device_key,
         clock: Arc::new(SystemClock { marker: None }),
         default_collect_at: "Bộ phận Một cửa UBND xã Tam Thăng".into(),
+        office: motcua_counter::domain::calendar::OfficeDay::default(),
         max_batch: DEFAULT_MAX_BATCH,
     })?;
     let data: ReferenceData = serde_json::from_str(REFERENCE)?;

@@ -229,6 +229,7 @@ fn store_round_trip(dir: &StateDir, key: &ed25519_dalek::SigningKey) -> Result<S
         key: key.clone(),
         clock,
         default_collect_at: "Bộ phận Một cửa".into(),
+        office: motcua_counter::domain::calendar::OfficeDay::default(),
         max_batch: DEFAULT_MAX_BATCH,
     })?;
     let w = writer.handle();

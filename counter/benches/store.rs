@@ -126,6 +126,7 @@ fn fresh_store(dir: &Path, name: &str) -> (Writer, PathBuf) {
         key: SigningKey::from_bytes(&[7; 32]),
         clock: Arc::new(StepClock(AtomicI64::new(0))),
         default_collect_at: "Bộ phận Một cửa".into(),
+        office: motcua_counter::domain::calendar::OfficeDay::default(),
         max_batch: DEFAULT_MAX_BATCH,
     })
     .expect("writer");

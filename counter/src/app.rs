@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::clock::Clock;
 use crate::dates::{local_date, parse_date};
 use crate::domain::VIETNAM;
+use crate::domain::calendar::OfficeDay;
 use crate::domain::invalid::{Invalid, InvalidInput};
 use crate::domain::status::Status;
 use crate::store::read::Query;
@@ -161,31 +162,47 @@ pub struct Offer {
     /// The procedure.
     #[serde(flatten)]
     pub procedure: Procedure,
-    /// The appointment date for a dossier received now.
+    /// The appointment date (`dd/mm/yyyy`) for a dossier received now.
     pub appointment: Option<String>,
+    /// The appointment itself (RFC 3339, UTC).
+    pub appointment_at: Option<UtcTime>,
 }
 
 /// The procedures matching `text` (code or name, with or without
 /// diacritics), each with its appointment if received now.
-pub fn offers(reader: &Reader, text: &str, today: &Today) -> Result<Vec<Offer>, StoreError> {
+pub fn offers(
+    reader: &Reader,
+    text: &str,
+    today: &Today,
+    office: &OfficeDay,
+) -> Result<Vec<Offer>, StoreError> {
     let conn = reader.connection();
     let list = reference::search_procedures(conn, text)?;
     let now = today.now.get();
     let cal = reference::calendar(conn, now.to_offset(VIETNAM).date())?;
     Ok(list
         .into_iter()
-        .map(|procedure| Offer {
-            appointment: cal
-                .appointment(now, procedure.working_days)
-                .map(|t| local_date(&UtcTime::new(t))),
-            procedure,
+        .map(|procedure| {
+            let at = cal
+                .appointment(now.to_offset(VIETNAM), procedure.working_days, office)
+                .map(UtcTime::new);
+            Offer {
+                appointment: at.as_ref().map(local_date),
+                appointment_at: at,
+                procedure,
+            }
         })
         .collect())
 }
 
 /// The procedure whose code is exactly `code`, with its appointment.
-pub fn offer(reader: &Reader, code: &str, today: &Today) -> Result<Option<Offer>, StoreError> {
-    Ok(offers(reader, code, today)?
+pub fn offer(
+    reader: &Reader,
+    code: &str,
+    today: &Today,
+    office: &OfficeDay,
+) -> Result<Option<Offer>, StoreError> {
+    Ok(offers(reader, code, today, office)?
         .into_iter()
         .find(|o| o.procedure.code == code))
 }

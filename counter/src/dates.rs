@@ -15,6 +15,16 @@ pub fn local_time(t: &UtcTime) -> String {
     )
 }
 
+/// A procedure's legal processing time as the forms say it: "Trong ngày"
+/// (within the day) for 0 working days, else "N ngày làm việc".
+pub fn legal_time(working_days: u16) -> String {
+    if working_days == 0 {
+        "Trong ngày".to_owned()
+    } else {
+        format!("{working_days} ngày làm việc")
+    }
+}
+
 /// `dd/mm/yyyy`, Vietnam time.
 pub fn local_date(t: &UtcTime) -> String {
     in_vietnam(t, time::macros::format_description!("[day]/[month]/[year]"))

@@ -444,6 +444,7 @@ mod tests {
                 true,
             )),
             default_collect_at: "Bộ phận Một cửa".into(),
+            office: crate::domain::calendar::OfficeDay::default(),
             max_batch: DEFAULT_MAX_BATCH,
         })
         .expect("writer");

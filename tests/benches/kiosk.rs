@@ -76,6 +76,7 @@ fn in_process_store(dir: &std::path::Path) -> Writer {
         key: ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
         clock: Arc::new(ManualClock::new(time::OffsetDateTime::now_utc(), true)),
         default_collect_at: "Bộ phận Một cửa".into(),
+        office: motcua_counter::domain::calendar::OfficeDay::default(),
         max_batch: DEFAULT_MAX_BATCH,
     })
     .expect("the writer starts");

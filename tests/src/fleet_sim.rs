@@ -153,6 +153,7 @@ pub fn run(f: Fleet, mut progress: impl FnMut(&str, usize, usize)) -> Report {
                             key: key(i),
                             clock: Arc::new(ManualClock::new(at, true)),
                             default_collect_at: "Bộ phận Một cửa".into(),
+                            office: motcua_counter::domain::calendar::OfficeDay::default(),
                             max_batch: DEFAULT_MAX_BATCH,
                         })
                         .expect("writer starts");

@@ -30,6 +30,16 @@ pub fn add_staff(conf: &str) {
     );
 }
 
+/// A new idempotency key: unique within this test run.
+pub fn fresh_key() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("test-{}-{nanos}-{n}", std::process::id())
+}
+
 /// A counter serving its kiosk.
 pub struct Counter {
     /// The site (broker and receiver).
@@ -83,6 +93,31 @@ impl Counter {
         let base = format!("http://127.0.0.1:{}", agent.kiosk);
         let probe = Http::new(&base);
         wait_until("the kiosk answers", Duration::from_secs(20), || {
+            probe.get("/dang-nhap").status == 200
+        });
+        Counter {
+            site,
+            agent,
+            proc,
+            receiver,
+            base,
+        }
+    }
+
+    /// Stops the agent (SIGTERM) and starts it again on the same state;
+    /// returns once the kiosk answers. Sessions do not survive it.
+    pub fn restart(self) -> Counter {
+        let Counter {
+            site,
+            agent,
+            proc,
+            receiver,
+            base,
+        } = self;
+        drop(proc.stop());
+        let proc = agent.run();
+        let probe = Http::new(&base);
+        wait_until("the kiosk answers again", Duration::from_secs(30), || {
             probe.get("/dang-nhap").status == 200
         });
         Counter {
@@ -258,9 +293,25 @@ impl Http {
         self.answer(r)
     }
 
-    /// POST JSON, with the CSRF header when given.
+    /// POST JSON, with the CSRF header when given, and an idempotency key
+    /// of its own (each call a new intent).
     pub fn post_json(&self, path: &str, body: &serde_json::Value, csrf: Option<&str>) -> Answer {
-        let extra: Vec<(&str, &str)> = csrf.map(|c| ("X-CSRF-Token", c)).into_iter().collect();
+        self.post_json_keyed(path, body, csrf, &fresh_key())
+    }
+
+    /// POST JSON with the CSRF header when given and `Idempotency-Key: key`
+    /// (none when `key` is empty).
+    pub fn post_json_keyed(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        csrf: Option<&str>,
+        key: &str,
+    ) -> Answer {
+        let mut extra: Vec<(&str, &str)> = csrf.map(|c| ("X-CSRF-Token", c)).into_iter().collect();
+        if !key.is_empty() {
+            extra.push(("Idempotency-Key", key));
+        }
         self.post_raw(
             path,
             "application/json",

@@ -361,6 +361,8 @@ pub struct Site {
 pub struct Proc {
     child: Child,
     log: Arc<Mutex<String>>,
+    /// Set by the reader once standard error is closed: every line is in `log`.
+    read_all: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Proc {
@@ -373,6 +375,8 @@ impl Proc {
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("piped");
         let l = log.clone();
+        let read_all = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = read_all.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Ok(mut g) = l.lock() {
@@ -380,8 +384,32 @@ impl Proc {
                     g.push('\n');
                 }
             }
+            done.store(true, std::sync::atomic::Ordering::Release);
         });
-        Proc { child, log }
+        Proc {
+            child,
+            log,
+            read_all,
+        }
+    }
+
+    /// Its whole log once it has exited: waits for the reader to see the end
+    /// of its standard error.
+    fn whole_log(&self) -> String {
+        wait_until(
+            "its standard error to close",
+            Duration::from_secs(15),
+            || self.read_all.load(std::sync::atomic::Ordering::Acquire),
+        );
+        self.log()
+    }
+
+    /// Waits up to `timeout` for it to exit on its own; returns its whole log.
+    pub fn exited(&mut self, timeout: Duration) -> String {
+        wait_until("the process to exit", timeout, || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        });
+        self.whole_log()
     }
 
     /// What it wrote to standard error so far.
@@ -409,9 +437,7 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(50));
         }
         self.kill();
-        // Let the reader thread take the last lines.
-        std::thread::sleep(Duration::from_millis(100));
-        self.log()
+        self.whole_log()
     }
 
     /// Its process id.
@@ -783,6 +809,7 @@ impl Agent {
                 key: key.clone(),
                 clock: Arc::new(ManualClock::new(at, true)),
                 default_collect_at: "Bộ phận Một cửa".into(),
+                office: motcua_counter::domain::calendar::OfficeDay::default(),
                 max_batch: DEFAULT_MAX_BATCH,
             })
             .expect("writer starts");

@@ -18,7 +18,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -30,6 +30,7 @@ use super::session;
 use super::{Failure, Kiosk};
 use motcua_counter::app::{self, Day, Lookup};
 use motcua_counter::domain::dossier::DossierInput;
+use motcua_counter::domain::intent::Intent;
 use motcua_counter::domain::invalid::InvalidInput;
 use motcua_counter::store::{Answer, Refusal};
 
@@ -254,24 +255,63 @@ async fn procedures(
     Query(pq): Query<ProcedureQuery>,
 ) -> Response {
     let today = k.today();
-    match clerk.read(move |r| app::offers(r, &pq.q, &today)).await {
+    let office = k.opts().office;
+    match clerk
+        .read(move |r| app::offers(r, &pq.q, &today, &office))
+        .await
+    {
         Ok(list) => Json(list).into_response(),
         Err(f) => failure(f),
     }
 }
 
-async fn create(clerk: Checked<Api>, JsonBody(input): JsonBody<DossierInput>) -> Response {
+/// The request's `Idempotency-Key` for a request whose canonical bytes are
+/// `request`: 400 when missing or malformed.
+fn intent(headers: &HeaderMap, request: &[u8]) -> Result<Intent, Response> {
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+        .unwrap_or_default();
+    Intent::new(key, request).map_err(|i| invalid(StatusCode::BAD_REQUEST, &i))
+}
+
+/// The header that tells a client its request was a repeat.
+const REPLAYED: &str = "idempotent-replayed";
+
+async fn create(
+    headers: HeaderMap,
+    clerk: Checked<Api>,
+    JsonBody(input): JsonBody<DossierInput>,
+) -> Response {
+    let intent = match intent(&headers, &input.canonical()) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
     let staff = &clerk.session().staff;
-    let answer = clerk.writer().create_async(input, staff.clone()).await;
+    let answer = clerk
+        .writer()
+        .create_once_async(input, staff.clone(), intent)
+        .await;
     match answered(answer, StatusCode::UNPROCESSABLE_ENTITY, "a submission") {
         Ok(c) => {
-            tracing::info!(code = %c.dossier.code, seq = c.seq, staff = %staff, "dossier received through the kiosk API");
+            tracing::info!(code = %c.dossier.code, seq = c.seq, repeated = c.repeated, staff = %staff, "dossier received through the kiosk API");
+            let status = if c.repeated {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
             (
-                StatusCode::CREATED,
-                [(
-                    header::LOCATION,
-                    format!("/api/v1/dossiers/{}", c.dossier.code),
-                )],
+                status,
+                [
+                    (
+                        header::LOCATION,
+                        format!("/api/v1/dossiers/{}", c.dossier.code),
+                    ),
+                    (
+                        header::HeaderName::from_static(REPLAYED),
+                        c.repeated.to_string(),
+                    ),
+                ],
                 Json(json!({ "code": c.dossier.code, "seq": c.seq, "dossier": c.dossier })),
             )
                 .into_response()
@@ -351,10 +391,16 @@ struct StatusBody {
 }
 
 async fn set_status(
+    headers: HeaderMap,
     clerk: Checked<Api>,
     Path(code): Path<String>,
     JsonBody(b): JsonBody<StatusBody>,
 ) -> Response {
+    let request = json!({ "code": code, "status": b.status, "note": b.note }).to_string();
+    let intent = match intent(&headers, request.as_bytes()) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
     let to = match app::status(b.status) {
         Ok(to) => to,
         Err(r) => return refused(StatusCode::UNPROCESSABLE_ENTITY, &r),
@@ -362,12 +408,20 @@ async fn set_status(
     let staff = &clerk.session().staff;
     let answer = clerk
         .writer()
-        .set_status_async(&code, to, staff.clone(), b.note)
+        .set_status_once_async(&code, to, staff.clone(), b.note, intent)
         .await;
     match answered(answer, StatusCode::CONFLICT, "a status change") {
         Ok(c) => {
-            tracing::info!(code = %c.code, seq = c.seq, from = c.from.get(), to = c.to.get(), staff = %staff, "status changed through the kiosk API");
-            Json(json!({ "code": c.code, "from": c.from.get(), "to": c.to.get(), "seq": c.seq }))
+            tracing::info!(code = %c.code, seq = c.seq, from = c.from.get(), to = c.to.get(), repeated = c.repeated, staff = %staff, "status changed through the kiosk API");
+            (
+                [(
+                    header::HeaderName::from_static(REPLAYED),
+                    c.repeated.to_string(),
+                )],
+                Json(
+                    json!({ "code": c.code, "from": c.from.get(), "to": c.to.get(), "seq": c.seq }),
+                ),
+            )
                 .into_response()
         }
         Err(r) => r,

@@ -332,6 +332,7 @@ mod tests {
             key: ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
             clock: Arc::new(ManualClock::new(time::OffsetDateTime::now_utc(), true)),
             default_collect_at: "Bộ phận Một cửa".into(),
+            office: motcua_counter::domain::calendar::OfficeDay::default(),
             max_batch: DEFAULT_MAX_BATCH,
         })
         .expect("writer");
@@ -347,6 +348,8 @@ mod tests {
                 device: "mc-test-01".parse().expect("valid"),
                 unit: "H49.12.3".parse().expect("valid"),
                 db,
+                office: motcua_counter::domain::calendar::OfficeDay::default(),
+                lookup_url: None,
             },
             writer.handle(),
             rx,

@@ -77,6 +77,10 @@ pub struct KioskOptions {
     pub unit: UnitCode,
     /// The store file.
     pub db: PathBuf,
+    /// The office's closing time and same-day cut-off.
+    pub office: motcua_counter::domain::calendar::OfficeDay,
+    /// The citizen's lookup page for a dossier code, if configured.
+    pub lookup_url: Option<crate::config::LookupUrl>,
 }
 
 /// The shared state of every handler.

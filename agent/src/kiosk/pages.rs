@@ -18,10 +18,12 @@ use super::guard::{Clerk, CsrfForm, Front, LoginOutcome, Page, attempt, field, f
 use super::session::{self, Session};
 use super::{Failure, Kiosk, SyncView, cookie};
 use motcua_counter::app::{self, Day, Lookup, Offer};
-use motcua_counter::dates::local_time;
+use motcua_counter::dates::{legal_time, local_time};
 use motcua_counter::domain::code::DossierCode;
 use motcua_counter::domain::dossier::{ApplicantInput, DocumentInput, DossierInput};
+use motcua_counter::domain::intent::Intent;
 use motcua_counter::domain::invalid::{Invalid, InvalidInput};
+use motcua_counter::domain::status::Status;
 use motcua_counter::store::read::{StoredDossier, Summary};
 use motcua_counter::store::reference::{self, Procedure};
 use motcua_counter::store::{Answer, Refusal};
@@ -373,11 +375,19 @@ pub struct Entered {
     sets: String,
     collect_at: String,
     note: String,
+    /// The form's idempotency key ([`INTENT_FIELD`]).
+    intent: String,
 }
+
+/// The hidden field holding a form's idempotency key: drawn when the form
+/// is shown, kept when a refused form is shown again, so every press of
+/// the button for one citizen's dossier carries the same key.
+pub const INTENT_FIELD: &str = "ma_lan_gui";
 
 impl Entered {
     fn from_fields(f: &[(String, String)]) -> Entered {
         Entered {
+            intent: field(f, INTENT_FIELD).trim().to_owned(),
             procedure: field(f, "thu_tuc").trim().to_owned(),
             name: field(f, "ho_ten").to_owned(),
             id_number: field(f, "so_dinh_danh").to_owned(),
@@ -455,13 +465,14 @@ async fn load_reception(
     chosen: String,
 ) -> Result<(Vec<Procedure>, Option<Offer>), Failure> {
     let today = k.today();
+    let office = k.opts().office;
     clerk
         .read(move |r| {
             let list = reference::search_procedures(r.connection(), &q)?;
             let chosen = if chosen.is_empty() {
                 None
             } else {
-                app::offer(r, &chosen, &today)?
+                app::offer(r, &chosen, &today, &office)?
             };
             Ok((list, chosen))
         })
@@ -483,6 +494,33 @@ fn field_errors(errors: &[Invalid], prefix: &str) -> Markup {
     }
 }
 
+/// The reception form's fields in screen order: the refused field's
+/// prefix, the input's name and the label the banner names it by.
+const FORM_FIELDS: &[(&str, &str, &str)] = &[
+    ("procedure", "thu_tuc", "Thủ tục"),
+    ("applicant.name", "ho_ten", "Họ và tên"),
+    (
+        "applicant.id_number",
+        "so_dinh_danh",
+        "Số định danh cá nhân",
+    ),
+    ("applicant.phone", "dien_thoai", "Số điện thoại"),
+    ("applicant.email", "email", "Thư điện tử"),
+    ("applicant.address", "dia_chi", "Địa chỉ"),
+    ("documents", "giay_to", "Giấy tờ đã nhận"),
+    ("sets", "so_bo", "Số bộ hồ sơ"),
+    ("collect_at", "noi_tra", "Nơi trả kết quả"),
+    ("note", "ghi_chu", "Ghi chú"),
+];
+
+/// The input name of the first refused field on the screen, if any.
+fn first_bad(errors: &[Invalid]) -> Option<&'static str> {
+    FORM_FIELDS
+        .iter()
+        .find(|(prefix, _, _)| !errors_for(errors, prefix).is_empty())
+        .map(|(_, name, _)| *name)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn reception_body(
     s: &Session,
@@ -492,112 +530,134 @@ fn reception_body(
     entered: &Entered,
     errors: &[Invalid],
 ) -> Markup {
+    let named: Vec<&str> = FORM_FIELDS
+        .iter()
+        .filter(|(prefix, _, _)| !errors_for(errors, prefix).is_empty())
+        .map(|(_, _, label)| *label)
+        .collect();
     let general: Vec<&Invalid> = errors
         .iter()
-        .filter(|e| {
-            ![
-                "applicant.",
-                "procedure",
-                "documents",
-                "sets",
-                "collect_at",
-                "note",
-            ]
-            .iter()
-            .any(|p| e.field.starts_with(p))
-        })
+        .filter(|e| !FORM_FIELDS.iter().any(|(p, _, _)| e.field.starts_with(p)))
         .collect();
+    let focus = first_bad(errors);
+    // The first refused field takes the focus; else the first empty one.
+    let bad = |name: &str| focus == Some(name);
+    let invalid = |prefix: &str| (!errors_for(errors, prefix).is_empty()).then_some("true");
     html! {
         h1 { "Tiếp nhận hồ sơ" }
         @if !errors.is_empty() {
-            div.errors role="alert" {
-                p { "Hồ sơ chưa được lưu. Vui lòng sửa " (errors.len()) " lỗi dưới đây; thông tin đã nhập vẫn được giữ nguyên." }
+            div.errors role="alert" #loi {
+                p { "Hồ sơ chưa được lưu: " strong { (errors.len()) " lỗi" }
+                    @if !named.is_empty() { " ở " (named.join(", ")) }
+                    ". Thông tin đã nhập vẫn được giữ nguyên." }
                 @for e in &general { p { (e.message) } }
             }
         }
-        section.procedures {
-            h2 { "1. Chọn thủ tục" }
-            form method="get" action="/tiep-nhan" {
-                label { "Tìm theo mã hoặc tên (gõ có dấu hoặc không dấu)"
-                    input type="search" name="q" value=(q) placeholder="ví dụ: khai sinh"; }
-                button type="submit" { "Tìm" }
+        @if let Some(c) = chosen {
+            section.chosen-procedure {
+                p { span.code { (c.procedure.code) } " " strong { (c.procedure.name) } " · "
+                    "Thời hạn: " (legal_time(c.procedure.working_days)) " · "
+                    "Phí, lệ phí: " @match c.procedure.fee { Some(f) if f > 0 => (money(f)), _ => "không" } " · "
+                    "Hẹn trả nếu nhận bây giờ: "
+                    strong #ngay-hen { @match &c.appointment_at { Some(d) => (local_time(d)), None => "chưa tính được (thiếu lịch nghỉ lễ)" } }
+                    " " a.change href="/tiep-nhan" { "Đổi thủ tục" } }
             }
-            @if list.is_empty() {
-                p.note { "Không có thủ tục phù hợp. Danh mục thủ tục do Trung tâm dữ liệu gửi xuống; nếu trống, báo kỹ thuật viên." }
-            } @else {
-                ul.procedure-list {
-                    @for p in list {
-                        li class=[chosen.filter(|c| c.procedure.code == p.code).map(|_| "chosen")] {
-                            a href={ "/tiep-nhan?thu_tuc=" (p.code) } { span.code { (p.code) } " " (p.name) }
+        } @else {
+            section.procedures {
+                h2 { "1. Chọn thủ tục" }
+                form.search method="get" action="/tiep-nhan" {
+                    label { "Tìm theo mã hoặc tên (gõ có dấu hoặc không dấu)"
+                        input type="search" name="q" value=(q) placeholder="ví dụ: khai sinh" autofocus; }
+                    button type="submit" { "Tìm" }
+                }
+                @if list.is_empty() {
+                    p.note { "Không có thủ tục phù hợp. Danh mục thủ tục do Trung tâm dữ liệu gửi xuống; nếu trống, báo kỹ thuật viên." }
+                } @else {
+                    ul.procedure-list {
+                        @for p in list {
+                            li {
+                                a href={ "/tiep-nhan?thu_tuc=" (p.code) } { span.code { (p.code) } " " (p.name) " " span.note { "(" (legal_time(p.working_days)) ")" } }
+                            }
                         }
                     }
                 }
+                (field_errors(errors, "procedure"))
             }
-            (field_errors(errors, "procedure"))
         }
         @if let Some(c) = chosen {
-            section.form {
-                h2 { "2. Thông tin hồ sơ" }
-                form #tiep-nhan method="post" action="/ho-so" {
-                    input type="hidden" name="_csrf" value=(s.csrf);
-                    input type="hidden" name="thu_tuc" value=(c.procedure.code);
-                    div.procedure-info {
-                        p { strong { (c.procedure.name) } " (" (c.procedure.code) ")" }
-                        p { "Thời hạn giải quyết: " (c.procedure.working_days) " ngày làm việc. "
-                            "Phí, lệ phí: " @match c.procedure.fee { Some(f) if f > 0 => (money(f)), _ => "không" } "." }
-                        p.appointment { "Ngày hẹn trả kết quả nếu nhận bây giờ: "
-                            strong #ngay-hen { @match &c.appointment { Some(d) => (d), None => "chưa tính được (thiếu lịch nghỉ lễ)" } } }
-                    }
+            form #tiep-nhan.reception method="post" action="/ho-so" data-once="1" {
+                input type="hidden" name="_csrf" value=(s.csrf);
+                input type="hidden" name=(INTENT_FIELD) value=(entered.intent);
+                input type="hidden" name="thu_tuc" value=(c.procedure.code);
+                div.columns {
                     fieldset {
                         legend { "Người nộp hồ sơ" }
                         label { "Họ và tên"
-                            input name="ho_ten" value=(entered.name) required maxlength="100" autocomplete="off"; }
+                            input name="ho_ten" value=(entered.name) required maxlength="100" autocomplete="off"
+                                aria-invalid=[invalid("applicant.name")] autofocus[bad("ho_ten") || focus.is_none()]; }
                         (field_errors(errors, "applicant.name"))
-                        label { "Số định danh cá nhân (12 chữ số)"
-                            input name="so_dinh_danh" value=(entered.id_number) required inputmode="numeric"
-                                pattern="[0-9]{12}" maxlength="12" autocomplete="off"
-                                title="Số định danh cá nhân gồm đúng 12 chữ số."; }
-                        (field_errors(errors, "applicant.id_number"))
-                        label { "Số điện thoại"
-                            input name="dien_thoai" value=(entered.phone) inputmode="tel"
-                                pattern="[0-9 .+()\\-]{10,16}" autocomplete="off"
-                                title="Số điện thoại phải gồm 10 chữ số bắt đầu bằng 03, 05, 07, 08 hoặc 09 (di động), hoặc 11 chữ số bắt đầu bằng 02 (cố định)."; }
-                        (field_errors(errors, "applicant.phone"))
-                        label { "Thư điện tử"
-                            input type="email" name="email" value=(entered.email) autocomplete="off"; }
-                        (field_errors(errors, "applicant.email"))
+                        div.pair {
+                            div {
+                                label { "Số định danh cá nhân (12 chữ số)"
+                                    input name="so_dinh_danh" value=(entered.id_number) required inputmode="numeric"
+                                        pattern="[0-9]{12}" maxlength="12" autocomplete="off"
+                                        title="Số định danh cá nhân gồm đúng 12 chữ số."
+                                        aria-invalid=[invalid("applicant.id_number")] autofocus[bad("so_dinh_danh")]; }
+                                (field_errors(errors, "applicant.id_number"))
+                            }
+                            div {
+                                label { "Số điện thoại"
+                                    input name="dien_thoai" value=(entered.phone) inputmode="tel"
+                                        pattern="[0-9 .+()\\-]{10,16}" autocomplete="off"
+                                        title="Số điện thoại phải gồm 10 chữ số bắt đầu bằng 03, 05, 07, 08 hoặc 09 (di động), hoặc 11 chữ số bắt đầu bằng 02 (cố định)."
+                                        aria-invalid=[invalid("applicant.phone")] autofocus[bad("dien_thoai")]; }
+                                (field_errors(errors, "applicant.phone"))
+                            }
+                        }
                         label { "Địa chỉ"
-                            input name="dia_chi" value=(entered.address) required maxlength="300" autocomplete="off"; }
+                            input name="dia_chi" value=(entered.address) required maxlength="300" autocomplete="off"
+                                aria-invalid=[invalid("applicant.address")] autofocus[bad("dia_chi")]; }
                         (field_errors(errors, "applicant.address"))
+                        label { "Thư điện tử"
+                            input type="email" name="email" value=(entered.email) autocomplete="off"
+                                aria-invalid=[invalid("applicant.email")] autofocus[bad("email")]; }
+                        (field_errors(errors, "applicant.email"))
+                        div.pair {
+                            div {
+                                label { "Nơi trả kết quả (để trống: tại bộ phận này)"
+                                    input name="noi_tra" value=(entered.collect_at) maxlength="200"
+                                        aria-invalid=[invalid("collect_at")] autofocus[bad("noi_tra")]; }
+                                (field_errors(errors, "collect_at"))
+                            }
+                            div {
+                                label { "Ghi chú"
+                                    input name="ghi_chu" value=(entered.note) maxlength="1000"
+                                        aria-invalid=[invalid("note")] autofocus[bad("ghi_chu")]; }
+                                (field_errors(errors, "note"))
+                            }
+                        }
                     }
-                    fieldset {
-                        legend { "Giấy tờ đã nhận (đánh dấu những giấy tờ công dân nộp)" }
+                    fieldset.documents {
+                        legend { "Giấy tờ đã nhận" }
                         @if c.procedure.documents.is_empty() {
                             p.note { "Danh mục không ghi giấy tờ cho thủ tục này." }
                         }
-                        @for d in &c.procedure.documents {
+                        @for (i, d) in c.procedure.documents.iter().enumerate() {
                             label.check {
                                 input type="checkbox" name="giay_to" value=(d)
-                                    checked[entered.documents.iter().any(|e| e == d)];
+                                    checked[entered.documents.iter().any(|e| e == d)]
+                                    autofocus[i == 0 && bad("giay_to")];
                                 (d)
                             }
                         }
                         (field_errors(errors, "documents"))
-                        label { "Số bộ hồ sơ"
+                        label.sets { "Số bộ hồ sơ"
                             input type="number" name="so_bo" min="1" max="99"
-                                value=(if entered.sets.is_empty() { "1" } else { entered.sets.as_str() }); }
+                                value=(if entered.sets.is_empty() { "1" } else { entered.sets.as_str() })
+                                aria-invalid=[invalid("sets")] autofocus[bad("so_bo")]; }
                         (field_errors(errors, "sets"))
+                        button.primary type="submit" { "Lưu và in giấy tiếp nhận" }
                     }
-                    fieldset {
-                        legend { "Khác" }
-                        label { "Nơi trả kết quả (để trống: tại bộ phận này)"
-                            input name="noi_tra" value=(entered.collect_at) maxlength="200"; }
-                        (field_errors(errors, "collect_at"))
-                        label { "Ghi chú"
-                            textarea name="ghi_chu" maxlength="1000" { (entered.note) } }
-                        (field_errors(errors, "note"))
-                    }
-                    button.primary type="submit" { "Lưu và in giấy tiếp nhận" }
                 }
             }
         }
@@ -615,6 +675,7 @@ pub async fn reception(
     let sync = k.sync_view().await;
     let entered = Entered {
         procedure: rq.thu_tuc.clone(),
+        intent: session::token(),
         ..Entered::default()
     };
     Ok(html_response(
@@ -632,12 +693,15 @@ pub async fn reception(
 /// POST `/ho-so`: validate, store durably, then show the receipt.
 pub async fn submit(State(k): State<Kiosk>, form: CsrfForm) -> Result<Response, Failure> {
     let s = form.clerk.session();
-    let entered = Entered::from_fields(&form.fields);
-    let result = match entered.input() {
-        Ok(input) => for_clerk(
+    let mut entered = Entered::from_fields(&form.fields);
+    let result = match entered
+        .input()
+        .and_then(|input| Intent::new(&entered.intent, &input.canonical()).map(|i| (input, i)))
+    {
+        Ok((input, intent)) => for_clerk(
             form.clerk
                 .writer()
-                .create_async(input, s.staff.clone())
+                .create_once_async(input, s.staff.clone(), intent)
                 .await,
             "a submission",
         ),
@@ -645,10 +709,16 @@ pub async fn submit(State(k): State<Kiosk>, form: CsrfForm) -> Result<Response, 
     };
     match result {
         Ok(created) => {
-            tracing::info!(code = %created.dossier.code, seq = created.seq, staff = %s.staff, "dossier received at the kiosk");
-            Ok(Redirect::to(&format!("/ho-so/{}?moi=1", created.dossier.code)).into_response())
+            tracing::info!(code = %created.dossier.code, seq = created.seq, repeated = created.repeated, staff = %s.staff, "dossier received at the kiosk");
+            let moi = if created.repeated { 2 } else { 1 };
+            Ok(Redirect::to(&format!("/ho-so/{}?moi={moi}", created.dossier.code)).into_response())
         }
         Err(invalid) => {
+            if invalid.0.iter().any(|i| i.field == "idempotency_key") {
+                // A form without a usable key (or whose key made another
+                // dossier): the form shown again gets a fresh one.
+                entered.intent = session::token();
+            }
             tracing::info!(codes = ?invalid.codes(), "kiosk submission refused");
             let (list, chosen) =
                 load_reception(&k, &form.clerk, String::new(), entered.procedure.clone()).await?;
@@ -667,9 +737,19 @@ pub async fn submit(State(k): State<Kiosk>, form: CsrfForm) -> Result<Response, 
     }
 }
 
-/// The dossier code as an SVG QR code.
-pub fn qr_svg(code: &DossierCode) -> String {
-    match qrcode::QrCode::new(code.to_string().as_bytes()) {
+/// What the receipt's QR code holds: the citizen's lookup page for the
+/// dossier when one is configured, else the code.
+pub fn qr_text(k: &Kiosk, code: &DossierCode) -> String {
+    let code = code.to_string();
+    match &k.opts().lookup_url {
+        Some(u) => u.for_code(&code),
+        None => code,
+    }
+}
+
+/// `text` as an SVG QR code.
+pub fn qr_svg(text: &str) -> String {
+    match qrcode::QrCode::new(text.as_bytes()) {
         Ok(q) => q
             .render::<qrcode::render::svg::Color<'_>>()
             .min_dimensions(132, 132)
@@ -695,16 +775,19 @@ fn receipt_sheet(
         article.sheet {
             div.sheet-head {
                 div { p.unit { "Bộ phận tiếp nhận và trả kết quả" } p { "Đơn vị: " (x.unit) } }
-                div.nation { p { strong { "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" } } p { "Độc lập - Tự do - Hạnh phúc" } }
+                div.nation {
+                    p { strong { "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" } } p { "Độc lập - Tự do - Hạnh phúc" }
+                    p.place-date { (date_line(&x.received_at)) }
+                }
             }
             h2.sheet-title { "GIẤY TIẾP NHẬN HỒ SƠ VÀ HẸN TRẢ KẾT QUẢ" }
             p.copy { (copy) }
             div.code-row {
                 div {
                     p { "Mã hồ sơ: " strong id=[id("ma-ho-so")] { (d.code) } }
-                    p { "Số thứ tự trong ngày: " (format!("{:04}", d.code.seq)) " · Quầy " (k.opts().device) }
+                    p { "Số thứ tự trong ngày: " (format!("{:04}", d.code.seq)) " · Quầy số " (d.code.seq / 1000) }
                 }
-                div.qr id=[id("qr-ma-ho-so")] { (PreEscaped(qr_svg(&d.code))) }
+                div.qr id=[id("qr-ma-ho-so")] data-qr=(qr_text(k, &d.code)) { (PreEscaped(qr_svg(&qr_text(k, &d.code)))) }
             }
             p { "Bộ phận tiếp nhận và trả kết quả đã nhận hồ sơ của:" }
             table.fields {
@@ -724,8 +807,8 @@ fn receipt_sheet(
             }
             table.fields {
                 tr { th { "Số lượng hồ sơ" } td { (x.sets) " bộ" } }
-                tr { th { "Thời gian giải quyết theo quy định" } td { (x.working_days) " ngày làm việc" } }
-                tr { th { "Thời gian nhận hồ sơ" } td { (local_time(&x.received_at)) @if !x.clock_synced { " (đồng hồ máy chưa đồng bộ)" } } }
+                tr { th { "Thời gian giải quyết theo quy định" } td { (legal_time(x.working_days)) } }
+                tr { th { "Thời gian nhận hồ sơ" } td { (local_time(&x.received_at)) @if !x.clock_synced && !first { " (đồng hồ máy chưa đồng bộ)" } } }
                 tr { th { "Thời gian trả kết quả" } td id=[id("ngay-tra")] { (local_time(&x.appointment_at)) } }
                 tr { th { "Nơi trả kết quả" } td { (x.collect_at) } }
                 tr { th { "Vào Sổ theo dõi hồ sơ" } td { "Quyển: " (x.received_at.get().year()) ", số: " (d.code) } }
@@ -738,20 +821,56 @@ fn receipt_sheet(
     }
 }
 
+/// The date part of an official document's place-and-date line, Vietnam
+/// time: "ngày 04 tháng 12 năm 2026".
+fn date_line(t: &motcua_protocol::UtcTime) -> String {
+    let d = t.get().to_offset(motcua_counter::domain::VIETNAM).date();
+    format!(
+        "ngày {:02} tháng {:02} năm {}",
+        d.day(),
+        u8::from(d.month()),
+        d.year()
+    )
+}
+
 /// The query of the receipt page.
 #[derive(Debug, Default, Deserialize)]
 pub struct ReceiptQuery {
-    /// Just received: say so.
+    /// 1: just received; 2: a repeated submission answered with this one.
     #[serde(default)]
     moi: Option<u8>,
+    /// The status it was just moved to.
+    #[serde(default)]
+    doi: Option<u8>,
+}
+
+/// What the top of the receipt page says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Notice {
+    /// Nothing.
+    None,
+    /// Stored just now.
+    Received,
+    /// A repeated press of the button: the dossier stored the first time.
+    Repeated,
+    /// Moved to this status just now.
+    Moved(Status),
+}
+
+/// A status move the clerk asked for and must confirm: it cannot be undone.
+struct Confirm {
+    to: Status,
+    note: String,
+    intent: String,
 }
 
 async fn receipt_page(
     k: &Kiosk,
     clerk: &Clerk<Page>,
     code: String,
-    just_received: bool,
+    notice: Notice,
     status_error: Option<String>,
+    confirm: Option<Confirm>,
 ) -> Result<Response, Failure> {
     let s = clerk.session();
     let c = code.clone();
@@ -766,36 +885,58 @@ async fn receipt_page(
     let staff_name = k.staff().name_of(&staff_id).unwrap_or(staff_id);
     let sync = k.sync_view().await;
     let body = html! {
-        @if just_received {
-            p.success role="status" { "Đã lưu hồ sơ " strong { (d.code) } " an toàn trên máy. Hãy in giấy tiếp nhận (hai bản)." }
+        @match notice {
+            Notice::Received => p.success role="status" #thong-bao { "Đã lưu hồ sơ " strong { (d.code) } " an toàn trên máy. Hãy in giấy tiếp nhận (hai bản)." },
+            Notice::Repeated => p.success role="status" #thong-bao { "Hồ sơ " strong { (d.code) } " đã được lưu từ lần bấm trước; không tạo thêm hồ sơ mới." },
+            Notice::Moved(to) => p.success role="status" #thong-bao { "Đã chuyển hồ sơ " strong { (d.code) } " sang trạng thái \"" (to.name_vi()) "\"." },
+            Notice::None => {},
         }
-        div.actions.no-print {
-            button.primary #in-giay type="button" data-print="1" { "In giấy tiếp nhận (2 bản)" }
-            span.note { "Hoặc nhấn Ctrl+P." }
-            a href="/tiep-nhan" { "Tiếp nhận hồ sơ khác" }
-        }
-        (receipt_sheet(k, &d, &staff_name, "Bản 1: giao người nộp hồ sơ", true))
-        div.print-only { (receipt_sheet(k, &d, &staff_name, "Bản 2: lưu tại bộ phận tiếp nhận", false)) }
-        section.status.no-print {
-            h2 { "Trạng thái" }
-            p { "Hiện tại: " strong #trang-thai { (d.status.name_vi()) } " (cập nhật " (local_time(&d.updated_at)) ")"
-                @if d.synced { " · đã gửi Trung tâm" } @else { " · chờ gửi Trung tâm" } }
-            @if let Some(e) = &status_error { p.error role="alert" { (e) } }
-            @if d.status.is_final() {
-                p.note { "Hồ sơ đã ở trạng thái cuối, không thể chuyển tiếp." }
-            } @else {
-                form #doi-trang-thai method="post" action={ "/ho-so/" (d.code) "/trang-thai" } {
-                    input type="hidden" name="_csrf" value=(s.csrf);
-                    label { "Chuyển sang"
-                        select name="trang_thai" {
-                            @for n in d.status.next() { option value=(n.get()) { (n.name_vi()) } }
-                        }
+        @if let Some(e) = &status_error { p.error role="alert" #loi-trang-thai { (e) } }
+        div.receipt-bar.no-print {
+            div.actions {
+                button.primary #in-giay type="button" data-print="1" { "In giấy tiếp nhận (2 bản)" }
+                span.note { "Khổ A4: mỗi bản một trang; khổ A5: mỗi bản một tờ. Hoặc nhấn Ctrl+P." }
+                a href="/tiep-nhan" { "Tiếp nhận hồ sơ khác" }
+            }
+            section.status {
+                h2 { "Trạng thái" }
+                p { "Hiện tại: " strong #trang-thai { (d.status.name_vi()) } " (cập nhật " (local_time(&d.updated_at)) ")"
+                    @if d.synced { " · đã gửi Trung tâm" } @else { " · chờ gửi Trung tâm" } }
+                @if let Some(cf) = &confirm {
+                    form.confirm #xac-nhan method="post" action={ "/ho-so/" (d.code) "/trang-thai" } data-once="1" {
+                        p.warning role="alert" { "Chuyển hồ sơ " strong { (d.code) } " sang \"" (cf.to.name_vi()) "\"? Hồ sơ sẽ kết thúc, "
+                            strong { "không thể hoàn tác" } ". Ghi rõ lý do (in trên phiếu gửi công dân)." }
+                        input type="hidden" name="_csrf" value=(s.csrf);
+                        input type="hidden" name=(INTENT_FIELD) value=(cf.intent);
+                        input type="hidden" name="trang_thai" value=(cf.to.get());
+                        input type="hidden" name="xac_nhan" value="1";
+                        label { "Lý do (bắt buộc)" input #ly-do name="ghi_chu" value=(cf.note) required maxlength="1000" autofocus; }
+                        button.danger type="submit" { "Xác nhận chuyển sang \"" (cf.to.name_vi()) "\"" }
+                        " "
+                        a href={ "/ho-so/" (d.code) } { "Hủy, giữ nguyên trạng thái" }
                     }
-                    label { "Ghi chú" input name="ghi_chu" maxlength="500"; }
-                    button type="submit" { "Cập nhật trạng thái" }
+                } @else if d.status.is_final() {
+                    p.note { "Hồ sơ đã ở trạng thái cuối, không thể chuyển tiếp." }
+                } @else {
+                    form #doi-trang-thai method="post" action={ "/ho-so/" (d.code) "/trang-thai" } data-once="1" {
+                        input type="hidden" name="_csrf" value=(s.csrf);
+                        input type="hidden" name=(INTENT_FIELD) value=(session::token());
+                        label { "Chuyển sang"
+                            select name="trang_thai" required {
+                                option value="" selected disabled { "— Chọn trạng thái mới —" }
+                                @for n in d.status.next() {
+                                    option value=(n.get()) { (n.name_vi()) @if n.needs_reason() { " (cần xác nhận)" } }
+                                }
+                            }
+                        }
+                        label { "Ghi chú / lý do" input name="ghi_chu" maxlength="1000"; }
+                        button type="submit" { "Cập nhật trạng thái" }
+                    }
                 }
             }
         }
+        (receipt_sheet(k, &d, &staff_name, "Bản 1: giao người nộp hồ sơ", true))
+        div.print-only { (receipt_sheet(k, &d, &staff_name, "Bản 2: lưu tại bộ phận tiếp nhận", false)) }
     };
     let status = if status_error.is_some() {
         StatusCode::CONFLICT
@@ -815,10 +956,19 @@ pub async fn receipt(
     Path(code): Path<String>,
     Query(q): Query<ReceiptQuery>,
 ) -> Result<Response, Failure> {
-    receipt_page(&k, &clerk, code, q.moi.is_some(), None).await
+    let notice = match (q.moi, q.doi.and_then(|v| Status::try_from(v).ok())) {
+        (_, Some(to)) => Notice::Moved(to),
+        (Some(2), None) => Notice::Repeated,
+        (Some(_), None) => Notice::Received,
+        (None, None) => Notice::None,
+    };
+    receipt_page(&k, &clerk, code, notice, None, None).await
 }
 
-/// POST `/ho-so/{code}/trang-thai`.
+/// POST `/ho-so/{code}/trang-thai`: a move that ends the dossier (refused,
+/// withdrawn, stopped) is first shown back for confirmation with its
+/// reason; the form's idempotency key makes a second press answer with
+/// the first move.
 pub async fn change_status(
     State(k): State<Kiosk>,
     Path(code): Path<String>,
@@ -834,29 +984,65 @@ pub async fn change_status(
             &k,
             &form.clerk,
             code,
-            false,
+            Notice::None,
             Some("Chưa chọn trạng thái mới.".into()),
+            None,
         )
         .await;
     };
-    let note = Some(form.field("ghi_chu").trim().to_owned()).filter(|n| !n.is_empty());
+    let typed_note = form.field("ghi_chu").trim().to_owned();
+    let key = form.field(INTENT_FIELD).trim().to_owned();
+    if to.needs_reason() && form.field("xac_nhan") != "1" {
+        let confirm = Confirm {
+            to,
+            note: typed_note,
+            intent: key,
+        };
+        return receipt_page(&k, &form.clerk, code, Notice::None, None, Some(confirm)).await;
+    }
+    let note = Some(typed_note.clone()).filter(|n| !n.is_empty());
+    let request = format!("{code}\n{}\n{typed_note}", to.get());
+    let intent = match Intent::new(&key, request.as_bytes()) {
+        Ok(i) => i,
+        Err(i) => {
+            return receipt_page(&k, &form.clerk, code, Notice::None, Some(sentence(i)), None)
+                .await;
+        }
+    };
     let staff = &form.clerk.session().staff;
     let answer = form
         .clerk
         .writer()
-        .set_status_async(&code, to, staff.clone(), note)
+        .set_status_once_async(&code, to, staff.clone(), note, intent)
         .await;
     let refused = match answer {
         Ok(Err(Refusal::NotFound(_))) => return Err(Failure::NotFound),
         answer => match for_clerk(answer, "a status change") {
             Ok(c) => {
-                tracing::info!(code = %c.code, seq = c.seq, from = c.from.get(), to = c.to.get(), staff = %staff, "status changed at the kiosk");
-                return Ok(Redirect::to(&format!("/ho-so/{code}")).into_response());
+                tracing::info!(code = %c.code, seq = c.seq, from = c.from.get(), to = c.to.get(), repeated = c.repeated, staff = %staff, "status changed at the kiosk");
+                return Ok(
+                    Redirect::to(&format!("/ho-so/{code}?doi={}", c.to.get())).into_response()
+                );
             }
             Err(i) => i,
         },
     };
-    receipt_page(&k, &form.clerk, code, false, Some(sentence(refused))).await
+    // A reason left empty at the confirmation: ask again.
+    let confirm = (to.needs_reason() && refused.0.iter().any(|i| i.code == "reason_required"))
+        .then_some(Confirm {
+            to,
+            note: typed_note,
+            intent: key,
+        });
+    receipt_page(
+        &k,
+        &form.clerk,
+        code,
+        Notice::None,
+        Some(sentence(refused)),
+        confirm,
+    )
+    .await
 }
 
 /// The lookup query.
@@ -883,11 +1069,11 @@ fn results(list: &[Summary]) -> Markup {
                 tbody {
                     @for r in list {
                         tr class=[r.overdue.then_some("overdue")] {
-                            td { a href={ "/ho-so/" (r.code) } { (r.code) } }
+                            td.nowrap { a href={ "/ho-so/" (r.code) } { (r.code) } }
                             td { (r.name.as_deref().unwrap_or("(đã xóa theo thời hạn)")) }
-                            td { (r.procedure) }
-                            td { (local_time(&r.received_at)) }
-                            td { (local_time(&r.appointment_at)) @if r.overdue { " " span.badge { "Quá hạn" } } }
+                            td.procedure { @if let Some(n) = &r.procedure_name { (n) " " } span.code { (r.procedure) } }
+                            td.nowrap { (local_time(&r.received_at)) }
+                            td.nowrap { (local_time(&r.appointment_at)) @if r.overdue { " " span.badge { "Quá hạn" } } }
                             td { (r.status.name_vi()) }
                         }
                     }
@@ -897,6 +1083,17 @@ fn results(list: &[Summary]) -> Markup {
     }
 }
 
+/// The dossier code in what a scanner typed: the whole text, or one part
+/// of a URL (path segment or query value).
+fn scanned_code(typed: &str) -> Option<String> {
+    typed
+        .trim()
+        .split(['/', '?', '&', '=', '#'])
+        .filter_map(|part| part.trim().to_uppercase().parse::<DossierCode>().ok())
+        .map(|c| c.to_string())
+        .next_back()
+}
+
 /// GET `/tra-cuu`.
 pub async fn lookup(
     State(k): State<Kiosk>,
@@ -904,6 +1101,14 @@ pub async fn lookup(
     Query(lq): Query<LookupQuery>,
 ) -> Result<Response, Failure> {
     let overdue = lq.qua_han.is_some();
+    // A scanner types the receipt's QR (a code, or the lookup URL holding
+    // it) and Enter: that dossier opens.
+    if let Some(code) = scanned_code(&lq.q) {
+        let c = code.clone();
+        if clerk.read(move |r| r.dossier(&c)).await?.is_some() {
+            return Ok(Redirect::to(&format!("/ho-so/{code}")).into_response());
+        }
+    }
     // Nothing asked: today's dossiers.
     let todays = lq.q.trim().is_empty() && lq.ngay.trim().is_empty() && !overdue;
     let lookup = Lookup {
@@ -928,8 +1133,8 @@ pub async fn lookup(
     let body = html! {
         h1 { "Tra cứu hồ sơ" }
         form.lookup method="get" action="/tra-cuu" {
-            label { "Mã hồ sơ, số định danh hoặc họ tên (có dấu hoặc không dấu)"
-                input type="search" name="q" value=(lq.q); }
+            label { "Mã hồ sơ (hoặc quét mã QR), số định danh hoặc họ tên (có dấu hoặc không dấu)"
+                input type="search" name="q" value=(lq.q) autofocus; }
             label { "Ngày nhận (dd/mm/yyyy)" input name="ngay" value=(lq.ngay) placeholder="26/11/2026"; }
             label.check { input type="checkbox" name="qua_han" value="1" checked[lq.qua_han.is_some()]; "Chỉ hồ sơ quá hạn" }
             button type="submit" { "Tìm" }

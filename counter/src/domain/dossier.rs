@@ -18,7 +18,7 @@ use motcua_protocol::{StaffId, UnitCode, UtcTime};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::calendar::Calendar;
+use crate::domain::calendar::{Calendar, OfficeDay};
 use crate::domain::citizen;
 use crate::domain::invalid::{Invalid, InvalidInput};
 use crate::domain::status::Status;
@@ -39,7 +39,7 @@ pub const MAX_COPIES: u32 = 99;
 
 /// What a clerk enters for a new dossier. `Debug` shows the procedure only:
 /// the rest may hold personal data (the note, document names).
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DossierInput {
     /// National procedure code, e.g. `1.000948`.
@@ -60,6 +60,14 @@ pub struct DossierInput {
     pub note: Option<String>,
 }
 
+impl DossierInput {
+    /// The input as canonical bytes, for an idempotency key's fingerprint:
+    /// two inputs give the same bytes when every field is the same.
+    pub fn canonical(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 impl fmt::Debug for DossierInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DossierInput")
@@ -69,7 +77,7 @@ impl fmt::Debug for DossierInput {
 }
 
 /// The applicant as entered.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApplicantInput {
     /// Full name.
@@ -93,7 +101,7 @@ impl fmt::Debug for ApplicantInput {
 }
 
 /// One document as entered.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentInput {
     /// What the document is, e.g. "Tờ khai đăng ký khai sinh".
@@ -294,8 +302,9 @@ pub fn appointment(
     calendar: &Calendar,
     received: OffsetDateTime,
     working_days: u16,
+    office: &OfficeDay,
 ) -> Result<OffsetDateTime, InvalidInput> {
-    calendar.appointment(received, working_days).ok_or_else(|| {
+    calendar.appointment(received, working_days, office).ok_or_else(|| {
         InvalidInput(vec![Invalid::new(
             "procedure",
             "appointment_unknown",

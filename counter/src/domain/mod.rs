@@ -9,12 +9,14 @@
 //! - [`calendar`]: working days and the appointment time.
 //! - [`status`]: the national status values and the allowed transitions.
 //! - [`dossier`]: the dossier itself, its input form and its validation.
+//! - [`intent`]: idempotency keys: one dossier per intent.
 //! - [`invalid`]: the errors a clerk sees (Vietnamese, with stable codes).
 
 pub mod calendar;
 pub mod citizen;
 pub mod code;
 pub mod dossier;
+pub mod intent;
 pub mod invalid;
 pub mod status;
 pub mod text;

@@ -79,6 +79,13 @@ impl Status {
         self.next().contains(&to)
     }
 
+    /// Whether a move to this status ends the dossier against the
+    /// citizen's wish or by their withdrawal (refused, withdrawn, stopped):
+    /// such a move needs a reason, and the kiosk asks for confirmation.
+    pub fn needs_reason(self) -> bool {
+        matches!(self, Status::REFUSED | Status::WITHDRAWN | Status::STOPPED)
+    }
+
     /// Whether no further change is possible.
     pub fn is_final(self) -> bool {
         self.next().is_empty()

@@ -85,6 +85,8 @@ pub struct Summary {
     /// Procedure code, as the catalogue spells it (no checked type: the
     /// catalogue's codes are free text).
     pub procedure: String,
+    /// The procedure's name as received (None once pruned).
+    pub procedure_name: Option<String>,
     /// Status.
     pub status: Status,
     /// Received.
@@ -330,14 +332,16 @@ impl Reader {
                 |(code, data, procedure, status, received_at, appointment_at)| {
                     let status = stored_status("dossiers.status", status)?;
                     let appointment_at = stored_time("dossiers.appointment_at", &appointment_at)?;
-                    let name = data
+                    let (name, procedure_name) = data
                         .and_then(|d| serde_json::from_str::<Dossier>(&d).ok())
-                        .map(|d| d.applicant.name);
+                        .map(|d| (d.applicant.name, d.procedure_name))
+                        .unzip();
                     let overdue = appointment_at < *now && !status.ends_deadline();
                     Ok(Summary {
                         code: stored_code("dossiers.code", &code)?,
                         name,
                         procedure,
+                        procedure_name,
                         status,
                         received_at: stored_time("dossiers.received_at", &received_at)?,
                         appointment_at,

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::{Step, StoreError};
 
 /// The newest schema version this build writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 const V1: &str = "
 CREATE TABLE device (
@@ -85,6 +85,21 @@ CREATE TABLE reference (
     version INTEGER NOT NULL,
     imported_at TEXT NOT NULL
 );
+";
+
+/// Version 3: idempotency keys (`crate::domain::intent`): each key the
+/// first answer it got, so a repeat returns that answer.
+const V3: &str = "
+CREATE TABLE intents (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    fingerprint BLOB NOT NULL CHECK (length(fingerprint) = 32),
+    code TEXT NOT NULL,
+    seq INTEGER NOT NULL REFERENCES journal (seq),
+    result TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX intents_at ON intents (at);
 ";
 
 /// Version 2: what the DC sent down (`crate::downstream`).
@@ -262,6 +277,10 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         if v < 2 {
             conn.execute_batch(&format!("{V2} PRAGMA user_version = 2;"))
                 .step("migrating the schema to version 2")?;
+        }
+        if v < 3 {
+            conn.execute_batch(&format!("{V3} PRAGMA user_version = 3;"))
+                .step("migrating the schema to version 3")?;
         }
         Ok(())
     })();

@@ -66,7 +66,8 @@ proptest! {
                     let i = dossier % m.dossiers.len();
                     let to = Status::try_from(to).expect("1..=10");
                     let (code, from) = m.dossiers[i].clone();
-                    let r = s.w().set_status(&code, to, staff(), None);
+                    let note = to.needs_reason().then(|| "Lý do".to_owned());
+                    let r = s.w().set_status(&code, to, staff(), note);
                     if from.may_become(to) {
                         let ch = r.expect("no failure").expect("allowed");
                         prop_assert_eq!(ch.seq, m.records.len() as u64 + 1);

@@ -76,6 +76,7 @@ impl TestStore {
             key: device_key(),
             clock: self.clock.clone(),
             default_collect_at: "Bộ phận Một cửa UBND xã Tam Thăng".into(),
+            office: motcua_counter::domain::calendar::OfficeDay::default(),
             max_batch: DEFAULT_MAX_BATCH,
         }
     }

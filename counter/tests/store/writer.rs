@@ -273,11 +273,21 @@ fn pruning_removes_old_synced_personal_data_and_never_unsynced_records() {
         .dossier
         .code;
     s.w()
-        .set_status(&a, Status::REFUSED, staff(), None)
+        .set_status(
+            &a,
+            Status::REFUSED,
+            staff(),
+            Some("Hồ sơ không thuộc thẩm quyền".into()),
+        )
         .expect("no failure")
         .expect("allowed");
     s.w()
-        .set_status(&b, Status::REFUSED, staff(), None)
+        .set_status(
+            &b,
+            Status::REFUSED,
+            staff(),
+            Some("Hồ sơ không thuộc thẩm quyền".into()),
+        )
         .expect("no failure")
         .expect("allowed");
     let pending = s.reader().unsynced(0, 10).expect("pending");
@@ -645,4 +655,105 @@ fn the_last_receipt_time_follows_the_latest_receipt_even_for_the_same_seq() {
         .expect("counts")
         .last_receipt_at;
     assert!(second > first, "{first:?} then {second:?}");
+}
+
+#[test]
+fn one_intent_gives_one_dossier_even_after_a_restart() {
+    use motcua_counter::domain::intent::Intent;
+    let mut s = TestStore::new();
+    let key = "form-0123456789abcdef";
+    let intent = |n: u32| Intent::new(key, &input(n).canonical()).expect("valid key");
+    let first = s
+        .w()
+        .create_once(input(1), staff(), intent(1))
+        .expect("no failure")
+        .expect("stored");
+    assert!(!first.repeated);
+    // A double-click: the same request with the same key.
+    let again = s
+        .w()
+        .create_once(input(1), staff(), intent(1))
+        .expect("no failure")
+        .expect("answered");
+    assert!(again.repeated);
+    assert_eq!(again.dossier.code, first.dossier.code);
+    assert_eq!(again.seq, first.seq);
+    // The same key with another request is refused, nothing stored.
+    let other = s
+        .w()
+        .create_once(input(2), staff(), intent(2))
+        .expect("no failure");
+    assert!(
+        matches!(&other, Err(Refusal::Invalid(i)) if i.codes() == ["idempotency_key_reused"]),
+        "{other:?}"
+    );
+    // Across a restart.
+    s.reopen();
+    let after = s
+        .w()
+        .create_once(input(1), staff(), intent(1))
+        .expect("no failure")
+        .expect("answered");
+    assert!(after.repeated);
+    assert_eq!(after.dossier.code, first.dossier.code);
+    assert_eq!(s.reader().unsynced(0, 10).expect("journal").len(), 1);
+
+    // A status change repeated with its key is made once.
+    let move_key = Intent::new("move-0123456789abcdef", b"4").expect("valid key");
+    let moved = s
+        .w()
+        .set_status_once(
+            &first.dossier.code,
+            Status::IN_PROCESS,
+            staff(),
+            None,
+            move_key.clone(),
+        )
+        .expect("no failure")
+        .expect("moved");
+    let twice = s
+        .w()
+        .set_status_once(
+            &first.dossier.code,
+            Status::IN_PROCESS,
+            staff(),
+            None,
+            move_key,
+        )
+        .expect("no failure")
+        .expect("answered");
+    assert!(!moved.repeated && twice.repeated);
+    assert_eq!(twice.seq, moved.seq);
+    assert_eq!(s.reader().unsynced(0, 10).expect("journal").len(), 2);
+}
+
+#[test]
+fn ending_a_dossier_needs_a_reason() {
+    let s = TestStore::new();
+    let code = s
+        .w()
+        .create(input(1), staff())
+        .expect("no failure")
+        .expect("stored")
+        .dossier
+        .code;
+    for to in [Status::REFUSED, Status::WITHDRAWN] {
+        let r = s
+            .w()
+            .set_status(&code, to, staff(), Some("  ".into()))
+            .expect("no failure");
+        assert!(
+            matches!(&r, Err(Refusal::Invalid(i)) if i.codes() == ["reason_required"]),
+            "{r:?}"
+        );
+    }
+    s.w()
+        .set_status(
+            &code,
+            Status::WITHDRAWN,
+            staff(),
+            Some("Công dân xin rút".into()),
+        )
+        .expect("no failure")
+        .expect("withdrawn with a reason");
 }

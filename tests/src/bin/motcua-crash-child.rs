@@ -40,6 +40,7 @@ fn main() {
         key: SigningKey::from_bytes(&[0x42; 32]),
         clock,
         default_collect_at: "Bộ phận Một cửa".into(),
+        office: motcua_counter::domain::calendar::OfficeDay::default(),
         max_batch: DEFAULT_MAX_BATCH,
     })
     .expect("writer starts");

@@ -52,13 +52,10 @@ fn doctor_passes_a_working_counter_and_names_what_breaks() {
     );
     // A second agent on the same state directory refuses to start.
     let mut second = a.run();
-    wait_until("the second agent to exit", Duration::from_secs(30), || {
-        !second.running()
-    });
+    let second_log = second.exited(Duration::from_secs(30));
     assert!(
-        second.log().contains("another motcua run already uses"),
-        "{}",
-        second.log()
+        second_log.contains("another motcua run already uses"),
+        "{second_log}"
     );
     let log = agent.stop();
     assert!(

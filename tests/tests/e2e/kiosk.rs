@@ -2,7 +2,7 @@
 //! use it: login, CSRF, lockout, escaping, body limits, the JSON API, and
 //! no personal data in the agent's log.
 
-use motcua_e2e::kiosk::{Counter, SECRET, STAFF};
+use motcua_e2e::kiosk::{Counter, SECRET, STAFF, fresh_key};
 use serde_json::json;
 
 const NAME: &str = "Nguyễn Thị Thu Hà";
@@ -256,11 +256,37 @@ fn the_api_receives_finds_and_moves_dossiers_and_the_log_holds_no_personal_data(
         "{problems}"
     );
 
-    let created = http.post_json("/api/v1/dossiers", &body, Some(&csrf));
+    // Every write carries an idempotency key.
+    let unkeyed = http.post_json_keyed("/api/v1/dossiers", &body, Some(&csrf), "");
+    assert_eq!(unkeyed.status, 400, "{}", unkeyed.body);
+    assert_eq!(
+        unkeyed.json()["problems"][0]["code"],
+        "idempotency_key_missing"
+    );
+
+    let key = fresh_key();
+    let created = http.post_json_keyed("/api/v1/dossiers", &body, Some(&csrf), &key);
     assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.header("idempotent-replayed"), "false");
     let code = created.json()["code"].as_str().expect("code").to_owned();
     assert!(code.starts_with("H49.12.3-"));
     assert_eq!(created.json()["dossier"]["staff"], STAFF);
+    // The same request again (a client retrying after a timeout): the
+    // first dossier, not a second one.
+    let again = http.post_json_keyed("/api/v1/dossiers", &body, Some(&csrf), &key);
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    assert_eq!(again.json()["code"], code.as_str());
+    assert_eq!(again.json()["seq"], created.json()["seq"]);
+    // The same key with other content: refused, nothing stored.
+    let other = dossier_json(NAME, ID_NUMBER, "Thôn 2, xã Hòa Bắc");
+    let reused = http.post_json_keyed("/api/v1/dossiers", &other, Some(&csrf), &key);
+    assert_eq!(reused.status, 422, "{}", reused.body);
+    assert_eq!(
+        reused.json()["problems"][0]["code"],
+        "idempotency_key_reused"
+    );
+    assert!(!reused.body.contains("Thôn"), "{}", reused.body);
 
     let found = http.get("/api/v1/dossiers?q=nguyen%20thi%20thu%20ha");
     assert_eq!(found.status, 200);
@@ -286,7 +312,20 @@ fn the_api_receives_finds_and_moves_dossiers_and_the_log_holds_no_personal_data(
 
     let sync = http.get("/api/v1/sync").json();
     assert_eq!(sync["online"], false);
-    assert!(sync["waiting"].as_u64().is_some_and(|w| w >= 2), "{sync}");
+    assert_eq!(sync["waiting"], 2, "one dossier, one status change: {sync}");
+
+    // Across a restart of the agent, the key still answers with the first
+    // dossier.
+    let c = c.restart();
+    let http = c.http();
+    let csrf = http.login_api();
+    let after = http.post_json_keyed("/api/v1/dossiers", &body, Some(&csrf), &key);
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert_eq!(after.json()["code"], code.as_str());
+    let today = http
+        .get("/api/v1/dossiers?q=nguyen%20thi%20thu%20ha")
+        .json();
+    assert_eq!(today.as_array().map(Vec::len), Some(1), "{today}");
 
     let out = http.post_raw(
         "/api/v1/logout",

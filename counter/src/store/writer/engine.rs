@@ -474,6 +474,7 @@ mod tests {
                 key: SigningKey::from_bytes(&[0x11; 32]),
                 clock: Arc::new(ManualClock::new(datetime!(2026-11-26 02:00 UTC), true)),
                 default_collect_at: String::new(),
+                office: crate::domain::calendar::OfficeDay::default(),
                 max_batch: 16,
             },
             head: Head {

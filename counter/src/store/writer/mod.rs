@@ -25,6 +25,7 @@
 mod chain;
 pub mod checkpoint;
 pub mod engine;
+mod intent;
 mod op_create;
 mod op_downstream;
 mod op_prune;
@@ -48,6 +49,7 @@ use super::{Step, StoreError, schema};
 use crate::clock::Clock;
 use crate::domain::code::Counter;
 use crate::domain::dossier::DossierInput;
+use crate::domain::intent::Intent;
 use crate::domain::status::Status;
 use crate::store::reference::ValidReference;
 
@@ -81,6 +83,9 @@ pub struct WriterConfig {
     pub clock: Arc<dyn Clock>,
     /// "Where to collect" when the clerk does not say.
     pub default_collect_at: String,
+    /// The office's closing time and same-day cut-off: when a procedure
+    /// resolved within the day is due.
+    pub office: crate::domain::calendar::OfficeDay,
     /// Largest group committed together.
     pub max_batch: usize,
 }
@@ -233,14 +238,29 @@ impl WriterHandle {
         /// Receives a dossier: validated, given the day's next code, signed
         /// and stored.
         create, create_async, |input: DossierInput, staff: StaffId| -> Created {
-            op_create::Create { input, staff }
+            op_create::Create { input, staff, intent: None }
+        }
+    );
+    ask!(
+        /// Receives a dossier once per `intent`: a repeat of the same
+        /// request with the same key gets the first dossier back
+        /// (`repeated`), the same key with another request a refusal.
+        create_once, create_once_async, |input: DossierInput, staff: StaffId, intent: Intent| -> Created {
+            op_create::Create { input, staff, intent: Some(intent) }
         }
     );
     ask!(
         /// Moves a dossier to another status, with an optional note.
         set_status, set_status_async,
         |code: &str, to: Status, staff: StaffId, note: Option<String>| -> StatusChanged {
-            op_status::SetStatus { code: code.to_owned(), to, staff, note }
+            op_status::SetStatus { code: code.to_owned(), to, staff, note, intent: None }
+        }
+    );
+    ask!(
+        /// Moves a dossier once per `intent` (see [`WriterHandle::create_once`]).
+        set_status_once, set_status_once_async,
+        |code: &str, to: Status, staff: StaffId, note: Option<String>, intent: Intent| -> StatusChanged {
+            op_status::SetStatus { code: code.to_owned(), to, staff, note, intent: Some(intent) }
         }
     );
     ask!(

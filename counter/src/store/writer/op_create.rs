@@ -8,22 +8,31 @@ use rusqlite::{OptionalExtension, params};
 
 use super::chain::{Record, append, check_clock};
 use super::engine::{Ctx, Operation, Stop};
+use super::intent;
 use crate::domain::VIETNAM;
 use crate::domain::code::DossierCode;
 use crate::domain::dossier::{Dossier, DossierInput, appointment, validate};
+use crate::domain::intent::Intent;
 use crate::domain::status::Status;
 use crate::domain::text::fold;
 use crate::store::reference::{self, format_day};
 use crate::store::{Refusal, Step, StoreError};
 
 /// A created dossier, as stored and signed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Created {
     /// The dossier.
     pub dossier: Dossier,
     /// Its journal seq.
     pub seq: u64,
+    /// True when this answers a repeat of an earlier request with the same
+    /// idempotency key: nothing new was stored.
+    #[serde(skip)]
+    pub repeated: bool,
 }
+
+/// The idempotency kind of a reception.
+const KIND: &str = "dossier.created";
 
 /// Receive a dossier.
 pub(super) struct Create {
@@ -31,6 +40,8 @@ pub(super) struct Create {
     pub input: DossierInput,
     /// The clerk.
     pub staff: StaffId,
+    /// Its idempotency key, if it came with one.
+    pub intent: Option<Intent>,
 }
 
 impl Operation for Create {
@@ -41,8 +52,20 @@ impl Operation for Create {
     }
 
     fn apply(self, cx: &mut Ctx<'_>) -> Result<Created, Stop> {
-        let Create { input, staff } = self;
+        let Create {
+            input,
+            staff,
+            intent,
+        } = self;
         let (conn, cfg) = (cx.conn, cx.cfg);
+        if let Some(i) = &intent
+            && let Some(first) = intent::replay::<Created>(conn, i, KIND)?
+        {
+            return Ok(Created {
+                repeated: true,
+                ..first
+            });
+        }
         let now = cfg.clock.now();
         let local = now.at.to_offset(VIETNAM);
         // The clock first: validation itself depends on the year (birth years).
@@ -105,7 +128,7 @@ impl Operation for Create {
         .to_string();
 
         let calendar = reference::calendar(conn, day)?;
-        let appointment = appointment(&calendar, local, valid.procedure.working_days)?;
+        let appointment = appointment(&calendar, local, valid.procedure.working_days, &cfg.office)?;
         let dossier = Dossier {
             code: code.clone(),
             unit: cfg.unit.clone(),
@@ -163,6 +186,15 @@ impl Operation for Create {
         })
         .step("storing the dossier")?;
         tracing::info!(code = %code, seq, "dossier received");
-        Ok(Created { dossier, seq })
+        let created = Created {
+            dossier,
+            seq,
+            repeated: false,
+        };
+        if let Some(i) = &intent {
+            let at = created.dossier.received_at.to_string();
+            intent::keep(conn, i, KIND, &code, seq, &at, &created)?;
+        }
+        Ok(created)
     }
 }

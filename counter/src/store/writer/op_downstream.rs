@@ -224,6 +224,7 @@ fn set_status(
         to,
         staff: staff.clone(),
         note: Some(note),
+        intent: None,
     };
     match change.apply(cx) {
         Ok(changed) => {

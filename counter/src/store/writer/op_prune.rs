@@ -64,9 +64,13 @@ impl Operation for Prune {
         let envelopes = conn
             .execute(
                 "UPDATE journal SET envelope = NULL WHERE synced = 1 AND envelope IS NOT NULL AND at < ?",
-                [cutoff],
+                [&cutoff],
             )
             .step("pruning envelopes")?;
+        // Idempotency keys answer retries of the same day, not of months:
+        // they go with the records they answered.
+        conn.execute("DELETE FROM intents WHERE at < ?", [&cutoff])
+            .step("pruning idempotency keys")?;
         if envelopes + dossiers > 0 {
             tracing::info!(envelopes, dossiers, "pruned old synced records");
             *cx.scrub_wal = true;

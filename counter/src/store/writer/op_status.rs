@@ -9,12 +9,14 @@ use serde_json::json;
 
 use super::chain::{Record, append, check_clock};
 use super::engine::{Ctx, Operation, Stop};
+use super::intent;
 use crate::domain::dossier::status_note;
+use crate::domain::intent::Intent;
 use crate::domain::status::Status;
 use crate::store::{Refusal, Step, StoreError};
 
 /// A status change, as stored and signed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StatusChanged {
     /// The dossier.
     pub code: String,
@@ -24,7 +26,14 @@ pub struct StatusChanged {
     pub to: Status,
     /// Its journal seq.
     pub seq: u64,
+    /// True when this answers a repeat of an earlier request with the same
+    /// idempotency key: nothing new was stored.
+    #[serde(skip)]
+    pub repeated: bool,
 }
+
+/// The idempotency kind of a status change.
+const KIND: &str = "dossier.status";
 
 /// Move a dossier to another status.
 pub(super) struct SetStatus {
@@ -36,6 +45,8 @@ pub(super) struct SetStatus {
     pub staff: StaffId,
     /// Why, as typed.
     pub note: Option<String>,
+    /// Its idempotency key, if it came with one.
+    pub intent: Option<Intent>,
 }
 
 impl Operation for SetStatus {
@@ -51,8 +62,17 @@ impl Operation for SetStatus {
             to,
             staff,
             note,
+            intent,
         } = self;
         let (conn, cfg) = (cx.conn, cx.cfg);
+        if let Some(i) = &intent
+            && let Some(first) = intent::replay::<StatusChanged>(conn, i, KIND)?
+        {
+            return Ok(StatusChanged {
+                repeated: true,
+                ..first
+            });
+        }
         let from: u8 = conn
             .prepare_cached("SELECT status FROM dossiers WHERE code = ?")
             .and_then(|mut s| s.query_row([&code], |r| r.get(0)).optional())
@@ -61,6 +81,16 @@ impl Operation for SetStatus {
         let from = Status::try_from(from).map_err(|e| StoreError::Internal(e.to_string()))?;
         from.check_move(to)?;
         let note = status_note(note.as_deref())?;
+        if to.needs_reason() && note.is_none() {
+            return Err(crate::domain::invalid::InvalidInput(vec![
+                crate::domain::invalid::Invalid::new(
+                    "note",
+                    "reason_required",
+                    format!("Chuyển hồ sơ sang \"{}\" cần ghi rõ lý do.", to.name_vi()),
+                ),
+            ])
+            .into());
+        }
         let now = cfg.clock.now();
         check_clock(&now, cx.head)?;
         let body = json!({"code": code, "from": from.get(), "to": to.get(), "note": note});
@@ -89,11 +119,17 @@ impl Operation for SetStatus {
         })
         .step("updating the dossier's status")?;
         tracing::info!(code = %code, seq, from = from.get(), to = to.get(), "dossier status changed");
-        Ok(StatusChanged {
+        let changed = StatusChanged {
             code,
             from,
             to,
             seq,
-        })
+            repeated: false,
+        };
+        if let Some(i) = &intent {
+            let at = UtcTime::new(now.at).to_string();
+            intent::keep(conn, i, KIND, &changed.code, seq, &at, &changed)?;
+        }
+        Ok(changed)
     }
 }
