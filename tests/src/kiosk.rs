@@ -63,12 +63,23 @@ impl Counter {
 
     /// As [`Counter::start`], with extra `[kiosk]` settings.
     pub fn start_with(online: bool, kiosk: &[(&str, &str)]) -> Counter {
+        Counter::start_office(online, kiosk, &[])
+    }
+
+    /// As [`Counter::start`], with extra `[kiosk]` and `[office]` settings
+    /// (values as TOML, strings quoted).
+    pub fn start_office(online: bool, kiosk: &[(&str, &str)], office: &[(&str, &str)]) -> Counter {
         let mut site = Site::new(false);
         let agent = site.counter("H49.12.3-q01");
-        if !kiosk.is_empty() {
+        let lines = |kv: &[(&str, &str)]| -> String {
+            kv.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
+        };
+        if !kiosk.is_empty() || !office.is_empty() {
             let text = std::fs::read_to_string(&agent.conf).expect("reads agent.toml");
-            let extra: String = kiosk.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
-            let text = text.replacen("[kiosk]\n", &format!("[kiosk]\n{extra}"), 1);
+            let mut text = text.replacen("[kiosk]\n", &format!("[kiosk]\n{}", lines(kiosk)), 1);
+            if !office.is_empty() {
+                text.push_str(&format!("\n[office]\n{}", lines(office)));
+            }
             std::fs::write(&agent.conf, text).expect("writes agent.toml");
         }
         let conf = agent.conf.to_str().expect("utf-8").to_owned();

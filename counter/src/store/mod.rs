@@ -47,7 +47,7 @@
 //!   refused ([`StoreError::Damaged`]) with the way to recover, never
 //!   silently replaced by an empty store.
 //!
-//! # Tables (schema version 2, `PRAGMA user_version`)
+//! # Tables (schema version 3, `PRAGMA user_version`)
 //! ```text
 //! device      (id=1, device_id, created_at)           whose journal this is
 //! keys        (kid PK, public_key, first_seq)         every key that signed here
@@ -70,6 +70,9 @@
 //! dc_updates  (id PK, code, status, outcome, seq, at)  each DC status update
 //!             and what became of it: applied (seq → journal), already,
 //!             conflict, unknown (version 2)
+//! intents     (key PK, kind, fingerprint, code, seq → journal, result, at)
+//!             each idempotency key and the first answer it got (version 3);
+//!             pruned with the retention
 //! ```
 //!
 //! # Layout

@@ -232,7 +232,7 @@ fn a_clerk_receives_prints_finds_and_updates_a_dossier_in_chromium() {
             }
             v
         };
-        assert_eq!(offered, ["4", "3", "7"], "from 'accepted'");
+        assert_eq!(offered, ["", "4", "3", "7"], "from 'accepted', none chosen");
         client
             .find(Locator::Css("select[name='trang_thai']"))
             .await
@@ -250,6 +250,14 @@ fn a_clerk_receives_prints_finds_and_updates_a_dossier_in_chromium() {
             .await
             .expect("text");
         assert_eq!(status, "Đang xử lý");
+        let notice = client
+            .find(Locator::Id("thong-bao"))
+            .await
+            .expect("a confirmation at the top")
+            .text()
+            .await
+            .expect("text");
+        assert!(notice.contains("Đã chuyển hồ sơ"), "{notice}");
         shot(&client, "06-trang-thai.png").await;
 
         // Log out: the screens are closed again.
@@ -260,6 +268,218 @@ fn a_clerk_receives_prints_finds_and_updates_a_dossier_in_chromium() {
             .await
             .expect("goto");
         wait_path(&client, "/dang-nhap").await;
+        client.close().await.expect("closes the session");
+    });
+}
+
+/// The pages of a printed PDF and the size of its first, in points.
+fn pdf_pages(pdf: &[u8]) -> (usize, (f64, f64)) {
+    let text = String::from_utf8_lossy(pdf);
+    let pages = text.matches("/Type /Page\n").count()
+        + text.matches("/Type /Page ").count()
+        + text.matches("/Type /Page/").count()
+        + text.matches("/Type /Page>").count();
+    let i = text.find("/MediaBox [").expect("a media box") + "/MediaBox [".len();
+    let nums: Vec<f64> = text[i..]
+        .split(']')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    (pages, (nums[2] - nums[0], nums[3] - nums[1]))
+}
+
+async fn print_pdf(c: &Client, width_cm: f64, height_cm: f64, name: &str) -> Vec<u8> {
+    let cfg = fantoccini::wd::PrintConfiguration::builder()
+        .size(fantoccini::wd::PrintSize {
+            width: width_cm,
+            height: height_cm,
+        })
+        .build()
+        .expect("print configuration");
+    let pdf = c.print(cfg).await.expect("prints");
+    std::fs::write(shots().join(name), &pdf).expect("writes PDF");
+    pdf
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    c.wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .expect("text")
+}
+
+async fn script(c: &Client, js: &str) -> serde_json::Value {
+    c.execute(js, vec![]).await.expect("script")
+}
+
+/// A clerk's day at a 1280x800 screen: a same-day procedure received after
+/// the cut-off, a refused field focused, a double-click, the receipt on A4
+/// and A5, a scanner opening the dossier, and a refusal that asks first.
+#[test]
+fn a_clerks_day_at_the_counter_in_chromium() {
+    const LOOKUP: &str = "https://dichvucong.example.gov.vn/tra-cuu?ma={code}";
+    // The cut-off at 00:00: whenever this runs, a same-day dossier received
+    // now is past it, so it is due at the close of the next working day.
+    let c = Counter::start_office(
+        false,
+        &[],
+        &[
+            ("same_day_cutoff", "\"00:00\""),
+            ("lookup_url", &format!("\"{LOOKUP}\"")),
+        ],
+    );
+    let http = c.http();
+    assert_eq!(http.login_page(STAFF, SECRET).status, 303);
+    let (driver, port) = Driver::launch();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(time::UtcOffset::from_hms(7, 0, 0).expect("offset"))
+        .date();
+    let today_text = format!(
+        "{:02}/{:02}/{}",
+        today.day(),
+        u8::from(today.month()),
+        today.year()
+    );
+    rt.block_on(async {
+        let client = driver.session(port, 1280, 800).await;
+        let base = &c.base;
+        client.goto(&format!("{base}/dang-nhap")).await.expect("goto");
+        fill(&client, "ma_can_bo", STAFF).await;
+        fill(&client, "mat_khau", SECRET).await;
+        new_page(&client, click(&client, "form.login button")).await;
+
+        // The same-day procedure: due at 17:00 of a later working day.
+        client
+            .goto(&format!("{base}/tiep-nhan?thu_tuc=1.000894"))
+            .await
+            .expect("goto");
+        let due = text_of(&client, "#ngay-hen").await;
+        assert!(due.starts_with("17:00 "), "{due}");
+        assert!(!due.ends_with(&today_text), "after the cut-off: {due}");
+        let info = text_of(&client, ".chosen-procedure").await;
+        assert!(info.contains("Trong ngày"), "{info}");
+        // The form and its button fit the first screen.
+        let bottom = script(
+            &client,
+            "const r = document.querySelector('#tiep-nhan button.primary').getBoundingClientRect(); return r.bottom + window.scrollY;",
+        )
+        .await;
+        assert!(
+            bottom.as_f64().is_some_and(|b| b <= 800.0),
+            "the submit button ends at {bottom}px"
+        );
+        // Keyboard: the name field has the focus.
+        let focused = script(&client, "return document.activeElement.name").await;
+        assert_eq!(focused, "ho_ten");
+        shot(&client, "10-ngay-tiep-nhan.png").await;
+
+        // A refused field (an unknown province code passes the browser's
+        // pattern, not the server's rule): named, marked and focused.
+        fill(&client, "ho_ten", "Lê Văn Tám").await;
+        fill(&client, "so_dinh_danh", "000190012345").await;
+        fill(&client, "dia_chi", "Thôn 4, xã Tam Thăng").await;
+        new_page(&client, click(&client, "#tiep-nhan button.primary")).await;
+        let banner = text_of(&client, "#loi").await;
+        assert!(banner.contains("Số định danh cá nhân"), "{banner}");
+        let focused = script(&client, "return document.activeElement.name").await;
+        assert_eq!(focused, "so_dinh_danh");
+        shot(&client, "11-loi-mot-truong.png").await;
+
+        // Fixed, then a double-click on the button: one dossier.
+        let id = client
+            .find(Locator::Css("input[name='so_dinh_danh']"))
+            .await
+            .expect("id");
+        id.clear().await.expect("clear");
+        id.send_keys("049090012345").await.expect("type");
+        new_page(
+            &client,
+            async {
+                script(
+                    &client,
+                    "const b = document.querySelector('#tiep-nhan button.primary'); b.click(); b.click(); return true;",
+                )
+                .await;
+            },
+        )
+        .await;
+        let code = text_of(&client, "#ma-ho-so").await;
+        let listed = http.get("/api/v1/dossiers?q=le%20van%20tam").json();
+        assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+        assert_eq!(listed[0]["overdue"], false, "not overdue today");
+
+        // The receipt: the date line, the counter, the legal time, the QR
+        // opening the citizen's lookup page.
+        let sheet = text_of(&client, "article.sheet").await;
+        for part in ["ngày ", "Quầy số 1", "Trong ngày"] {
+            assert!(sheet.contains(part), "{part}: {sheet}");
+        }
+        assert!(!sheet.contains("H49.12.3-q01"), "{sheet}");
+        shot(&client, "12-giay-tiep-nhan.png").await;
+        let qr = client
+            .find(Locator::Id("qr-ma-ho-so"))
+            .await
+            .expect("QR")
+            .screenshot()
+            .await
+            .expect("QR screenshot");
+        assert_eq!(decode_qr(&qr), LOOKUP.replace("{code}", &code));
+        // A4: two pages of A4; A5: two sheets of A5.
+        let (pages, (w, h)) = pdf_pages(&print_pdf(&client, 21.0, 29.7, "12-a4.pdf").await);
+        assert_eq!(pages, 2, "A4: one copy a page");
+        assert!((w - 595.0).abs() < 3.0 && (h - 842.0).abs() < 3.0, "A4 is {w}x{h}");
+        let (pages, (w, h)) = pdf_pages(&print_pdf(&client, 14.8, 21.0, "12-a5.pdf").await);
+        assert_eq!(pages, 2, "A5: one copy a sheet");
+        assert!((w - 420.0).abs() < 3.0 && (h - 595.0).abs() < 3.0, "A5 is {w}x{h}");
+
+        // A scanner types the QR's URL and Enter in the lookup box.
+        client.goto(&format!("{base}/tra-cuu")).await.expect("goto");
+        let scanned = LOOKUP.replace("{code}", &code);
+        new_page(&client, fill(&client, "q", &format!("{scanned}\n"))).await;
+        wait_path(&client, &format!("/ho-so/{code}")).await;
+
+        // Refusing asks first, and needs the reason.
+        client
+            .find(Locator::Css("select[name='trang_thai']"))
+            .await
+            .expect("select")
+            .select_by_value("3")
+            .await
+            .expect("choose");
+        new_page(&client, click(&client, "#doi-trang-thai button")).await;
+        let ask = text_of(&client, "#xac-nhan").await;
+        assert!(ask.contains("không thể hoàn tác"), "{ask}");
+        assert_eq!(text_of(&client, "#trang-thai").await, "Đã tiếp nhận");
+        shot(&client, "13-xac-nhan-tu-choi.png").await;
+        fill(&client, "ghi_chu", "Hồ sơ không thuộc thẩm quyền của xã").await;
+        new_page(&client, click(&client, "#xac-nhan button.danger")).await;
+        assert_eq!(text_of(&client, "#trang-thai").await, "Từ chối");
+        assert!(text_of(&client, "#thong-bao").await.contains("Đã chuyển"));
+        shot(&client, "14-da-tu-choi.png").await;
+
+        // The lookup: one line per dossier, the procedure's name shown.
+        client
+            .goto(&format!("{base}/tra-cuu"))
+            .await
+            .expect("goto");
+        let row = text_of(&client, "#ket-qua tbody tr").await;
+        assert!(row.contains("Đăng ký khai sinh"), "{row}");
+        let wrapped = script(
+            &client,
+            "return [...document.querySelectorAll('#ket-qua td.nowrap')].some(td => td.getClientRects().length > 1 || td.scrollHeight > 40);",
+        )
+        .await;
+        assert_eq!(wrapped, false, "codes and dates on one line");
+        shot(&client, "15-tra-cuu.png").await;
         client.close().await.expect("closes the session");
     });
 }

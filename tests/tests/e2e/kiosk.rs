@@ -123,13 +123,18 @@ fn typed_text_is_escaped_refusals_keep_the_form_and_bodies_are_bounded() {
     let c = Counter::start(false);
     let http = c.http();
     assert_eq!(http.login_page(STAFF, SECRET).status, 303);
-    let csrf = http.get("/tiep-nhan").hidden("_csrf");
+    let form = http.get(&format!("/tiep-nhan?thu_tuc={PROCEDURE}"));
+    let csrf = form.hidden("_csrf");
+    let key = form.hidden("ma_lan_gui");
+    assert!(key.len() >= 16, "the form carries its idempotency key");
 
-    // A refused submission comes back filled in, with the reasons.
+    // A refused submission comes back filled in, with the reasons, and
+    // the same key.
     let bad = http.post_form(
         "/ho-so",
         &[
             ("_csrf", &csrf),
+            ("ma_lan_gui", &key),
             ("thu_tuc", PROCEDURE),
             ("ho_ten", "Trần <b>Bình</b>"),
             ("so_dinh_danh", "12345"),
@@ -157,19 +162,70 @@ fn typed_text_is_escaped_refusals_keep_the_form_and_bodies_are_bounded() {
         bad.body.contains("value=\"Giấy chứng sinh\" checked"),
         "the checklist is kept"
     );
+    assert_eq!(bad.hidden("ma_lan_gui"), key);
+    // The banner names the refused fields; each is marked, the first on
+    // the screen focused.
+    assert!(
+        bad.body
+            .contains("2 lỗi</strong> ở Họ và tên, Số định danh cá nhân."),
+        "{}",
+        bad.body
+    );
+    assert!(
+        bad.body
+            .contains("autocomplete=\"off\" aria-invalid=\"true\" autofocus>")
+            && bad.body.matches("aria-invalid=\"true\"").count() == 2
+            && bad.body.matches(" autofocus").count() == 1,
+        "{}",
+        bad.body
+    );
 
-    // Stored, the receipt shows the same text escaped.
-    let ok = http.post_form(
+    // Stored, the receipt shows the same text escaped. Pressed twice (a
+    // double-click, a browser's resend): one dossier, the same receipt.
+    let fields = [
+        ("_csrf", csrf.as_str()),
+        ("ma_lan_gui", key.as_str()),
+        ("thu_tuc", PROCEDURE),
+        ("ho_ten", NAME),
+        ("so_dinh_danh", ID_NUMBER),
+        ("dia_chi", "Xóm 2 <script>alert(1)</script>"),
+    ];
+    let ok = http.post_form("/ho-so", &fields);
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let twice = http.post_form("/ho-so", &fields);
+    assert_eq!(twice.status, 303, "{}", twice.body);
+    let first_code = ok.header("location").trim_end_matches("?moi=1");
+    assert_eq!(
+        twice.header("location"),
+        format!("{first_code}?moi=2"),
+        "the second press answers with the first dossier"
+    );
+    let repeated = http.get(twice.header("location"));
+    assert!(
+        repeated.body.contains("không tạo thêm hồ sơ mới"),
+        "{}",
+        repeated.body
+    );
+    let todays = http.get("/api/v1/dossiers?day=");
+    assert_eq!(
+        todays.json().as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        todays.body
+    );
+    // A form without its key is refused and shown again with a new one.
+    let unkeyed = http.post_form(
         "/ho-so",
         &[
-            ("_csrf", &csrf),
+            ("_csrf", csrf.as_str()),
             ("thu_tuc", PROCEDURE),
             ("ho_ten", NAME),
             ("so_dinh_danh", ID_NUMBER),
-            ("dia_chi", "Xóm 2 <script>alert(1)</script>"),
+            ("dia_chi", "Thôn 3"),
         ],
     );
-    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(unkeyed.status, 422, "{}", unkeyed.body);
+    assert!(unkeyed.hidden("ma_lan_gui").len() >= 16);
     let receipt = http.get(ok.header("location"));
     assert_eq!(receipt.status, 200);
     assert!(
