@@ -45,6 +45,7 @@ import math
 import re
 import struct
 import sys
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
@@ -80,6 +81,7 @@ TYP = {                                   # section 2, message types; 7.3
     "catalogue": "application/vnd.motcua.catalogue+cose",
     "status updates": "application/vnd.motcua.status-updates+cose",
     "settings": "application/vnd.motcua.settings+cose",
+    "units": "application/vnd.motcua.units+cose",
 }
 MAX_CATALOGUE_BYTES = 1_048_576            # section 7.3
 MAX_UP_BYTES = 1_048_576                   # section 7.1, framing step 2
@@ -136,7 +138,7 @@ def is_integer(value: Any) -> bool:
 
 def step1_length(data: bytes, message_type: str) -> None:
     """Length at most 65 536 bytes (a catalogue: 1 048 576), checked before decoding (`too_large`)."""
-    limit = MAX_CATALOGUE_BYTES if message_type == "catalogue" else MAX_MESSAGE_BYTES
+    limit = MAX_CATALOGUE_BYTES if message_type in ("catalogue", "units") else MAX_MESSAGE_BYTES
     if len(data) > limit:
         raise Refused("too_large", f"{len(data)} bytes, the limit is {limit}")
 
@@ -556,6 +558,7 @@ def _check_text(name: str, value: Any, optional: bool = False) -> None:
 
 
 PROCEDURE_CODE = re.compile(r"[A-Za-z0-9.]{1,64}")
+UNIT_CODE = re.compile(r"[A-Z][0-9]{2}(?:\.[0-9]{1,3}){0,3}")  # QCVN 102:2016, e.g. H49.12.3
 DAY = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 
 
@@ -630,12 +633,34 @@ def check_settings(payload: dict) -> None:
         _check_int("health_interval_s", payload["health_interval_s"], 0)
 
 
+def check_units(payload: dict) -> None:
+    """Section 7.3, units: each code once, a name and a place."""
+    _check_object("units", payload, {"v", "version", "issued_at", "units"}, set())
+    _check_int("version", payload["version"], 1)
+    _check_time("issued_at", payload["issued_at"])
+    if not isinstance(payload["units"], list):
+        raise Refused("bad_payload", "units is not an array")
+    codes = set()
+    for u in payload["units"]:
+        _check_object("unit", u, {"code", "name", "place"}, set())
+        _check_id("unit code", u["code"], UNIT_CODE, "unit code")
+        if u["code"] in codes:
+            raise Refused("bad_payload", f"unit code {u['code']} appears twice")
+        codes.add(u["code"])
+        for member, longest in (("name", 200), ("place", 100)):
+            _check_text(f"unit {member}", u[member])
+            text = u[member]
+            if not text.strip() or len(text) > longest or any(unicodedata.category(c) == "Cc" for c in text):
+                raise Refused("bad_payload", f"a unit {member} is 1 to {longest} characters, no control characters")
+
+
 PAYLOAD_RULES: dict[str, Callable[[dict], None]] = {
     "submission": check_submission,
     "receipt": check_receipt,
     "catalogue": check_catalogue,
     "status updates": check_status_updates,
     "settings": check_settings,
+    "units": check_units,
 }
 
 

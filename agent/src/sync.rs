@@ -312,6 +312,10 @@ impl Shell {
                 tracing::info!(version, "catalogue from the DC cached");
                 DownOutcome::Applied
             }
+            Outcome::Units { version } => {
+                tracing::info!(version, "units' names and places from the DC cached");
+                DownOutcome::Applied
+            }
             Outcome::Updates {
                 seq,
                 applied,

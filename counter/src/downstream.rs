@@ -34,7 +34,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
-use motcua_protocol::down::{Catalogue, Settings, StatusUpdates};
+use motcua_protocol::down::{Catalogue, Settings, StatusUpdates, Units};
 use motcua_protocol::topics::{self, Channel};
 use motcua_protocol::{DeviceId, Message, StaffId, UtcTime, verify};
 use rusqlite::{Connection, OptionalExtension};
@@ -71,6 +71,11 @@ pub const DC_STAFF: &str = "motcua-dc";
 pub enum Outcome {
     /// A new catalogue version is cached.
     Catalogue {
+        /// Its version.
+        version: u64,
+    },
+    /// A new version of the units' names and places is cached.
+    Units {
         /// Its version.
         version: u64,
     },
@@ -229,10 +234,10 @@ impl Downstream {
         now: &UtcTime,
     ) -> Result<Outcome, DownstreamError> {
         if let Some(name) = topics::parse_broadcast_topic(topic) {
-            return if name == topics::CATALOGUE {
-                self.catalogue(payload, now).await
-            } else {
-                Ok(Outcome::Ignored)
+            return match name {
+                topics::CATALOGUE => self.catalogue(payload, now).await,
+                topics::UNITS => self.units(payload, now).await,
+                _ => Ok(Outcome::Ignored),
             };
         }
         match topics::parse_device_topic(topic) {
@@ -273,6 +278,29 @@ impl Downstream {
             Err(ImportError::Refused(r)) => Err(DownstreamError::Refused(r)),
             Err(ImportError::Store(e)) => Err(e.into()),
         }
+    }
+
+    async fn units(&mut self, payload: &[u8], now: &UtcTime) -> Result<Outcome, DownstreamError> {
+        let u = match verify::<Units>(payload, &self.dc_key) {
+            Ok(v) => v.message,
+            Err(e) => return Ok(refused(e.reason(), e.to_string())),
+        };
+        let last = self.number("units")?;
+        if u.version == last {
+            return Ok(Outcome::Seen);
+        }
+        if u.version < last {
+            return Ok(refused(
+                "replay",
+                format!("units version {}, older than the cached {last}", u.version),
+            ));
+        }
+        self.writer
+            .import_units_async(u.version, u.units, payload.to_vec(), *now)
+            .await
+            .map_err(DownstreamError::from)?
+            .map_err(DownstreamError::Refused)?;
+        Ok(Outcome::Units { version: u.version })
     }
 
     /// Checks the device and the order of a per-device message.
@@ -506,6 +534,45 @@ mod tests {
             .block_on(down.handle("motcua/v1/all/weather", b"x", &now))
             .expect("store");
         assert_eq!(other, Outcome::Ignored);
+
+        // The units' names: applied, seen again, an older list a replay;
+        // the kiosk reads the unit's name and place.
+        let units = |version: u64, name: &str| {
+            sign(
+                &Units {
+                    v: 1,
+                    version,
+                    issued_at: now,
+                    units: vec![motcua_protocol::down::Unit {
+                        code: "H49.12.3".into(),
+                        name: name.into(),
+                        place: "Tam Thăng".into(),
+                    }],
+                },
+                &dc(),
+            )
+            .expect("signs")
+        };
+        let mut broadcast = |bytes: Vec<u8>| {
+            rt.block_on(down.handle("motcua/v1/all/units", &bytes, &now))
+                .expect("store")
+        };
+        assert_eq!(
+            broadcast(units(2, "UBND xã Tam Thăng")),
+            Outcome::Units { version: 2 }
+        );
+        assert_eq!(broadcast(units(2, "UBND xã Tam Thăng")), Outcome::Seen);
+        assert_eq!(reason(&broadcast(units(1, "UBND xã cũ"))), "replay");
+        let read = crate::store::Reader::open(&db).expect("reader");
+        let named = reference::unit(read.connection(), "H49.12.3").expect("reads");
+        assert_eq!(
+            named.map(|u| (u.name, u.place)),
+            Some(("UBND xã Tam Thăng".to_owned(), "Tam Thăng".to_owned()))
+        );
+        assert_eq!(
+            reference::unit(read.connection(), "H49.12.4").expect("reads"),
+            None
+        );
         writer.shutdown();
     }
 }

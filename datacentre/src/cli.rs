@@ -178,6 +178,17 @@ pub enum PublishCommand {
         /// The catalogue JSON.
         file: PathBuf,
     },
+    /// Publish the receiving units' names and places to every counter.
+    ///
+    /// FILE is `{"version": N, "units": [{"code": "H49.12.3", "name":
+    /// "UBND xã Tam Thăng", "place": "Tam Thăng"}]}`
+    /// (docs/DOSSIER-INPUT.md); its version must be higher than the last
+    /// one published. Counters print the name and place on their forms
+    /// instead of the unit code; the dashboard shows names beside codes.
+    Units {
+        /// The units JSON.
+        file: PathBuf,
+    },
     /// Tell a counter that one of its dossiers changed status elsewhere
     /// (e.g. the district finished processing: 9).
     ///

@@ -463,6 +463,13 @@ fn publish(cli: &Cli, cmd: &PublishCommand) -> Result<ExitCode> {
             let what = format!("catalogue version {}", m.number);
             (vec![m], what)
         }
+        PublishCommand::Units { file } => {
+            let json =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let m = publish::units(&mut *s, &key, &json, &now)?;
+            let what = format!("units version {}", m.number);
+            (vec![m], what)
+        }
         PublishCommand::Status {
             device: d,
             code,

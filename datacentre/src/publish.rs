@@ -11,6 +11,7 @@ use motcua_common::config::BrokerConnection;
 use motcua_common::mqtt;
 use motcua_protocol::down::{
     CalendarDay, Catalogue, MAX_STATUS_UPDATES, Procedure, Settings, StatusUpdate, StatusUpdates,
+    Unit, Units,
 };
 use motcua_protocol::topics::{self, Channel};
 use motcua_protocol::{DeviceId, FORMAT_VERSION, Health, UtcTime, sign};
@@ -107,6 +108,62 @@ pub fn catalogue(
     };
     let bytes = sign(&c, key).context("signing the catalogue")?;
     keep(store, topic, c.version, bytes, now)
+}
+
+/// The units file: `{"version": N, "units": [{"code", "name", "place"}]}`
+/// (docs/DOSSIER-INPUT.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnitsFile {
+    version: u64,
+    units: Vec<Unit>,
+}
+
+/// Signs and keeps the receiving units' names and places in `json` (its
+/// version must be higher than the last one published).
+pub fn units(
+    store: &mut dyn Store,
+    key: &SigningKey,
+    json: &[u8],
+    now: &UtcTime,
+) -> Result<Signed> {
+    let f: UnitsFile = serde_json::from_slice(json).context("reading the units JSON")?;
+    let topic = topics::broadcast_topic(topics::UNITS);
+    if let Some((last, _)) = store.down_last(&topic)?
+        && f.version <= last
+    {
+        bail!(
+            "units version {} refused: version {last} is already published; give it a higher version",
+            f.version
+        );
+    }
+    let u = Units {
+        v: FORMAT_VERSION,
+        version: f.version,
+        issued_at: *now,
+        units: f.units,
+    };
+    let bytes = sign(&u, key).context("signing the units")?;
+    keep(store, topic, u.version, bytes, now)
+}
+
+/// The units' names as last published, by code: what the dashboard shows
+/// beside a unit code. Empty when none was published.
+pub fn unit_names(
+    store: &mut dyn Store,
+    dc_key: &ed25519_dalek::VerifyingKey,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let Some((_, bytes)) = store.down_last(&topics::broadcast_topic(topics::UNITS))? else {
+        return Ok(Default::default());
+    };
+    // Checked again as a counter would: a list signed by another key
+    // (the receipt key replaced since) names nothing.
+    Ok(motcua_protocol::verify::<Units>(&bytes, dc_key)
+        .map(|v| v.message.units)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|u| (u.code, u.name))
+        .collect())
 }
 
 /// The highest update id `device` reported going through, from its

@@ -69,16 +69,19 @@ pub enum MessageType {
     StatusUpdates,
     /// Settings the DC overrides on one counter ([`crate::down::Settings`]).
     Settings,
+    /// The receiving units' names and places ([`crate::down::Units`]).
+    Units,
 }
 
 impl MessageType {
     /// Every message type, for tables and tests.
-    pub const ALL: [MessageType; 5] = [
+    pub const ALL: [MessageType; 6] = [
         MessageType::Submission,
         MessageType::Receipt,
         MessageType::Catalogue,
         MessageType::StatusUpdates,
         MessageType::Settings,
+        MessageType::Units,
     ];
 
     /// The `typ` header value.
@@ -89,15 +92,16 @@ impl MessageType {
             MessageType::Catalogue => "application/vnd.motcua.catalogue+cose",
             MessageType::StatusUpdates => "application/vnd.motcua.status-updates+cose",
             MessageType::Settings => "application/vnd.motcua.settings+cose",
+            MessageType::Units => "application/vnd.motcua.units+cose",
         }
     }
 
     /// The largest complete message of this type either side accepts:
     /// [`MAX_MESSAGE_BYTES`], or [`crate::down::MAX_CATALOGUE_BYTES`] for
-    /// the catalogue.
+    /// the catalogue and the units.
     pub fn max_bytes(self) -> usize {
         match self {
-            MessageType::Catalogue => crate::down::MAX_CATALOGUE_BYTES,
+            MessageType::Catalogue | MessageType::Units => crate::down::MAX_CATALOGUE_BYTES,
             _ => MAX_MESSAGE_BYTES,
         }
     }
@@ -116,6 +120,7 @@ impl fmt::Display for MessageType {
             MessageType::Catalogue => "catalogue",
             MessageType::StatusUpdates => "status updates",
             MessageType::Settings => "settings",
+            MessageType::Units => "units",
         })
     }
 }

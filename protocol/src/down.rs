@@ -5,6 +5,7 @@
 //! | message          | topic                                 | orders by |
 //! |------------------|---------------------------------------|-----------|
 //! | [`Catalogue`]    | `motcua/v1/all/catalogue`             | `version` |
+//! | [`Units`]        | `motcua/v1/all/units`                 | `version` |
 //! | [`StatusUpdates`]| `motcua/v1/d/{device}/down/status`    | `seq`     |
 //! | [`Settings`]     | `motcua/v1/d/{device}/down/settings`  | `seq`     |
 //!
@@ -44,6 +45,40 @@ pub struct Catalogue {
     /// Weekend days declared working days.
     pub workdays: Vec<CalendarDay>,
 }
+
+/// The receiving units' names and places, for every counter: what an
+/// official document prints instead of a unit code (its heading and its
+/// place-and-date line). A message of its own, so that counters which do
+/// not know it ignore it rather than refuse the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Units {
+    /// Format version: [`crate::FORMAT_VERSION`].
+    pub v: u32,
+    /// The list's version; each publication has a higher one.
+    pub version: u64,
+    /// When the DC signed it.
+    pub issued_at: UtcTime,
+    /// The units.
+    pub units: Vec<Unit>,
+}
+
+/// A receiving unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unit {
+    /// Its QCVN 102 code, e.g. `H49.12.3`.
+    pub code: String,
+    /// The agency's name as documents print it, e.g. "UBND xã Tam Thăng".
+    pub name: String,
+    /// The place name of its place-and-date line, e.g. "Tam Thăng".
+    pub place: String,
+}
+
+/// Longest unit name, in characters.
+pub const MAX_UNIT_NAME: usize = 200;
+/// Longest place name, in characters.
+pub const MAX_PLACE: usize = 100;
 
 /// A procedure of the catalogue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +214,45 @@ impl Message for Catalogue {
     }
 }
 
+impl Message for Units {
+    const TYPE: MessageType = MessageType::Units;
+
+    fn version(&self) -> u32 {
+        self.v
+    }
+
+    fn check(&self) -> Result<(), PayloadError> {
+        if self.version == 0 {
+            return Err(field("version", "must be 1 or more"));
+        }
+        let mut codes = std::collections::BTreeSet::new();
+        for u in &self.units {
+            if u.code.parse::<crate::UnitCode>().is_err() {
+                return Err(field("units.code", "a QCVN 102 unit code"));
+            }
+            if !codes.insert(u.code.as_str()) {
+                return Err(field("units.code", "a code appears twice"));
+            }
+            let text_ok = |t: &str, max: usize| {
+                !t.trim().is_empty() && t.chars().count() <= max && !t.chars().any(char::is_control)
+            };
+            if !text_ok(&u.name, MAX_UNIT_NAME) {
+                return Err(field(
+                    "units.name",
+                    "1 to 200 characters, no control characters",
+                ));
+            }
+            if !text_ok(&u.place, MAX_PLACE) {
+                return Err(field(
+                    "units.place",
+                    "1 to 100 characters, no control characters",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Message for StatusUpdates {
     const TYPE: MessageType = MessageType::StatusUpdates;
 
@@ -277,6 +351,45 @@ mod tests {
         assert!(matches!(
             verify::<Settings>(&bytes, &dc().verifying_key()),
             Err(VerifyError::Payload(_))
+        ));
+    }
+
+    #[test]
+    fn units_are_named_once_each_with_a_place() {
+        let unit = |code: &str, name: &str, place: &str| Unit {
+            code: code.into(),
+            name: name.into(),
+            place: place.into(),
+        };
+        let ok = Units {
+            v: 1,
+            version: 1,
+            issued_at: t(),
+            units: vec![unit("H49.12.3", "UBND xã Tam Thăng", "Tam Thăng")],
+        };
+        let bytes = sign(&ok, &dc()).expect("signs");
+        assert_eq!(
+            verify::<Units>(&bytes, &dc().verifying_key())
+                .expect("verifies")
+                .message,
+            ok
+        );
+        for bad in [
+            vec![unit("not a code", "UBND", "X")],
+            vec![unit("H49.12.3", " ", "X")],
+            vec![unit("H49.12.3", "UBND", "")],
+            vec![unit("H49.12.3", "UBND\nxã", "X")],
+            vec![unit("H49.12.3", "A", "X"), unit("H49.12.3", "B", "Y")],
+        ] {
+            let u = Units {
+                units: bad.clone(),
+                ..ok.clone()
+            };
+            assert!(sign(&u, &dc()).is_err(), "{bad:?}");
+        }
+        assert!(matches!(
+            verify::<Catalogue>(&bytes, &dc().verifying_key()),
+            Err(VerifyError::WrongType { .. })
         ));
     }
 

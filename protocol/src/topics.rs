@@ -75,6 +75,8 @@ pub fn device_topic(device: &DeviceId, channel: &Channel) -> String {
 
 /// The broadcast name of the procedure catalogue.
 pub const CATALOGUE: &str = "catalogue";
+/// The broadcast name of the receiving units' names and places.
+pub const UNITS: &str = "units";
 /// The downstream name of a device's status updates.
 pub const DOWN_STATUS: &str = "status";
 /// The downstream name of a device's settings.

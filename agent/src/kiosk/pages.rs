@@ -25,7 +25,7 @@ use motcua_counter::domain::intent::Intent;
 use motcua_counter::domain::invalid::{Invalid, InvalidInput};
 use motcua_counter::domain::status::Status;
 use motcua_counter::store::read::{StoredDossier, Summary};
-use motcua_counter::store::reference::{self, Procedure};
+use motcua_counter::store::reference::{self, Procedure, UnitName};
 use motcua_counter::store::{Answer, Refusal};
 
 const CSS: &str = include_str!("assets/kiosk.css");
@@ -763,6 +763,7 @@ pub fn qr_svg(text: &str) -> String {
 fn receipt_sheet(
     k: &Kiosk,
     d: &StoredDossier,
+    unit: Option<&UnitName>,
     staff_name: &str,
     copy: &str,
     first: bool,
@@ -774,10 +775,21 @@ fn receipt_sheet(
     html! {
         article.sheet {
             div.sheet-head {
-                div { p.unit { "Bộ phận tiếp nhận và trả kết quả" } p { "Đơn vị: " (x.unit) } }
+                div.agency {
+                    @match unit {
+                        Some(u) => p.unit id=[id("ten-co-quan")] { (u.name.to_uppercase()) },
+                        None => p.unit { "Đơn vị: " (x.unit) },
+                    }
+                    p { strong { "BỘ PHẬN TIẾP NHẬN VÀ TRẢ KẾT QUẢ" } }
+                }
                 div.nation {
                     p { strong { "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" } } p { "Độc lập - Tự do - Hạnh phúc" }
-                    p.place-date { (date_line(&x.received_at)) }
+                    p.place-date id=[id("ngay-thang")] {
+                        @match unit {
+                            Some(u) => { (u.place) ", " (date_line(&x.received_at)) },
+                            None => { "Ngày " (date_line(&x.received_at).trim_start_matches("ngày ")) },
+                        }
+                    }
                 }
             }
             h2.sheet-title { "GIẤY TIẾP NHẬN HỒ SƠ VÀ HẸN TRẢ KẾT QUẢ" }
@@ -874,7 +886,16 @@ async fn receipt_page(
 ) -> Result<Response, Failure> {
     let s = clerk.session();
     let c = code.clone();
-    let Some(d) = clerk.read(move |r| r.dossier(&c)).await? else {
+    let Some((d, unit)) = clerk
+        .read(move |r| {
+            let Some(d) = r.dossier(&c)? else {
+                return Ok(None);
+            };
+            let unit = reference::unit(r.connection(), d.code.unit.as_str())?;
+            Ok(Some((d, unit)))
+        })
+        .await?
+    else {
         return Err(Failure::NotFound);
     };
     let staff_id = d
@@ -935,8 +956,8 @@ async fn receipt_page(
                 }
             }
         }
-        (receipt_sheet(k, &d, &staff_name, "Bản 1: giao người nộp hồ sơ", true))
-        div.print-only { (receipt_sheet(k, &d, &staff_name, "Bản 2: lưu tại bộ phận tiếp nhận", false)) }
+        (receipt_sheet(k, &d, unit.as_ref(), &staff_name, "Bản 1: giao người nộp hồ sơ", true))
+        div.print-only { (receipt_sheet(k, &d, unit.as_ref(), &staff_name, "Bản 2: lưu tại bộ phận tiếp nhận", false)) }
     };
     let status = if status_error.is_some() {
         StatusCode::CONFLICT

@@ -73,6 +73,8 @@
 //! intents     (key PK, kind, fingerprint, code, seq → journal, result, at)
 //!             each idempotency key and the first answer it got (version 3);
 //!             pruned with the retention
+//! units       (code PK, name, place)                  the DC's unit list (version 3;
+//!             its message kept in downstream as kind 'units')
 //! ```
 //!
 //! # Layout

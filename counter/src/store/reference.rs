@@ -232,6 +232,30 @@ pub fn calendar(conn: &Connection, from: Date) -> Result<Calendar, StoreError> {
     Ok(cal)
 }
 
+/// A receiving unit's name and place, as the DC's units message gave them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitName {
+    /// The agency's name, e.g. "UBND xã Tam Thăng".
+    pub name: String,
+    /// The place name of its documents' place-and-date line.
+    pub place: String,
+}
+
+/// The name and place of unit `code`, if the DC has sent them.
+pub fn unit(conn: &Connection, code: &str) -> Result<Option<UnitName>, StoreError> {
+    conn.prepare_cached("SELECT name, place FROM units WHERE code = ?")
+        .and_then(|mut s| {
+            s.query_row([code], |r| {
+                Ok(UnitName {
+                    name: r.get(0)?,
+                    place: r.get(1)?,
+                })
+            })
+            .optional()
+        })
+        .step("reading the unit's name")
+}
+
 /// The stored reference version, if any.
 pub fn version(conn: &Connection) -> Result<Option<u64>, StoreError> {
     conn.query_row("SELECT version FROM reference WHERE id = 1", [], |r| {

@@ -88,7 +88,8 @@ CREATE TABLE reference (
 ";
 
 /// Version 3: idempotency keys (`crate::domain::intent`): each key the
-/// first answer it got, so a repeat returns that answer.
+/// first answer it got, so a repeat returns that answer; the receiving
+/// units' names and places the DC sends down.
 const V3: &str = "
 CREATE TABLE intents (
     key TEXT PRIMARY KEY,
@@ -100,6 +101,11 @@ CREATE TABLE intents (
     at TEXT NOT NULL
 );
 CREATE INDEX intents_at ON intents (at);
+CREATE TABLE units (
+    code TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    place TEXT NOT NULL
+);
 ";
 
 /// Version 2: what the DC sent down (`crate::downstream`).

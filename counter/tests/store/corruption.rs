@@ -31,8 +31,17 @@ fn assert_damaged(s: &TestStore) {
         msg.contains("To recover"),
         "the error says how to recover: {msg}"
     );
+    // A reader that reads everything (the journal, then every dossier)
+    // meets the damage wherever it lies.
+    let everything = Query {
+        limit: 100_000,
+        ..Query::default()
+    };
     let err = Reader::open(&s.db())
-        .and_then(|r| r.verify_journal().map(|_| ()))
+        .and_then(|r| {
+            r.verify_journal().map(|_| ())?;
+            r.search(&everything, &now()).map(|_| ())
+        })
         .expect_err("refused");
     assert!(
         matches!(err, StoreError::Damaged { .. } | StoreError::Sqlite { .. }),

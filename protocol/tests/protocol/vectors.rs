@@ -199,6 +199,20 @@ fn build() -> Vec<Vector> {
         &dc_key(),
     )
     .expect("signs");
+    let units = sign(
+        &down::Units {
+            v: 1,
+            version: 1,
+            issued_at: t,
+            units: vec![down::Unit {
+                code: "H49.12.3".into(),
+                name: "UBND xã Tam Thăng".into(),
+                place: "Tam Thăng".into(),
+            }],
+        },
+        &dc_key(),
+    )
+    .expect("signs");
     let unknown_setting = sign_payload(
         MessageType::Settings,
         br#"{"v":1,"device":"H49.12.3-q01","seq":2,"issued_at":"2026-11-27T03:00:00.000Z","kiosk_bind":"0.0.0.0:80"}"#
@@ -335,6 +349,14 @@ fn build() -> Vec<Vector> {
             MessageType::Settings,
             &dc_key(),
             settings,
+            None,
+        ),
+        v(
+            "units",
+            "The receiving units' names and places, version 1: one unit, signed by the DC key (section 7.3).",
+            MessageType::Units,
+            &dc_key(),
+            units,
             None,
         ),
         v(
@@ -659,6 +681,9 @@ fn verified(
         }
         MessageType::Settings => {
             verify::<down::Settings>(bytes, &key).map(|m| serde_json::to_value(m.message))
+        }
+        MessageType::Units => {
+            verify::<down::Units>(bytes, &key).map(|m| serde_json::to_value(m.message))
         }
     }
     .map(|j| j.expect("serialises"))

@@ -326,12 +326,36 @@ fn a_clerks_day_at_the_counter_in_chromium() {
     // The cut-off at 00:00: whenever this runs, a same-day dossier received
     // now is past it, so it is due at the close of the next working day.
     let c = Counter::start_office(
-        false,
+        true,
         &[],
         &[
             ("same_day_cutoff", "\"00:00\""),
             ("lookup_url", &format!("\"{LOOKUP}\"")),
         ],
+    );
+    // The DC names the units; the counter prints the name and place.
+    let units = workspace().join("docs/examples/units.json");
+    let published = motcua_e2e::run(
+        "motcua-dc",
+        [
+            "-c",
+            c.site.dc_conf.to_str().expect("utf-8"),
+            "--database",
+            &c.site.database,
+            "publish",
+            "units",
+            units.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(published.ok, "{}", published.stderr);
+    wait_until(
+        "the units reach the counter",
+        Duration::from_secs(60),
+        || {
+            c.proc
+                .log()
+                .contains("units' names and places from the DC cached")
+        },
     );
     let http = c.http();
     assert_eq!(http.login_page(STAFF, SECRET).status, 303);
@@ -420,7 +444,10 @@ fn a_clerks_day_at_the_counter_in_chromium() {
         // The receipt: the date line, the counter, the legal time, the QR
         // opening the citizen's lookup page.
         let sheet = text_of(&client, "article.sheet").await;
-        for part in ["ngày ", "Quầy số 1", "Trong ngày"] {
+        assert_eq!(text_of(&client, "#ten-co-quan").await, "UBND XÃ TAM THĂNG");
+        let date_line = text_of(&client, "#ngay-thang").await;
+        assert!(date_line.starts_with("Tam Thăng, ngày "), "{date_line}");
+        for part in ["Quầy số 1", "Trong ngày", "BỘ PHẬN TIẾP NHẬN VÀ TRẢ KẾT QUẢ"] {
             assert!(sheet.contains(part), "{part}: {sheet}");
         }
         assert!(!sheet.contains("H49.12.3-q01"), "{sheet}");

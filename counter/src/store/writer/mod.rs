@@ -284,6 +284,14 @@ impl WriterHandle {
         }
     );
     ask!(
+        /// Replaces the units' names and places with a verified units
+        /// message's, keeping the message.
+        import_units, import_units_async,
+        |version: u64, units: Vec<motcua_protocol::down::Unit>, message: Vec<u8>, at: UtcTime| -> () {
+            op_downstream::ImportUnits { version, units, message, at }
+        }
+    );
+    ask!(
         /// Keeps a verified DC settings message as the last one applied.
         keep_settings, keep_settings_async, |seq: u64, message: Vec<u8>, at: UtcTime| -> () {
             op_downstream::KeepDown { kind: "settings", number: seq, message, at }

@@ -69,6 +69,41 @@ pub struct UpdatesApplied {
     pub unknown: u64,
 }
 
+/// Replace the units' names and places with a verified units message's,
+/// and keep the message (kind `units`, numbered by its version).
+pub(super) struct ImportUnits {
+    /// The list's version.
+    pub version: u64,
+    /// The units.
+    pub units: Vec<motcua_protocol::down::Unit>,
+    /// The signed message as received.
+    pub message: Vec<u8>,
+    /// When it was applied.
+    pub at: UtcTime,
+}
+
+impl Operation for ImportUnits {
+    type Output = ();
+
+    fn adds_data(&self) -> bool {
+        false
+    }
+
+    fn apply(self, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+        cx.conn
+            .execute("DELETE FROM units", [])
+            .step("replacing the units")?;
+        for u in &self.units {
+            cx.conn
+                .prepare_cached("INSERT INTO units (code, name, place) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![u.code, u.name.trim(), u.place.trim()]))
+                .step("replacing the units")?;
+        }
+        keep(cx, "units", self.version, &self.message, &self.at)?;
+        Ok(())
+    }
+}
+
 /// Keep `message` as the last one applied of `kind`.
 pub(super) struct KeepDown {
     /// `status` or `settings`.
