@@ -4,9 +4,12 @@
 //! picks, a DC receiver storing into SQLite, and a counter agent with its
 //! own store, all with keys made in a temporary directory. It receives
 //! sample dossiers at the counter, shows each one stored and signed, sent,
-//! verified and stored at the DC, and receipted back; then says what to
-//! look at and waits for Ctrl-C (or stops at once with `--exit`), and
-//! removes the directory unless `--keep` was given.
+//! verified and stored at the DC, and receipted back. It serves the
+//! clerks' kiosk (with a demo clerk account whose login it prints) and the
+//! DC's dashboard on loopback ports, says what to look at (commands with
+//! the absolute paths of the binaries) and waits for Ctrl-C (or stops at
+//! once with `--exit`), and removes the directory unless `--keep` was
+//! given.
 //!
 //! The receiver and agent code is the production code (`motcua_dc::receiver`,
 //! [`crate::sync`]); only the broker is the embedded one.
@@ -35,6 +38,8 @@ use motcua_counter::store::{Writer, WriterConfig};
 
 const DEVICE: &str = "H49.12.3-q01";
 const REFERENCE: &str = include_str!("../../docs/examples/reference.json");
+/// The demo clerk's login.
+const CLERK: &str = "canbo.demo";
 
 /// Sample applicants (invented) for the demo's dossiers.
 const PEOPLE: [(&str, &str); 6] = [
@@ -159,6 +164,60 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
     reference::import_async(&writer.handle(), data, &now).await?;
     write_configs(dir, &url, &dc_public)?;
     let (state_tx, mut state_rx) = tokio::sync::watch::channel(SyncState::default());
+
+    // The clerks' kiosk and the DC's dashboard, each on a loopback port.
+    let secret = demo_secret();
+    let staff_file = dir.join("staff.toml");
+    crate::kiosk::staff::add(
+        &staff_file,
+        CLERK.parse()?,
+        "Cán bộ trình diễn",
+        &secret,
+        true,
+    )?;
+    let kiosk = crate::kiosk::Kiosk::new(
+        crate::kiosk::KioskOptions {
+            bind: "127.0.0.1:0".parse()?,
+            tls: None,
+            staff_file,
+            idle_timeout: Duration::from_secs(3600),
+            max_failures: 5,
+            lockout: Duration::from_secs(60),
+            device: device.clone(),
+            unit: "H49.12.3".parse()?,
+            db: db.clone(),
+            office: motcua_counter::domain::calendar::OfficeDay::default(),
+            lookup_url: None,
+        },
+        writer.handle(),
+        state_rx.clone(),
+    )?;
+    let kiosk_listener = crate::kiosk::bind("127.0.0.1:0".parse()?).await?;
+    let kiosk_url = format!("http://{}/", kiosk_listener.local_addr()?);
+    let (stop_web_tx, stop_web_rx) = tokio::sync::watch::channel(false);
+    let mut stop_kiosk = stop_web_rx.clone();
+    let kiosk_task = tokio::spawn(crate::kiosk::serve(kiosk, kiosk_listener, async move {
+        let _ = stop_kiosk.wait_for(|s| *s).await;
+    }));
+    let web = motcua_dc::web::Web::new(
+        Box::new(SqliteStore::open(&dc_db)?),
+        Arc::new(motcua_dc::metrics::Metrics::new()),
+    );
+    let web_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let dashboard_url = format!("http://{}/", web_listener.local_addr()?);
+    let mut stop_dashboard = stop_web_rx.clone();
+    let dashboard_task = tokio::spawn(async move {
+        axum::serve(web_listener, motcua_dc::web::router(web))
+            .with_graceful_shutdown(async move {
+                let _ = stop_dashboard.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let web = Served {
+        kiosk: kiosk_url,
+        dashboard: dashboard_url,
+        secret,
+    };
     let (stop_sync_tx, stop_sync_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = sync::run(
         SyncConfig {
@@ -185,12 +244,24 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
     // The agent's sync runs beside the clerk's work, on this task (its
     // store reader stays on one thread).
     let clerk = async {
-        let r = clerk(dir, opts, &writer, &mut registry, &device, &mut state_rx).await;
+        let r = clerk(
+            dir,
+            opts,
+            &writer,
+            &mut registry,
+            &device,
+            &mut state_rx,
+            &web,
+        )
+        .await;
         let _ = stop_sync_tx.send(());
         r
     };
     let (synced, outcome) = tokio::join!(agent, clerk);
     synced?;
+    let _ = stop_web_tx.send(true);
+    kiosk_task.await??;
+    dashboard_task.await??;
     // The writer's shutdown joins its thread.
     tokio::task::block_in_place(|| writer.shutdown());
     stop.store(true, Ordering::Relaxed);
@@ -207,6 +278,7 @@ async fn clerk(
     registry: &mut SqliteStore,
     device: &DeviceId,
     state_rx: &mut tokio::sync::watch::Receiver<SyncState>,
+    web: &Served,
 ) -> Result<()> {
     let dc_db = dir.join("dc.db");
     // Receive dossiers; show each step.
@@ -216,6 +288,7 @@ async fn clerk(
     );
     let handle = writer.handle();
     let started = Instant::now();
+    let mut last_report = None;
     for i in 0..opts.dossiers {
         let (name, id) = PEOPLE[i as usize % PEOPLE.len()];
         let mut input: serde_json::Value =
@@ -231,14 +304,24 @@ async fn clerk(
             created.seq
         );
         tokio::time::sleep(Duration::from_millis(150)).await;
-        report(registry, device, &state_rx.borrow_and_update().clone())?;
+        report(
+            registry,
+            device,
+            &state_rx.borrow_and_update().clone(),
+            &mut last_report,
+        )?;
     }
     let total = u64::from(opts.dossiers);
     let deadline = Instant::now() + Duration::from_secs(30);
     while state_rx.borrow().through < total && Instant::now() < deadline {
         let _ = tokio::time::timeout(Duration::from_millis(200), state_rx.changed()).await;
     }
-    report(registry, device, &state_rx.borrow().clone())?;
+    report(
+        registry,
+        device,
+        &state_rx.borrow().clone(),
+        &mut last_report,
+    )?;
     let through = state_rx.borrow().through;
     let verified = motcua_dc::verify::chains(registry, Some(device))?;
     let intact = verified.first().is_some_and(|r| r.problem.is_none());
@@ -248,20 +331,46 @@ async fn clerk(
         started.elapsed().as_secs_f32(),
         if intact { "intact" } else { "BROKEN" }
     );
-    outln!("\nWhat to look at next (while this runs):");
-    outln!("  motcua -c {} status", dir.join("agent.toml").display());
+    let (motcua, motcua_dc) = binaries();
+    let agent_toml = dir.join("agent.toml");
+    if opts.exit && opts.keep.is_none() {
+        outln!(
+            "\nTo look around afterwards, run it with --keep DIR; without --exit it also \
+             serves the kiosk and the DC's dashboard until Ctrl-C."
+        );
+        anyhow::ensure!(
+            through == total && intact,
+            "not every record reached the data centre intact"
+        );
+        return Ok(());
+    }
+    if opts.exit {
+        outln!("\nWhat to look at next, in {}:", dir.display());
+    } else {
+        outln!("\nWhile this runs:");
+        outln!(
+            "  kiosk       {}  (log in as {CLERK}, password {})",
+            web.kiosk,
+            web.secret
+        );
+        outln!("  dashboard   {}", web.dashboard);
+        outln!("\nWhat to look at next (while this runs):");
+    }
+    outln!("  {motcua} -c {} status", agent_toml.display());
     outln!(
-        "  motcua -c {} dossier search --name \"tran van an\"",
-        dir.join("agent.toml").display()
+        "  {motcua} -c {} dossier search --name \"tran van an\"",
+        agent_toml.display()
     );
     outln!(
-        "  motcua-dc --database sqlite://{} device list",
+        "  {motcua_dc} --database sqlite://{} device list",
         dc_db.display()
     );
-    outln!("  motcua-dc --database sqlite://{} verify", dc_db.display());
-    outln!("  motcua-dc --database sqlite://{} alerts", dc_db.display());
     outln!(
-        "  sqlite3 {} 'SELECT device, seq, kind, signed_at FROM records'",
+        "  {motcua_dc} --database sqlite://{} verify",
+        dc_db.display()
+    );
+    outln!(
+        "  {motcua_dc} --database sqlite://{} alerts",
         dc_db.display()
     );
     if !opts.exit {
@@ -283,13 +392,58 @@ fn plain(url: &str) -> Result<BrokerConnection> {
     })
 }
 
-/// Prints what the DC holds and what the counter has had receipted.
-fn report(registry: &mut SqliteStore, device: &DeviceId, s: &SyncState) -> Result<()> {
+/// What the demo serves while it runs.
+struct Served {
+    /// The kiosk's URL.
+    kiosk: String,
+    /// The DC dashboard's URL.
+    dashboard: String,
+    /// The demo clerk's password.
+    secret: String,
+}
+
+/// A password for the demo clerk, fresh each run.
+fn demo_secret() -> String {
+    let mut b = [0u8; 4];
+    // Without randomness the kiosk's sessions could not be safe either.
+    getrandom::fill(&mut b).expect("the operating system's random source");
+    format!("demo-{}", hex::encode(b))
+}
+
+/// The absolute paths of `motcua` (this program) and of `motcua-dc` when
+/// it was built beside it, else the name alone (on the PATH).
+fn binaries() -> (String, String) {
+    let me = std::env::current_exe().ok();
+    let motcua = me
+        .as_ref()
+        .map_or_else(|| "motcua".to_owned(), |p| p.display().to_string());
+    let dc = me
+        .as_ref()
+        .and_then(|p| p.parent())
+        .map(|d| d.join("motcua-dc"))
+        .filter(|p| p.exists())
+        .map_or_else(|| "motcua-dc".to_owned(), |p| p.display().to_string());
+    (motcua, dc)
+}
+
+/// Prints what the DC holds and what the counter has had receipted, when
+/// it changed since the last line printed.
+fn report(
+    registry: &mut SqliteStore,
+    device: &DeviceId,
+    s: &SyncState,
+    last: &mut Option<(u64, u64)>,
+) -> Result<()> {
     if let Some(d) = registry.device(device)? {
+        let now = (d.head.seq, s.through);
+        if *last == Some(now) {
+            return Ok(());
+        }
+        *last = Some(now);
         outln!(
             "  DC       verified and stored through seq {:<4} counter: receipted through seq {}",
-            d.head.seq,
-            s.through
+            now.0,
+            now.1
         );
     }
     Ok(())

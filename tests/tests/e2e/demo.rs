@@ -61,3 +61,94 @@ fn the_demo_can_keep_its_directory_for_inspection() {
     );
     assert!(s.ok && s.stdout.contains("receipted through 3"), "{s:?}");
 }
+
+/// Without `--exit` the demo serves the kiosk (its demo clerk can log in
+/// and sees the dossiers) and the DC's dashboard until it is stopped, and
+/// prints no line twice.
+#[test]
+fn the_demo_serves_the_kiosk_and_the_dashboard_until_stopped() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use motcua_e2e::kiosk::Http;
+    use motcua_e2e::site::wait_until;
+
+    let mut child = std::process::Command::new(motcua_e2e::bin("motcua"))
+        .args(["demo", "--dossiers", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starts");
+    let out = Arc::new(Mutex::new(String::new()));
+    let o = out.clone();
+    let stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(mut g) = o.lock() {
+                g.push_str(&line);
+                g.push('\n');
+            }
+        }
+    });
+    let text = || out.lock().map(|g| g.clone()).unwrap_or_default();
+    wait_until("the demo says it waits", Duration::from_secs(120), || {
+        text().contains("Press Ctrl-C")
+    });
+    let printed = text();
+    let field = |prefix: &str| -> String {
+        printed
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{printed}"))
+            .trim()
+            .to_owned()
+    };
+    let kiosk_line = field("kiosk");
+    let kiosk = kiosk_line
+        .split_whitespace()
+        .next()
+        .expect("a URL")
+        .trim_end_matches('/')
+        .to_owned();
+    let secret = kiosk_line
+        .rsplit_once("password ")
+        .map(|(_, p)| p.trim_end_matches(')'))
+        .expect("the password")
+        .to_owned();
+    let dashboard = field("dashboard").trim_end_matches('/').to_owned();
+
+    let http = Http::new(&kiosk);
+    let login = http.post_json(
+        "/api/v1/login",
+        &serde_json::json!({ "staff": "canbo.demo", "secret": secret }),
+        None,
+    );
+    assert_eq!(login.status, 200, "{}", login.body);
+    let listed = http.get("/api/v1/dossiers?day=").json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
+    let page = Http::new(&dashboard).get("/");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("H49.12.3-q01"), "{}", page.body);
+
+    // The commands it prints name the binaries by absolute path.
+    assert!(
+        printed
+            .lines()
+            .any(|l| l.trim_start().starts_with('/') && l.contains("motcua-dc")),
+        "{printed}"
+    );
+    let _ = std::process::Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status();
+    let status = child.wait().expect("exits");
+    reader.join().expect("reader");
+    assert!(status.success(), "{status:?}");
+    let all = text();
+    assert!(all.contains("Removed "), "{all}");
+    let mut seen = std::collections::BTreeSet::new();
+    for line in all.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(seen.insert(line), "printed twice: {line}\n{all}");
+    }
+}
