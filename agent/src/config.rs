@@ -423,6 +423,18 @@ pub struct AgentConfig {
 impl AgentConfig {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<AgentConfig, Problems> {
+        if !path.exists() {
+            let mut p = Problems::default();
+            p.push(
+                "(file)",
+                format!(
+                    "{} does not exist: a new box is set up with 'motcua provision' \
+                     (see 'motcua provision --help'), which writes it",
+                    path.display()
+                ),
+            );
+            return Err(p);
+        }
         AgentConfig::from_raw(read_toml(path)?)
     }
 

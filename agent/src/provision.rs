@@ -46,7 +46,8 @@ pub struct Options {
     /// The DC's MQTT broker, e.g. mqtts://mqtt.dc.example.vn:8883.
     #[arg(long)]
     pub broker: String,
-    /// The DC's receipt key as 'motcua-dc public-key' prints it (ed25519:...).
+    /// The DC's receipt key: the line 'motcua-dc public-key' prints
+    /// (public_key = "ed25519:..."  # kid ...), or its ed25519:... value.
     #[arg(long)]
     pub dc_key: String,
     /// The DC's CA certificate (PEM) to install and trust.
@@ -143,10 +144,7 @@ pub fn provision(r: &Options, config: &Path) -> Result<Outcome> {
     r.broker
         .parse::<BrokerUrl>()
         .map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
-    let dc_key: PublicKey = r
-        .dc_key
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--dc-key: {e}"))?;
+    let dc_key = PublicKey::from_line(&r.dc_key).map_err(|e| anyhow::anyhow!("--dc-key: {e}"))?;
     let ca_pem =
         std::fs::read(&r.ca).with_context(|| format!("reading --ca {}", r.ca.display()))?;
     motcua_common::mqtt::read_certs(&r.ca).context("--ca must be the DC's CA certificate (PEM)")?;

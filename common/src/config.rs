@@ -455,6 +455,38 @@ impl FromStr for PublicKey {
     }
 }
 
+impl PublicKey {
+    /// The key as a technician pastes it: `ed25519:<hex>`, or the whole
+    /// line `motcua-dc keygen` and `motcua-dc public-key` print
+    /// (`public_key = "ed25519:<hex>"  # kid <kid>`), whose kid, when
+    /// present, must be the key's.
+    pub fn from_line(s: &str) -> Result<PublicKey, String> {
+        let t = s.trim();
+        let Some(rest) = t.strip_prefix("public_key") else {
+            return t.parse();
+        };
+        let err = |why: &str| format!("{t:?}: {why}");
+        let rest = rest
+            .trim_start()
+            .strip_prefix('=')
+            .ok_or_else(|| err("expected public_key = \"ed25519:...\""))?;
+        let (value, comment) = match rest.split_once('#') {
+            Some((v, c)) => (v, Some(c)),
+            None => (rest, None),
+        };
+        let key: PublicKey = value.trim().trim_matches('"').parse()?;
+        if let Some(c) = comment {
+            let kid = c.trim().strip_prefix("kid").map(str::trim);
+            if kid.is_some_and(|k| k != KeyId::of(&key.0).to_string()) {
+                return Err(err(
+                    "its kid is not the key's: the line was changed or mixed with another",
+                ));
+            }
+        }
+        Ok(key)
+    }
+}
+
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -526,6 +558,38 @@ crate::section! {
             /// Level or filter directive.
             level = "info" => crate::settings::Parsed<LogLevel>,
         }
+    }
+}
+
+#[cfg(test)]
+mod key_line_tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_taken_alone_or_as_the_printed_line() {
+        let key = VerifyingKey::from_bytes(&[
+            0x03, 0x43, 0x25, 0x18, 0x0c, 0x62, 0x3c, 0xbe, 0x3f, 0xd9, 0x4a, 0x1c, 0x84, 0xc3,
+            0x6c, 0xdd, 0x53, 0xc2, 0xc4, 0x7c, 0xac, 0x8d, 0x6a, 0x0f, 0xf8, 0x9b, 0x03, 0xee,
+            0x16, 0xe8, 0x24, 0x7e,
+        ])
+        .expect("a point");
+        let hex = hex::encode(key.as_bytes());
+        let kid = KeyId::of(&key).to_string();
+        for ok in [
+            format!("ed25519:{hex}"),
+            format!("public_key = \"ed25519:{hex}\""),
+            format!("public_key = \"ed25519:{hex}\"  # kid {kid}\n"),
+        ] {
+            assert_eq!(PublicKey::from_line(&ok).map(|k| k.0), Ok(key), "{ok}");
+        }
+        let wrong_kid =
+            format!("public_key = \"ed25519:{hex}\"  # kid 00000000000000000000000000000000");
+        assert!(
+            PublicKey::from_line(&wrong_kid)
+                .unwrap_err()
+                .contains("kid")
+        );
+        assert!(PublicKey::from_line("public_key = 12").is_err());
     }
 }
 

@@ -17,6 +17,7 @@ mod identity;
 mod kiosk;
 mod network;
 mod provision;
+mod runbook;
 mod selftest;
 mod service;
 mod sync;
