@@ -193,6 +193,21 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
             "three days of bars and the unit's legend: {}",
             bars.len()
         );
+        // The dossiers' value axis: each label once, rising from 0.
+        let labels = c
+            .find_all(Locator::Css("#bieu-do-ho-so svg text[text-anchor='end']"))
+            .await
+            .expect("axis labels");
+        let mut values = Vec::new();
+        for l in labels {
+            let t = l.text().await.expect("text");
+            values.push(
+                t.parse::<u64>()
+                    .unwrap_or_else(|_| panic!("a whole tick: {t:?}")),
+            );
+        }
+        assert_eq!(values.first(), Some(&0), "{values:?}");
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
         let png = c.screenshot().await.expect("screenshot");
         let dir = workspace().join("target/dashboard-screenshots");
         std::fs::create_dir_all(&dir).expect("mkdir");
