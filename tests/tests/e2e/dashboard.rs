@@ -167,6 +167,27 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
         "today's 12 records of A: {}",
         csv.stderr
     );
+    // For Excel: the same, after the UTF-8 byte order mark.
+    let bom = run(
+        "motcua-dc",
+        [
+            "-c",
+            conf,
+            "--database",
+            &site.database,
+            "export",
+            "--from",
+            &today,
+            "--format",
+            "csv",
+            "--bom",
+        ],
+    );
+    assert!(bom.ok, "{}", bom.stderr);
+    assert_eq!(
+        bom.stdout.strip_prefix('\u{feff}'),
+        Some(csv.stdout.as_str())
+    );
 
     // The dashboard in Chromium.
     let (driver, port) = Driver::launch();
