@@ -124,9 +124,15 @@ pub enum Command {
         /// Only this unit's dossiers (e.g. H49.12.3).
         #[arg(long)]
         unit: Option<String>,
-        /// Output format.
+        /// Output format: JSON lines, or CSV with a header and one column
+        /// per field (the body as one JSON text in its column).
         #[arg(long, value_enum, default_value = "jsonl")]
         format: crate::export::Format,
+        /// Start the CSV with a UTF-8 byte order mark, so that Excel reads
+        /// its Vietnamese text as UTF-8 (other programs may show the mark
+        /// as a stray character before the first column's name).
+        #[arg(long)]
+        bom: bool,
         /// Write here instead of standard output.
         #[arg(long, short)]
         out: Option<PathBuf>,

@@ -193,9 +193,30 @@ impl<'a> Reader<'a> {
 pub enum Format {
     /// One JSON object per line.
     Jsonl,
-    /// CSV with a header; the body as a JSON string in its column.
+    /// CSV (RFC 4180 quoting, UTF-8) with a header: one column per field
+    /// of [`Exported`], the body as one JSON text in its column.
     Csv,
 }
+
+/// The columns of the CSV, in order: the fields of [`Exported`].
+pub const CSV_HEADER: [&str; 11] = [
+    "device",
+    "seq",
+    "kind",
+    "code",
+    "unit",
+    "signed_at",
+    "clock",
+    "received_at",
+    "staff",
+    "body",
+    "envelope",
+];
+
+/// The UTF-8 byte order mark, written first with `--bom`: spreadsheets
+/// (Excel) that otherwise read a CSV in the system's legacy code page then
+/// read it, Vietnamese included, as UTF-8.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Writes records in `format`; the CSV header first when `header`.
 pub fn write(
@@ -216,19 +237,7 @@ pub fn write(
                 .has_headers(false)
                 .from_writer(out);
             if header {
-                w.write_record([
-                    "device",
-                    "seq",
-                    "kind",
-                    "code",
-                    "unit",
-                    "signed_at",
-                    "clock",
-                    "received_at",
-                    "staff",
-                    "body",
-                    "envelope",
-                ])?;
+                w.write_record(CSV_HEADER)?;
             }
             for r in records {
                 w.write_record([
@@ -249,4 +258,68 @@ pub fn write(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seq: u64, body: serde_json::Value) -> Exported {
+        Exported {
+            device: "H49.12.3-q01".parse().expect("a device id"),
+            seq,
+            kind: "dossier.created".parse().expect("a kind"),
+            code: Some("H49.12.3-261127-1001".into()),
+            unit: Some("H49.12.3".into()),
+            signed_at: UtcTime::parse("2026-11-27T01:02:03.004Z").expect("a time"),
+            clock: seq % 2 == 1,
+            received_at: UtcTime::parse("2026-11-27T01:02:04.000Z").expect("a time"),
+            staff: "canbo.an@h49".into(),
+            body,
+            envelope: "d28443a10126a0".into(),
+        }
+    }
+
+    #[test]
+    fn csv_has_one_column_per_field_and_quotes_what_needs_it() {
+        let body = serde_json::json!({
+            "code": "H49.12.3-261127-1001",
+            "note": "Bổ sung \"giấy tờ\", sáng thứ Hai;\ndòng hai",
+        });
+        let records = [record(1, body.clone()), record(2, serde_json::json!({}))];
+        let mut out = Vec::new();
+        write(&mut out, &records[..1], Format::Csv, true).expect("writes");
+        write(&mut out, &records[1..], Format::Csv, false).expect("writes");
+        let text = String::from_utf8(out).expect("UTF-8");
+        assert!(text.starts_with(
+            "device,seq,kind,code,unit,signed_at,clock,received_at,staff,body,envelope\n"
+        ));
+        assert_eq!(text.lines().count(), 3, "one line per record: {text}");
+
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(r.headers().expect("a header"), CSV_HEADER.as_slice());
+        let rows: Vec<csv::StringRecord> = r.records().map(|r| r.expect("a record")).collect();
+        assert_eq!(rows.len(), 2);
+        let row = &rows[0];
+        assert_eq!(row.len(), CSV_HEADER.len());
+        assert_eq!(&row[0], "H49.12.3-q01");
+        assert_eq!(&row[1], "1");
+        assert_eq!(&row[2], "dossier.created");
+        assert_eq!(&row[3], "H49.12.3-261127-1001");
+        assert_eq!(&row[4], "H49.12.3");
+        assert_eq!(&row[5], "2026-11-27T01:02:03.004Z");
+        assert_eq!(&row[6], "true");
+        assert_eq!(&row[7], "2026-11-27T01:02:04.000Z");
+        assert_eq!(&row[8], "canbo.an@h49");
+        let back: serde_json::Value = serde_json::from_str(&row[9]).expect("the body's JSON");
+        assert_eq!(back, body);
+        assert_eq!(&row[10], "d28443a10126a0");
+        assert_eq!(&rows[1][6], "false");
+        assert_eq!(&rows[1][9], "{}");
+    }
+
+    #[test]
+    fn the_bom_is_utf8s() {
+        assert_eq!(BOM, "\u{feff}".as_bytes());
+    }
 }

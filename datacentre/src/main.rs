@@ -164,8 +164,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             to,
             unit,
             format,
+            bom,
             out,
         } => {
+            if *bom && *format != motcua_dc::export::Format::Csv {
+                bail!("--bom is for --format csv");
+            }
             let mut s = open_store(&cli)?;
             let filter = motcua_dc::export::Filter {
                 unit: unit.clone(),
@@ -182,6 +186,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
+            if *bom {
+                sink.write_all(motcua_dc::export::BOM)?;
+            }
             let bar = indicatif::ProgressBar::new_spinner().with_message("exporting");
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} records")

@@ -260,6 +260,7 @@ tr.attention td{background:#fff0ef}tr.attention td.why{color:#b3261e;font-weight
 figure{margin:0;background:#fff;border:1px solid #ccc;border-radius:6px;padding:.5rem}
 figcaption{font-weight:700;margin-bottom:.3rem}
 .note{color:#5b5b5b;font-size:.9rem}
+.empty{color:#5b5b5b;max-width:560px;margin:1rem .5rem}
 ";
 
 const COLOURS: [&str; 8] = [
@@ -356,18 +357,165 @@ fn page(rows: &[Counter], now: &UtcTime, charts: &Charts) -> Markup {
 const W: f64 = 560.0;
 const H: f64 = 220.0;
 const LEFT: f64 = 44.0;
+/// Room above the plot for the value axis's unit.
+const TOP: f64 = 22.0;
 const BOTTOM: f64 = 36.0;
+const PLOT_H: f64 = H - BOTTOM - TOP;
 
-fn axis(max: f64, label: fn(f64) -> String) -> Markup {
-    let plot_h = H - BOTTOM - 10.0;
-    html! {
-        line x1=(LEFT) y1=(H - BOTTOM) x2=(W - 4.0) y2=(H - BOTTOM) stroke="#888" {}
-        line x1=(LEFT) y1="10" x2=(LEFT) y2=(H - BOTTOM) stroke="#888" {}
-        @for i in 0..=4 {
-            @let v = max * f64::from(i) / 4.0;
-            @let y = H - BOTTOM - plot_h * f64::from(i) / 4.0;
-            text x=(LEFT - 4.0) y=(y + 4.0) text-anchor="end" font-size="10" { (label(v)) }
+/// A value axis has at most this many intervals between its ticks.
+const MAX_INTERVALS: u64 = 5;
+
+/// A chart's value axis from 0: whole ticks at a "nice" step, the last
+/// one the axis's top (the largest value rounded up to a whole step).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Scale {
+    /// The ticks, in the values' own unit (a count, milliseconds), from 0.
+    ticks: Vec<u64>,
+    /// The labels' unit, written once above the axis.
+    unit: &'static str,
+    /// Values per label unit: every tick is a whole multiple of it.
+    per: u64,
+}
+
+impl Scale {
+    /// The axis's top: the last tick.
+    fn top(&self) -> u64 {
+        self.ticks.last().copied().unwrap_or(0)
+    }
+
+    /// The ticks' labels, in `unit`.
+    fn labels(&self) -> Vec<String> {
+        self.ticks
+            .iter()
+            .map(|t| (t / self.per.max(1)).to_string())
+            .collect()
+    }
+
+    /// The height of `v` on a plot `h` high (0 below 0, `h` above the top).
+    fn height(&self, v: f64, h: f64) -> f64 {
+        let top = self.top() as f64;
+        if top > 0.0 && v.is_finite() {
+            (v / top).clamp(0.0, 1.0) * h
+        } else {
+            0.0
         }
+    }
+}
+
+/// 0, `step`, 2 × `step`... through the first multiple of `step` at or
+/// above `max`.
+fn ticks(max: u64, step: u64) -> Vec<u64> {
+    let step = step.max(1);
+    (0..=max.div_ceil(step))
+        .map(|i| i.saturating_mul(step))
+        .collect()
+}
+
+/// The smallest step of 1, 2 or 5 × 10^k that reaches `max` in at most
+/// [`MAX_INTERVALS`] intervals.
+fn nice_step(max: u64) -> u64 {
+    let mut power: u64 = 1;
+    loop {
+        for m in [1, 2, 5] {
+            let step = power.saturating_mul(m);
+            if max.div_ceil(step) <= MAX_INTERVALS {
+                return step;
+            }
+        }
+        power = power.saturating_mul(10);
+    }
+}
+
+/// The axis of a count (dossiers): whole ticks 1, 2 or 5 × 10^k apart;
+/// just 0 when `max` is 0.
+fn count_scale(max: u64) -> Scale {
+    Scale {
+        ticks: ticks(max, nice_step(max)),
+        unit: "hồ sơ",
+        per: 1,
+    }
+}
+
+const SECOND: u64 = 1000;
+const MINUTE: u64 = 60 * SECOND;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
+
+/// Steps of a duration axis below a day, in milliseconds, with the unit
+/// their ticks are written in.
+const DURATION_STEPS: [(u64, &str, u64); 26] = [
+    (1, "ms", 1),
+    (2, "ms", 1),
+    (5, "ms", 1),
+    (10, "ms", 1),
+    (20, "ms", 1),
+    (50, "ms", 1),
+    (100, "ms", 1),
+    (200, "ms", 1),
+    (500, "ms", 1),
+    (SECOND, "giây", SECOND),
+    (2 * SECOND, "giây", SECOND),
+    (5 * SECOND, "giây", SECOND),
+    (10 * SECOND, "giây", SECOND),
+    (15 * SECOND, "giây", SECOND),
+    (30 * SECOND, "giây", SECOND),
+    (MINUTE, "phút", MINUTE),
+    (2 * MINUTE, "phút", MINUTE),
+    (5 * MINUTE, "phút", MINUTE),
+    (10 * MINUTE, "phút", MINUTE),
+    (15 * MINUTE, "phút", MINUTE),
+    (30 * MINUTE, "phút", MINUTE),
+    (HOUR, "giờ", HOUR),
+    (2 * HOUR, "giờ", HOUR),
+    (3 * HOUR, "giờ", HOUR),
+    (6 * HOUR, "giờ", HOUR),
+    (12 * HOUR, "giờ", HOUR),
+];
+
+/// The axis of a duration of `max_ms` milliseconds: the smallest step of
+/// [`DURATION_STEPS`] (then 1, 2 or 5 × 10^k days) reaching it in at most
+/// [`MAX_INTERVALS`] intervals, labelled in the step's unit; just 0 when
+/// `max_ms` is 0.
+fn duration_scale(max_ms: u64) -> Scale {
+    let (step, unit, per) = DURATION_STEPS
+        .iter()
+        .copied()
+        .find(|(step, _, _)| max_ms.div_ceil(*step) <= MAX_INTERVALS)
+        .unwrap_or_else(|| {
+            let days = nice_step(max_ms.div_ceil(DAY));
+            (days.saturating_mul(DAY), "ngày", DAY)
+        });
+    Scale {
+        ticks: ticks(max_ms, step),
+        unit,
+        per,
+    }
+}
+
+/// Seconds as whole milliseconds, rounded up; 0 for negative or unknown.
+fn millis(seconds: f64) -> u64 {
+    // `as` saturates: NaN and negatives give 0.
+    (seconds * 1000.0).ceil() as u64
+}
+
+/// Seconds to a tenth, as written in Vietnamese: "1,5 giây".
+fn seconds_vi(s: f64) -> String {
+    format!("{s:.1} giây").replace('.', ",")
+}
+
+/// The value axis, its grid lines and the unit above it; the frame.
+fn axis(scale: &Scale) -> Markup {
+    html! {
+        text x="4" y=(TOP - 10.0) font-size="10" fill="#555" { (scale.unit) }
+        @for (t, label) in scale.ticks.iter().zip(scale.labels()) {
+            @let y = H - BOTTOM - scale.height(*t as f64, PLOT_H);
+            @if *t > 0 {
+                line x1=(LEFT) y1=(y) x2=(W - 4.0) y2=(y) stroke="#e6e6e6" {}
+            }
+            text x=(LEFT - 4.0) y=(y + 4.0) text-anchor="end" font-size="10" { (label) }
+        }
+        line x1=(LEFT) y1=(H - BOTTOM) x2=(W - 4.0) y2=(H - BOTTOM) stroke="#888" {}
+        line x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(H - BOTTOM) stroke="#888" {}
     }
 }
 
@@ -383,6 +531,11 @@ fn day_labels(days: &[String], slot: f64) -> Markup {
     }
 }
 
+/// Said in place of a chart with nothing to draw.
+fn empty(text: String) -> Markup {
+    html! { p.empty { (text) } }
+}
+
 fn dossier_chart(c: &Charts) -> Markup {
     let units: BTreeSet<&String> = c.dossiers.keys().collect();
     let max = c
@@ -394,19 +547,24 @@ fn dossier_chart(c: &Charts) -> Markup {
                 .map(move |m| m.get(d).copied().unwrap_or(0))
         })
         .max()
-        .unwrap_or(0)
-        .max(1) as f64;
+        .unwrap_or(0);
+    if max == 0 {
+        return empty(format!(
+            "Trung tâm chưa nhận được hồ sơ nào tiếp nhận trong {CHART_DAYS} ngày qua. \
+             Hồ sơ còn chờ đồng bộ tại quầy chưa được tính."
+        ));
+    }
+    let scale = count_scale(max);
     let slot = (W - LEFT - 4.0) / c.days.len() as f64;
     let bar = (slot - 4.0) / units.len().max(1) as f64;
-    let plot_h = H - BOTTOM - 10.0;
     html! {
         svg xmlns="http://www.w3.org/2000/svg" width=(W) height=(H + 16.0 * units.len() as f64) role="img" {
-            (axis(max, |v| format!("{v:.0}")))
+            (axis(&scale))
             @for (i, d) in c.days.iter().enumerate() {
                 @for (u, unit) in units.iter().enumerate() {
                     @let n = c.dossiers.get(*unit).and_then(|m| m.get(d)).copied().unwrap_or(0);
                     @if n > 0 {
-                        @let h = plot_h * n as f64 / max;
+                        @let h = scale.height(n as f64, PLOT_H);
                         rect x=(LEFT + slot * i as f64 + 2.0 + bar * u as f64) y=(H - BOTTOM - h) width=(bar.max(1.0)) height=(h) fill=(COLOURS[u % COLOURS.len()]) {
                             title { (unit) " " (d) ": " (n) }
                         }
@@ -423,22 +581,32 @@ fn dossier_chart(c: &Charts) -> Markup {
 }
 
 fn lag_chart(c: &Charts) -> Markup {
-    let max = c.lag.values().map(|(_, m)| *m).fold(1.0_f64, f64::max);
+    let shown: Vec<(usize, &String, f64, f64)> = c
+        .days
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| c.lag.get(d).map(|(avg, mx)| (i, d, *avg, *mx)))
+        .collect();
+    if shown.is_empty() {
+        return empty(format!(
+            "Chưa đo được độ trễ đồng bộ: trung tâm chưa lưu bản ghi nào được ký \
+             trong {CHART_DAYS} ngày qua khi đồng hồ của quầy đã đồng bộ."
+        ));
+    }
+    let max = shown.iter().map(|s| millis(s.3)).max().unwrap_or(0);
+    let scale = duration_scale(max);
     let slot = (W - LEFT - 4.0) / c.days.len() as f64;
-    let plot_h = H - BOTTOM - 10.0;
     html! {
         svg xmlns="http://www.w3.org/2000/svg" width=(W) height=(H + 20.0) role="img" {
-            (axis(max, |v| fleet::duration(v.round() as u64)))
-            @for (i, d) in c.days.iter().enumerate() {
-                @if let Some((avg, mx)) = c.lag.get(d) {
-                    @let hm = plot_h * mx / max;
-                    @let ha = plot_h * avg / max;
-                    rect x=(LEFT + slot * i as f64 + 2.0) y=(H - BOTTOM - hm) width=((slot - 4.0).max(1.0)) height=(hm) fill="#f3c4bf" {
-                        title { (d) ": lớn nhất " (format!("{mx:.1}")) " s" }
-                    }
-                    rect x=(LEFT + slot * i as f64 + 2.0) y=(H - BOTTOM - ha) width=((slot - 4.0).max(1.0)) height=(ha) fill="#b3261e" {
-                        title { (d) ": trung bình " (format!("{avg:.1}")) " s" }
-                    }
+            (axis(&scale))
+            @for (i, d, avg, mx) in shown {
+                @let hm = scale.height(mx * 1000.0, PLOT_H);
+                @let ha = scale.height(avg * 1000.0, PLOT_H);
+                rect x=(LEFT + slot * i as f64 + 2.0) y=(H - BOTTOM - hm) width=((slot - 4.0).max(1.0)) height=(hm) fill="#f3c4bf" {
+                    title { (d) ": lớn nhất " (seconds_vi(mx)) }
+                }
+                rect x=(LEFT + slot * i as f64 + 2.0) y=(H - BOTTOM - ha) width=((slot - 4.0).max(1.0)) height=(ha) fill="#b3261e" {
+                    title { (d) ": trung bình " (seconds_vi(avg)) }
                 }
             }
             (day_labels(&c.days, slot))
@@ -447,5 +615,181 @@ fn lag_chart(c: &Charts) -> Markup {
             rect x=(LEFT + 90.0) y=(H + 4.0) width="10" height="10" fill="#f3c4bf" {}
             text x=(LEFT + 104.0) y=(H + 13.0) font-size="11" { "lớn nhất" }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(scale: &Scale, max: u64) {
+        let t = &scale.ticks;
+        assert_eq!(t.first(), Some(&0), "{scale:?}");
+        assert!(t.windows(2).all(|w| w[0] < w[1]), "{scale:?}");
+        assert!(scale.top() >= max, "{max}: {scale:?}");
+        assert!(t.len() as u64 <= MAX_INTERVALS + 1, "{max}: {scale:?}");
+        assert!(t.iter().all(|v| v % scale.per == 0), "{scale:?}");
+        if max > 0 {
+            let step = t[1] - t[0];
+            assert!(t.windows(2).all(|w| w[1] - w[0] == step), "{scale:?}");
+            assert!(scale.top() - max < step, "{max}: {scale:?}");
+        }
+        let labels = scale.labels();
+        let distinct: BTreeSet<&String> = labels.iter().collect();
+        assert_eq!(distinct.len(), labels.len(), "{max}: {labels:?}");
+    }
+
+    #[test]
+    fn counts_get_whole_nice_ticks_up_to_a_whole_step() {
+        let cases: [(u64, &[u64]); 10] = [
+            (0, &[0]),
+            (1, &[0, 1]),
+            (2, &[0, 1, 2]),
+            (3, &[0, 1, 2, 3]),
+            (5, &[0, 1, 2, 3, 4, 5]),
+            (6, &[0, 2, 4, 6]),
+            (7, &[0, 2, 4, 6, 8]),
+            (11, &[0, 5, 10, 15]),
+            (42, &[0, 10, 20, 30, 40, 50]),
+            (180, &[0, 50, 100, 150, 200]),
+        ];
+        for (max, want) in cases {
+            let s = count_scale(max);
+            assert_eq!(s.ticks, want, "max {max}");
+            assert_eq!(
+                s.labels(),
+                want.iter().map(u64::to_string).collect::<Vec<_>>()
+            );
+            check(&s, max);
+        }
+        for max in (0..=2000).chain([99_999, 1_000_001, u64::MAX / 3]) {
+            check(&count_scale(max), max);
+        }
+    }
+
+    #[test]
+    fn durations_get_steps_of_the_clock() {
+        let s = duration_scale(45 * SECOND);
+        assert_eq!(s.unit, "giây");
+        assert_eq!(s.labels(), ["0", "10", "20", "30", "40", "50"]);
+        let s = duration_scale(300);
+        assert_eq!(
+            (s.unit, s.labels()),
+            (
+                "ms",
+                vec!["0", "100", "200", "300"]
+                    .into_iter()
+                    .map(String::from)
+                    .collect()
+            )
+        );
+        let s = duration_scale(90 * SECOND);
+        assert_eq!(
+            (s.unit, s.labels().join(" ")),
+            ("giây", "0 30 60 90".into())
+        );
+        let s = duration_scale(7 * MINUTE + 1);
+        assert_eq!((s.unit, s.labels().join(" ")), ("phút", "0 2 4 6 8".into()));
+        let s = duration_scale(40 * MINUTE);
+        assert_eq!(
+            (s.unit, s.labels().join(" ")),
+            ("phút", "0 10 20 30 40".into())
+        );
+        let s = duration_scale(5 * HOUR);
+        assert_eq!(
+            (s.unit, s.labels().join(" ")),
+            ("giờ", "0 1 2 3 4 5".into())
+        );
+        let s = duration_scale(20 * HOUR);
+        assert_eq!(
+            (s.unit, s.labels().join(" ")),
+            ("giờ", "0 6 12 18 24".into())
+        );
+        let s = duration_scale(61 * HOUR);
+        assert_eq!((s.unit, s.labels().join(" ")), ("ngày", "0 1 2 3".into()));
+        let s = duration_scale(9 * DAY);
+        assert_eq!(
+            (s.unit, s.labels().join(" ")),
+            ("ngày", "0 2 4 6 8 10".into())
+        );
+        assert_eq!(duration_scale(0).ticks, [0]);
+        let mut max = 1;
+        while max < 400 * DAY {
+            for m in [max, max + 1, max * 3 / 2, max * 7 / 4] {
+                check(&duration_scale(m), m);
+            }
+            max *= 2;
+        }
+    }
+
+    #[test]
+    fn seconds_become_whole_milliseconds() {
+        assert_eq!(millis(0.0004), 1);
+        assert_eq!(millis(1.5), 1500);
+        assert_eq!(millis(-3.0), 0);
+        assert_eq!(millis(f64::NAN), 0);
+        assert_eq!(seconds_vi(1.25), "1,2 giây");
+    }
+
+    fn charts(dossiers: &[(&str, &str, u64)], lag: &[(&str, f64, f64)]) -> Charts {
+        let days = (1..=CHART_DAYS)
+            .map(|d| format!("2026-11-{d:02}"))
+            .collect();
+        let mut by_unit: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for (unit, day, n) in dossiers {
+            by_unit
+                .entry((*unit).into())
+                .or_default()
+                .insert((*day).into(), *n);
+        }
+        Charts {
+            days,
+            dossiers: by_unit,
+            lag: lag
+                .iter()
+                .map(|(d, a, m)| ((*d).to_string(), (*a, *m)))
+                .collect(),
+        }
+    }
+
+    /// The value axis's labels, in order from 0.
+    fn axis_labels(svg: &str) -> Vec<String> {
+        svg.split(r#"text-anchor="end" font-size="10">"#)
+            .skip(1)
+            .filter_map(|s| s.split_once("</text>").map(|(l, _)| l.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn charts_with_nothing_to_draw_say_why() {
+        // Nothing, or only days outside the 14 shown.
+        let c = charts(
+            &[("H49.12.3", "2026-10-01", 4)],
+            &[("2026-10-01", 1.0, 2.0)],
+        );
+        let d = dossier_chart(&c).into_string();
+        assert!(!d.contains("<svg"), "{d}");
+        assert!(
+            d.contains("chưa nhận được hồ sơ nào tiếp nhận trong 14 ngày qua"),
+            "{d}"
+        );
+        let l = lag_chart(&c).into_string();
+        assert!(!l.contains("<svg"), "{l}");
+        assert!(l.contains("Chưa đo được độ trễ đồng bộ"), "{l}");
+    }
+
+    #[test]
+    fn charts_label_their_axes_once_each() {
+        let c = charts(
+            &[("H49.12.3", "2026-11-03", 1), ("H49.12.4", "2026-11-05", 1)],
+            &[("2026-11-03", 0.2, 0.35), ("2026-11-05", -0.5, -0.1)],
+        );
+        let d = dossier_chart(&c).into_string();
+        assert_eq!(axis_labels(&d), ["0", "1"], "{d}");
+        assert!(d.contains(">hồ sơ</text>"), "{d}");
+        let l = lag_chart(&c).into_string();
+        assert_eq!(axis_labels(&l), ["0", "100", "200", "300", "400"], "{l}");
+        assert!(l.contains(">ms</text>"), "{l}");
+        assert!(!l.contains("height=\"-"), "no negative bars: {l}");
     }
 }

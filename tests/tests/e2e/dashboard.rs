@@ -167,6 +167,27 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
         "today's 12 records of A: {}",
         csv.stderr
     );
+    // For Excel: the same, after the UTF-8 byte order mark.
+    let bom = run(
+        "motcua-dc",
+        [
+            "-c",
+            conf,
+            "--database",
+            &site.database,
+            "export",
+            "--from",
+            &today,
+            "--format",
+            "csv",
+            "--bom",
+        ],
+    );
+    assert!(bom.ok, "{}", bom.stderr);
+    assert_eq!(
+        bom.stdout.strip_prefix('\u{feff}'),
+        Some(csv.stdout.as_str())
+    );
 
     // The dashboard in Chromium.
     let (driver, port) = Driver::launch();
@@ -193,6 +214,21 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
             "three days of bars and the unit's legend: {}",
             bars.len()
         );
+        // The dossiers' value axis: each label once, rising from 0.
+        let labels = c
+            .find_all(Locator::Css("#bieu-do-ho-so svg text[text-anchor='end']"))
+            .await
+            .expect("axis labels");
+        let mut values = Vec::new();
+        for l in labels {
+            let t = l.text().await.expect("text");
+            values.push(
+                t.parse::<u64>()
+                    .unwrap_or_else(|_| panic!("a whole tick: {t:?}")),
+            );
+        }
+        assert_eq!(values.first(), Some(&0), "{values:?}");
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
         let png = c.screenshot().await.expect("screenshot");
         let dir = workspace().join("target/dashboard-screenshots");
         std::fs::create_dir_all(&dir).expect("mkdir");
