@@ -202,7 +202,8 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
     let web = motcua_dc::web::Web::new(
         Box::new(SqliteStore::open(&dc_db)?),
         Arc::new(motcua_dc::metrics::Metrics::new()),
-    );
+    )
+    .with_unit_names(dc_public);
     let web_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let dashboard_url = format!("http://{}/", web_listener.local_addr()?);
     let mut stop_dashboard = stop_web_rx.clone();

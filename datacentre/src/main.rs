@@ -546,7 +546,8 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
     let key = motcua_common::keyfile::load(cfg.dc.key_file.as_path())
         .with_context(|| format!("loading the receipt key {}", cfg.dc.key_file))?;
     let store = store::open(&url).with_context(|| format!("opening the database {url}"))?;
-    let kid = motcua_protocol::KeyId::of(&key.verifying_key());
+    let public = key.verifying_key();
+    let kid = motcua_protocol::KeyId::of(&public);
     let metrics = Arc::new(motcua_dc::metrics::Metrics::new());
     let processor = Processor::new(store, key).with_metrics(metrics.clone());
     let http = match cfg.http.bind {
@@ -558,7 +559,7 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
                 .with_context(|| format!("opening the database {url} for the dashboard"))?;
             Some((
                 listener,
-                motcua_dc::web::Web::new(web_store, metrics.clone()),
+                motcua_dc::web::Web::new(web_store, metrics.clone()).with_unit_names(public),
             ))
         }
         None => None,

@@ -38,6 +38,9 @@ pub struct Web {
     store: Arc<Mutex<Box<dyn Store>>>,
     metrics: Arc<Metrics>,
     thresholds: Thresholds,
+    /// The DC's receipt key: the published units' names are read back
+    /// only when they verify with it.
+    dc_key: Option<ed25519_dalek::VerifyingKey>,
 }
 
 impl Web {
@@ -47,7 +50,15 @@ impl Web {
             store: Arc::new(Mutex::new(store)),
             metrics,
             thresholds: Thresholds::default(),
+            dc_key: None,
         }
+    }
+
+    /// Shows the units' names published with `motcua-dc publish units`
+    /// beside their codes (those signed by `dc_key`).
+    pub fn with_unit_names(mut self, dc_key: ed25519_dalek::VerifyingKey) -> Web {
+        self.dc_key = Some(dc_key);
+        self
     }
 
     /// Runs `f` on the store on a blocking thread.
@@ -191,6 +202,18 @@ struct Charts {
     days: Vec<String>,
     dossiers: BTreeMap<String, BTreeMap<String, u64>>,
     lag: BTreeMap<String, (f64, f64)>,
+    /// Units' names by code, as published.
+    names: BTreeMap<String, String>,
+}
+
+impl Charts {
+    /// A unit's code with its name when one was published.
+    fn unit_label(&self, code: &str) -> String {
+        match self.names.get(code) {
+            Some(name) => format!("{code} · {name}"),
+            None => code.to_owned(),
+        }
+    }
 }
 
 async fn dashboard(State(web): State<Web>) -> Response {
@@ -209,8 +232,16 @@ async fn dashboard(State(web): State<Web>) -> Response {
             .assume_offset(time::UtcOffset::from_hms(7, 0, 0).unwrap_or(time::UtcOffset::UTC))
             .to_offset(time::UtcOffset::UTC),
     );
+    let key = web.dc_key;
     let data = match web
-        .read(move |s| Ok((s.daily_dossiers(&since)?, s.daily_lag(&since)?)))
+        .read(move |s| {
+            let names = match &key {
+                Some(k) => crate::publish::unit_names(s, k)
+                    .map_err(|e| crate::store::StoreError::Other(e.to_string()))?,
+                None => BTreeMap::new(),
+            };
+            Ok((s.daily_dossiers(&since)?, s.daily_lag(&since)?, names))
+        })
         .await
     {
         Ok(d) => d,
@@ -240,6 +271,7 @@ async fn dashboard(State(web): State<Web>) -> Response {
         days,
         dossiers,
         lag: data.1.into_iter().map(|(d, a, m)| (d, (a, m))).collect(),
+        names: data.2,
     };
     let page = page(&rows, &now, &charts);
     ([(header::CACHE_CONTROL, "no-store")], page).into_response()
@@ -321,7 +353,7 @@ fn page(rows: &[Counter], now: &UtcTime, charts: &Charts) -> Markup {
                         tbody {
                             @for r in rows {
                                 tr class=[(!r.attention.is_empty()).then_some("attention")] data-device=(r.device) {
-                                    td { (r.unit.as_deref().unwrap_or("-")) }
+                                    td { (r.unit.as_deref().map_or_else(|| "-".to_owned(), |u| charts.unit_label(u))) }
                                     td { (r.device) }
                                     td class=(r.state) { (state_vi(r.state)) }
                                     td { (fleet::ago(r.last_seen.as_ref(), now)) }
@@ -566,7 +598,7 @@ fn dossier_chart(c: &Charts) -> Markup {
                     @if n > 0 {
                         @let h = scale.height(n as f64, PLOT_H);
                         rect x=(LEFT + slot * i as f64 + 2.0 + bar * u as f64) y=(H - BOTTOM - h) width=(bar.max(1.0)) height=(h) fill=(COLOURS[u % COLOURS.len()]) {
-                            title { (unit) " " (d) ": " (n) }
+                            title { (c.unit_label(unit)) " " (d) ": " (n) }
                         }
                     }
                 }
@@ -574,7 +606,7 @@ fn dossier_chart(c: &Charts) -> Markup {
             (day_labels(&c.days, slot))
             @for (u, unit) in units.iter().enumerate() {
                 rect x=(LEFT) y=(H + 16.0 * u as f64 - 8.0) width="10" height="10" fill=(COLOURS[u % COLOURS.len()]) {}
-                text x=(LEFT + 14.0) y=(H + 16.0 * u as f64 + 1.0) font-size="11" { (unit) }
+                text x=(LEFT + 14.0) y=(H + 16.0 * u as f64 + 1.0) font-size="11" { (c.unit_label(unit)) }
             }
         }
     }
@@ -749,6 +781,7 @@ mod tests {
                 .iter()
                 .map(|(d, a, m)| ((*d).to_string(), (*a, *m)))
                 .collect(),
+            names: BTreeMap::from([("H49.12.3".to_owned(), "UBND xã Tam Thăng".to_owned())]),
         }
     }
 

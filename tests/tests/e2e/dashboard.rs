@@ -189,6 +189,22 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
         Some(csv.stdout.as_str())
     );
 
+    // The units' names, once published, stand beside their codes.
+    let units = workspace().join("docs/examples/units.json");
+    let published = run(
+        "motcua-dc",
+        [
+            "-c",
+            conf,
+            "--database",
+            &site.database,
+            "publish",
+            "units",
+            units.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(published.ok, "{}", published.stderr);
+
     // The dashboard in Chromium.
     let (driver, port) = Driver::launch();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -205,6 +221,7 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
             .expect("the fleet table");
         let text = table.text().await.expect("text");
         assert!(text.contains(A) && text.contains(B), "{text}");
+        assert!(text.contains("H49.12.3 · UBND xã Tam Thăng"), "{text}");
         let bars = c
             .find_all(Locator::Css("#bieu-do-ho-so svg rect[fill]"))
             .await
