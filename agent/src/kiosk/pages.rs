@@ -24,7 +24,7 @@ use motcua_counter::domain::dossier::{ApplicantInput, DocumentInput, DossierInpu
 use motcua_counter::domain::intent::Intent;
 use motcua_counter::domain::invalid::{Invalid, InvalidInput};
 use motcua_counter::domain::status::Status;
-use motcua_counter::store::read::{StoredDossier, Summary};
+use motcua_counter::store::read::{StatusRecord, StoredDossier, Summary};
 use motcua_counter::store::reference::{self, Procedure, UnitName};
 use motcua_counter::store::{Answer, Refusal};
 
@@ -845,6 +845,117 @@ fn date_line(t: &motcua_protocol::UtcTime) -> String {
     )
 }
 
+/// The one-stop-shop form printed for a move to `to`, if any: its number
+/// in the annex of Circular 01/2018/TT-VPCP and its title.
+fn form_of(to: Status) -> Option<(&'static str, &'static str)> {
+    match to {
+        Status::SUPPLEMENT => Some(("02", "PHIẾU YÊU CẦU BỔ SUNG, HOÀN THIỆN HỒ SƠ")),
+        Status::REFUSED => Some(("03", "PHIẾU TỪ CHỐI TIẾP NHẬN GIẢI QUYẾT HỒ SƠ")),
+        _ => None,
+    }
+}
+
+/// GET `/ho-so/{code}/phieu/{seq}`: form 02 (request to supplement) or 03
+/// (refusal to receive) for the signed status change `seq` of the dossier,
+/// printed from its verified journal record.
+pub async fn form_sheet(
+    State(k): State<Kiosk>,
+    clerk: Clerk<Page>,
+    Path((code, seq)): Path<(String, u64)>,
+) -> Result<Response, Failure> {
+    let c = code.clone();
+    let Some((d, unit, rec)) = clerk
+        .read(move |r| {
+            let Some(d) = r.dossier(&c)? else {
+                return Ok(None);
+            };
+            let Some(rec) = r.status_records(&c)?.into_iter().find(|s| s.seq == seq) else {
+                return Ok(None);
+            };
+            let unit = reference::unit(r.connection(), d.code.unit.as_str())?;
+            Ok(Some((d, unit, rec)))
+        })
+        .await?
+    else {
+        return Err(Failure::NotFound);
+    };
+    let (Some((number, title)), Some(x)) = (form_of(rec.to), d.dossier.as_ref()) else {
+        return Err(Failure::NotFound);
+    };
+    let staff_name = k
+        .staff()
+        .name_of(rec.staff.as_str())
+        .unwrap_or_else(|| rec.staff.to_string());
+    let sync = k.sync_view().await;
+    let reason = rec.note.clone().unwrap_or_default();
+    let body = html! {
+        div.actions.no-print {
+            button.primary #in-phieu type="button" data-print="1" { "In phiếu (mẫu " (number) ")" }
+            a href={ "/ho-so/" (d.code) } { "Về hồ sơ " (d.code) }
+        }
+        article.sheet #phieu data-form=(number) {
+            div.sheet-head {
+                div.agency {
+                    @match &unit {
+                        Some(u) => p.unit { (u.name.to_uppercase()) },
+                        None => p.unit { "Đơn vị: " (x.unit) },
+                    }
+                    p { strong { "BỘ PHẬN TIẾP NHẬN VÀ TRẢ KẾT QUẢ" } }
+                }
+                div.nation {
+                    p { strong { "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" } } p { "Độc lập - Tự do - Hạnh phúc" }
+                    p.place-date {
+                        @match &unit {
+                            Some(u) => { (u.place) ", " (date_line(&rec.at)) },
+                            None => { "Ngày " (date_line(&rec.at).trim_start_matches("ngày ")) },
+                        }
+                    }
+                }
+            }
+            h2.sheet-title { (title) }
+            p.copy { "Mã hồ sơ: " strong { (d.code) } }
+            p { "Bộ phận tiếp nhận và trả kết quả: " (unit.as_ref().map_or_else(|| x.unit.to_string(), |u| u.name.clone())) }
+            table.fields {
+                tr { th { @if number == "03" { "Tiếp nhận hồ sơ của" } @else { "Hồ sơ của" } } td { (x.applicant.name) } }
+                tr { th { "Địa chỉ" } td { (x.applicant.address) } }
+                tr { th { "Số điện thoại" } td { (x.applicant.phone.as_deref().unwrap_or("")) } }
+                tr { th { "Thư điện tử" } td { (x.applicant.email.as_deref().unwrap_or("")) } }
+                tr { th { "Nội dung yêu cầu giải quyết" } td { (x.procedure_name) " (" (x.procedure) ")" } }
+            }
+            @if number == "02" {
+                p { "Yêu cầu Ông/Bà hoàn thiện hồ sơ gồm những nội dung sau:" }
+                p.reason #noi-dung { (reason) }
+                p { "Trong quá trình hoàn thiện hồ sơ nếu có vướng mắc, Ông/Bà liên hệ với "
+                    (staff_name) ", " (unit.as_ref().map_or_else(|| "Bộ phận tiếp nhận và trả kết quả".to_owned(), |u| format!("Bộ phận tiếp nhận và trả kết quả {}", u.name))) " để được hướng dẫn./." }
+            } @else {
+                p { "Qua xem xét, Bộ phận tiếp nhận hồ sơ thông báo không tiếp nhận, giải quyết hồ sơ này với lý do cụ thể như sau:" }
+                p.reason #noi-dung { (reason) }
+                p { "Xin thông báo cho Ông/Bà được biết và thực hiện./." }
+            }
+            div.signatures {
+                div {}
+                div {
+                    p { strong { @if number == "02" { "NGƯỜI HƯỚNG DẪN" } @else { "NGƯỜI TIẾP NHẬN HỒ SƠ" } } }
+                    p.hint { "(Ký và ghi rõ họ tên)" }
+                    p.signer { (staff_name) }
+                }
+            }
+            p.record.note { "Bản ghi số " (rec.seq) " trong nhật ký có chữ ký của quầy"
+                @if !rec.clock { " (đồng hồ máy chưa đồng bộ khi lập)" } "." }
+        }
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        page(
+            &format!("Mẫu {number} · {}", d.code),
+            &k,
+            Some(clerk.session()),
+            &sync,
+            body,
+        ),
+    ))
+}
+
 /// The query of the receipt page.
 #[derive(Debug, Default, Deserialize)]
 pub struct ReceiptQuery {
@@ -886,13 +997,18 @@ async fn receipt_page(
 ) -> Result<Response, Failure> {
     let s = clerk.session();
     let c = code.clone();
-    let Some((d, unit)) = clerk
+    let Some((d, unit, forms)) = clerk
         .read(move |r| {
             let Some(d) = r.dossier(&c)? else {
                 return Ok(None);
             };
             let unit = reference::unit(r.connection(), d.code.unit.as_str())?;
-            Ok(Some((d, unit)))
+            let forms: Vec<StatusRecord> = r
+                .status_records(&c)?
+                .into_iter()
+                .filter(|s| form_of(s.to).is_some())
+                .collect();
+            Ok(Some((d, unit, forms)))
         })
         .await?
     else {
@@ -918,6 +1034,13 @@ async fn receipt_page(
                 button.primary #in-giay type="button" data-print="1" { "In giấy tiếp nhận (2 bản)" }
                 span.note { "Khổ A4: mỗi bản một trang; khổ A5: mỗi bản một tờ. Hoặc nhấn Ctrl+P." }
                 a href="/tiep-nhan" { "Tiếp nhận hồ sơ khác" }
+                @for f in &forms {
+                    @if let Some((number, title)) = form_of(f.to) {
+                        a.form-link href={ "/ho-so/" (d.code) "/phieu/" (f.seq) } {
+                            "In " (title.to_lowercase()) " (mẫu " (number) ", " (local_time(&f.at)) ")"
+                        }
+                    }
+                }
             }
             section.status {
                 h2 { "Trạng thái" }

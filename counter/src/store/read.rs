@@ -56,6 +56,35 @@ pub struct Reader {
     conn: Connection,
 }
 
+/// A signed status change of a dossier, as its verified journal record
+/// says. `Debug` leaves the note out (it may name the citizen).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StatusRecord {
+    /// Its journal seq.
+    pub seq: u64,
+    /// When it was signed.
+    pub at: UtcTime,
+    /// Whether the clock was synchronised then.
+    pub clock: bool,
+    /// Who made it.
+    pub staff: motcua_protocol::StaffId,
+    /// The status before.
+    pub from: Status,
+    /// The status after.
+    pub to: Status,
+    /// The reason given.
+    pub note: Option<String>,
+}
+
+impl fmt::Debug for StatusRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StatusRecord")
+            .field("seq", &self.seq)
+            .field("to", &self.to)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A dossier as stored now.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredDossier {
@@ -561,6 +590,88 @@ impl Reader {
         }
         progress(report.records, total);
         Ok(Ok(report))
+    }
+
+    /// The signed status changes of dossier `code`, oldest first, each
+    /// read from its journal envelope and verified with the key that
+    /// signed it: what a printed form (02, 03) rests on. Records whose
+    /// envelope was pruned, or that do not verify, are left out.
+    pub fn status_records(&self, code: &str) -> Result<Vec<StatusRecord>, StoreError> {
+        let mut keys = std::collections::HashMap::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT kid, public_key FROM keys")
+                .step("reading keys")?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .step("reading keys")?;
+            for (kid, public) in rows {
+                if let (Some(kid), Ok(public)) = (
+                    KeyId::from_slice(&kid),
+                    <[u8; 32]>::try_from(public.as_slice()),
+                ) && let Ok(k) = VerifyingKey::from_bytes(&public)
+                {
+                    keys.insert(kid, k);
+                }
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, envelope FROM journal
+                 WHERE dossier_code = ? AND kind = 'dossier.status' AND envelope IS NOT NULL
+                 ORDER BY seq",
+            )
+            .step("reading a dossier's status records")?;
+        let rows = stmt
+            .query_map([code], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .step("reading a dossier's status records")?;
+        let mut out = Vec::new();
+        for (seq, bytes) in rows {
+            let Ok(opened) = Opened::<Submission>::parse(&bytes) else {
+                continue;
+            };
+            let Some(key) = keys.get(&opened.kid()) else {
+                continue;
+            };
+            let Ok(v) = opened.verify(key) else {
+                continue;
+            };
+            let m = v.message;
+            let body = &m.body;
+            let status = |k: &str| {
+                body.get(k)
+                    .and_then(serde_json::Value::as_u64)
+                    .and_then(|n| u8::try_from(n).ok())
+                    .and_then(|n| Status::try_from(n).ok())
+            };
+            let (Some(from), Some(to)) = (status("from"), status("to")) else {
+                continue;
+            };
+            if body.get("code").and_then(serde_json::Value::as_str) != Some(code) {
+                continue;
+            }
+            out.push(StatusRecord {
+                seq: seq as u64,
+                at: m.at,
+                clock: m.clock,
+                staff: m.staff,
+                from,
+                to,
+                note: body
+                    .get("note")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned),
+            });
+        }
+        Ok(out)
     }
 
     /// The underlying connection, for the reference-data queries.

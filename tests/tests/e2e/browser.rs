@@ -493,6 +493,23 @@ fn a_clerks_day_at_the_counter_in_chromium() {
         assert!(text_of(&client, "#thong-bao").await.contains("Đã chuyển"));
         shot(&client, "14-da-tu-choi.png").await;
 
+        // Form 03, the refusal to receive, printed from the signed record.
+        new_page(&client, click(&client, "a.form-link")).await;
+        let form = text_of(&client, "#phieu").await;
+        for part in [
+            "PHIẾU TỪ CHỐI TIẾP NHẬN GIẢI QUYẾT HỒ SƠ",
+            "UBND XÃ TAM THĂNG",
+            "Tam Thăng, ngày ",
+            "Hồ sơ không thuộc thẩm quyền của xã",
+            "Lê Văn Tám",
+            "NGƯỜI TIẾP NHẬN HỒ SƠ",
+        ] {
+            assert!(form.contains(part), "{part}: {form}");
+        }
+        shot(&client, "16-mau-03.png").await;
+        let (pages, _) = pdf_pages(&print_pdf(&client, 21.0, 29.7, "16-mau-03.pdf").await);
+        assert_eq!(pages, 1, "form 03 on one A4 page");
+
         // The lookup: one line per dossier, the procedure's name shown.
         client
             .goto(&format!("{base}/tra-cuu"))
