@@ -40,6 +40,32 @@ pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until `count()` reaches `target`, for as long as it keeps
+/// rising: fails when it has not moved for `stall` (a sync that stopped),
+/// however slow a busy machine makes the drain, and after half an hour
+/// whatever happens.
+pub fn wait_draining(what: &str, stall: Duration, mut count: impl FnMut() -> u64, target: u64) {
+    let start = Instant::now();
+    let mut last = count();
+    let mut moved = Instant::now();
+    while last != target {
+        assert!(
+            moved.elapsed() < stall,
+            "{what}: stuck at {last} of {target} for {stall:?}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(1800),
+            "{what}: {last} of {target} after half an hour"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let now = count();
+        if now != last {
+            last = now;
+            moved = Instant::now();
+        }
+    }
+}
+
 /// The dynamic-security plugin of Debian's mosquitto package.
 pub fn dynsec_plugin() -> PathBuf {
     let out = Command::new("dpkg")

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use motcua_e2e::site::{PgDatabase, Site, wait_until};
+use motcua_e2e::site::{PgDatabase, Site, wait_draining};
 
 const DEVICE: &str = "H49.12.3-q01";
 const LONG: Duration = Duration::from_secs(120);
@@ -23,10 +23,10 @@ fn a_backlog_drains_over_tls_and_new_records_follow() {
     a.receive(1500);
     let _dc = site.receiver();
     let _agent = a.run();
-    wait_until("the backlog receipted", LONG, || a.receipted() == 1500);
+    wait_draining("the backlog receipted", LONG, || a.receipted(), 1500);
     // Records made while the agent runs (by the CLI's writer beside it).
     a.receive(25);
-    wait_until("new records receipted", LONG, || a.receipted() == 1525);
+    wait_draining("new records receipted", LONG, || a.receipted(), 1525);
     site.assert_chain(DEVICE, 1525);
     assert_eq!(site.alert_reasons(), Vec::<String>::new());
     assert_eq!(site.totals().held, 0);
@@ -42,17 +42,23 @@ fn broker_down_at_start_then_restarted_mid_drain() {
     assert_eq!(a.receipted(), 0, "nothing is synced without a broker");
     site.broker.start();
     let _dc = site.receiver();
-    wait_until("part of the backlog receipted", LONG, || {
-        a.receipted() > 1000
-    });
+    wait_draining(
+        "part of the backlog receipted",
+        LONG,
+        || a.receipted().min(1001),
+        1001,
+    );
     let at_kill = a.receipted();
     site.broker.kill();
     assert!(at_kill < 20_000, "the broker went down mid-drain");
     sleep(1000);
     site.broker.start();
-    wait_until("the whole backlog receipted", LONG, || {
-        a.receipted() == 20_000
-    });
+    wait_draining(
+        "the whole backlog receipted",
+        LONG,
+        || a.receipted(),
+        20_000,
+    );
     site.assert_chain(DEVICE, 20_000);
     assert_eq!(site.alert_reasons(), Vec::<String>::new());
 }
@@ -68,17 +74,18 @@ fn receiver_down_for_a_while() {
     sleep(2000);
     assert_eq!(a.receipted(), 0);
     let mut dc = site.receiver();
-    wait_until("part of the backlog receipted", LONG, || {
-        a.receipted() > 300
-    });
+    wait_draining(
+        "part of the backlog receipted",
+        LONG,
+        || a.receipted().min(301),
+        301,
+    );
     dc.kill();
     let at_kill = a.receipted();
     sleep(2000);
     assert!(at_kill < 3000, "the receiver went down mid-drain");
     let _dc = site.receiver();
-    wait_until("the whole backlog receipted", LONG, || {
-        a.receipted() == 3000
-    });
+    wait_draining("the whole backlog receipted", LONG, || a.receipted(), 3000);
     site.assert_chain(DEVICE, 3000);
     assert_eq!(site.alert_reasons(), Vec::<String>::new());
 }
@@ -91,16 +98,22 @@ fn agent_killed_mid_drain() {
     a.receive(20_000);
     let _dc = site.receiver();
     let mut agent = a.run();
-    wait_until("part of the backlog receipted", LONG, || {
-        a.receipted() > 1000
-    });
+    wait_draining(
+        "part of the backlog receipted",
+        LONG,
+        || a.receipted().min(1001),
+        1001,
+    );
     agent.kill();
     let at_kill = a.receipted();
     assert!(at_kill < 20_000, "the agent died mid-drain");
     let _agent = a.run();
-    wait_until("the whole backlog receipted", LONG, || {
-        a.receipted() == 20_000
-    });
+    wait_draining(
+        "the whole backlog receipted",
+        LONG,
+        || a.receipted(),
+        20_000,
+    );
     site.assert_chain(DEVICE, 20_000);
     assert_eq!(site.alert_reasons(), Vec::<String>::new());
 }
@@ -122,7 +135,7 @@ fn two_receivers_share_one_subscription() {
     let r2 = site.receiver();
     let _agents: Vec<_> = counters.iter().map(|c| c.run()).collect();
     for c in &counters {
-        wait_until("every backlog receipted", LONG, || c.receipted() == 2000);
+        wait_draining("every backlog receipted", LONG, || c.receipted(), 2000);
     }
     let logs = [r1.stop(), r2.stop()];
     for c in &counters {
@@ -173,7 +186,7 @@ fn plain_loopback_with_several_counters() {
     let _dc = site.receiver();
     let _agents: Vec<_> = counters.iter().map(|c| c.run()).collect();
     for c in &counters {
-        wait_until("every backlog receipted", LONG, || c.receipted() == 700);
+        wait_draining("every backlog receipted", LONG, || c.receipted(), 700);
         site.assert_chain(&c.id, 700);
     }
     assert_eq!(site.alert_reasons(), Vec::<String>::new());
