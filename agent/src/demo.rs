@@ -313,9 +313,18 @@ async fn clerk(
         )?;
     }
     let total = u64::from(opts.dossiers);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while state_rx.borrow().through < total && Instant::now() < deadline {
+    // Wait for as long as receipts keep coming; give up only when none
+    // has come for 30 s (a stalled sync), however slow the machine is.
+    let stall = Duration::from_secs(30);
+    let mut moved = Instant::now();
+    let mut seen = state_rx.borrow().through;
+    while seen < total && moved.elapsed() < stall {
         let _ = tokio::time::timeout(Duration::from_millis(200), state_rx.changed()).await;
+        let now = state_rx.borrow().through;
+        if now != seen {
+            seen = now;
+            moved = Instant::now();
+        }
     }
     report(
         registry,

@@ -155,6 +155,45 @@ pub fn status(number: u8) -> Result<Status, Refusal> {
         .map_err(|_| refused("status", STATUS_RANGE, "Trạng thái phải là số từ 1 đến 10."))
 }
 
+/// The refusal of a new appointment that is not a day and a time.
+pub const APPOINTMENT_FORMAT: &str = "appointment_format";
+
+/// A new appointment as the clerk typed it (day `yyyy-mm-dd` or
+/// `dd/mm/yyyy`, time `HH:MM`, Vietnam time), or its refusal
+/// ([`APPOINTMENT_FORMAT`]). That it is later and on a working day is the
+/// store's to check (`dossier.rescheduled`).
+pub fn new_appointment(day: &str, at: &str) -> Result<time::OffsetDateTime, Refusal> {
+    let bad = || {
+        refused(
+            "to",
+            APPOINTMENT_FORMAT,
+            "Ngày giờ hẹn mới không hợp lệ: chọn ngày (dd/mm/yyyy) và giờ (HH:MM).",
+        )
+    };
+    let day = parse_date(day)
+        .and_then(|d| reference::parse_day(&d))
+        .ok_or_else(bad)?;
+    let (h, m) = at.trim().split_once(':').ok_or_else(bad)?;
+    let (Ok(h), Ok(m)) = (h.parse::<u8>(), m.parse::<u8>()) else {
+        return Err(bad());
+    };
+    let t = time::Time::from_hms(h, m, 0).map_err(|_| bad())?;
+    Ok(time::PrimitiveDateTime::new(day, t).assume_offset(VIETNAM))
+}
+
+/// Whether an apology with a new appointment (form 04) is offered for a
+/// dossier in `status` promised for `promised` (its appointment, or the
+/// last new one), today being `today`: when the promise falls before the
+/// end of today (late already, or due today and not resolved) and the
+/// deadline still runs.
+pub fn offers_apology(status: Status, promised: &UtcTime, today: &Today) -> bool {
+    let Some(day) = reference::parse_day(&today.day) else {
+        return false;
+    };
+    let promised_day = promised.get().to_offset(VIETNAM).date();
+    !status.ends_deadline() && promised_day <= day
+}
+
 /// A procedure on offer, with the appointment date (`dd/mm/yyyy`) of a
 /// dossier received now, if the calendar allows computing it.
 #[derive(Debug, Clone, Serialize)]

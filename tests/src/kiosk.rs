@@ -40,6 +40,57 @@ pub fn fresh_key() -> String {
     format!("test-{}-{nanos}-{n}", std::process::id())
 }
 
+/// A wall clock a test sets by hand, for the agent it starts: the
+/// agent runs with libfaketime (Debian's `faketime` package) preloaded,
+/// reading the time from a file the test rewrites. The time stands still
+/// between settings; only the wall clock is faked, not the monotonic one,
+/// so the agent's timers run as usual.
+pub struct ManualClock {
+    dir: tempfile::TempDir,
+}
+
+/// Where Debian's libfaketime is.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+impl ManualClock {
+    /// A clock reading `utc` (`YYYY-MM-DD hh:mm:ss`, UTC).
+    pub fn at(utc: &str) -> ManualClock {
+        assert!(
+            std::path::Path::new(LIBFAKETIME).exists(),
+            "{LIBFAKETIME} is missing: apt-get install faketime"
+        );
+        let clock = ManualClock {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        clock.set(utc);
+        clock
+    }
+
+    /// Sets the clock to `utc` (`YYYY-MM-DD hh:mm:ss`, UTC): the agent's
+    /// next reading of the time gives it.
+    pub fn set(&self, utc: &str) {
+        // Written whole and renamed, so a reading never sees half a time.
+        let tmp = self.dir.path().join("now.tmp");
+        std::fs::write(&tmp, format!("{utc}\n")).expect("writes the time");
+        std::fs::rename(&tmp, self.file()).expect("sets the time");
+    }
+
+    fn file(&self) -> std::path::PathBuf {
+        self.dir.path().join("now")
+    }
+
+    /// The environment that makes a process read this clock.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("LD_PRELOAD", LIBFAKETIME.to_owned()),
+            ("FAKETIME_TIMESTAMP_FILE", self.file().display().to_string()),
+            ("FAKETIME_NO_CACHE", "1".to_owned()),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_owned()),
+            ("TZ", "UTC".to_owned()),
+        ]
+    }
+}
+
 /// A counter serving its kiosk.
 pub struct Counter {
     /// The site (broker and receiver).
@@ -69,6 +120,21 @@ impl Counter {
     /// As [`Counter::start`], with extra `[kiosk]` and `[office]` settings
     /// (values as TOML, strings quoted).
     pub fn start_office(online: bool, kiosk: &[(&str, &str)], office: &[(&str, &str)]) -> Counter {
+        Counter::start_full(online, kiosk, office, None)
+    }
+
+    /// An offline counter whose agent reads its time from `clock`
+    /// ([`ManualClock`]) instead of the system clock.
+    pub fn start_clocked(clock: &ManualClock) -> Counter {
+        Counter::start_full(false, &[], &[], Some(clock))
+    }
+
+    fn start_full(
+        online: bool,
+        kiosk: &[(&str, &str)],
+        office: &[(&str, &str)],
+        clock: Option<&ManualClock>,
+    ) -> Counter {
         let mut site = Site::new(false);
         let agent = site.counter("H49.12.3-q01");
         let lines = |kv: &[(&str, &str)]| -> String {
@@ -100,7 +166,14 @@ impl Counter {
             site.broker.start();
             site.receiver()
         });
-        let proc = agent.run();
+        let proc = match clock {
+            Some(c) => {
+                let env = c.env();
+                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                agent.run_with_env(&env)
+            }
+            None => agent.run(),
+        };
         let base = format!("http://127.0.0.1:{}", agent.kiosk);
         let probe = Http::new(&base);
         wait_until("the kiosk answers", Duration::from_secs(20), || {

@@ -44,6 +44,7 @@ pub fn routes() -> Router<Kiosk> {
         .route("/dossiers", post(create).get(search))
         .route("/dossiers/{code}", get(dossier))
         .route("/dossiers/{code}/status", post(set_status))
+        .route("/dossiers/{code}/reschedule", post(reschedule))
         .fallback(not_found)
 }
 
@@ -104,16 +105,21 @@ fn invalid(status: StatusCode, i: &InvalidInput) -> Response {
 }
 
 /// A writer's answer as the API gives it, the one table for every write:
-/// no such dossier 404, refused input `invalid_status` (422 for a
-/// dossier, 409 for a move the status table forbids), anything else 503
+/// no such dossier 404, a move the status table forbids 409
+/// (`status_transition`), other refused input 422, anything else 503
 /// with the clerk's line (the cause logged as `what` not stored).
-fn answered<T>(answer: Answer<T>, invalid_status: StatusCode, what: &str) -> Result<T, Response> {
+fn answered<T>(answer: Answer<T>, what: &str) -> Result<T, Response> {
     match answer {
         Ok(Ok(t)) => Ok(t),
         Ok(Err(Refusal::NotFound(_))) => Err(failure(Failure::NotFound)),
         Ok(Err(Refusal::Invalid(i))) => {
             tracing::info!(codes = ?i.codes(), "kiosk API: {what} refused");
-            Err(invalid(invalid_status, &i))
+            let status = if i.codes().contains(&"status_transition") {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            Err(invalid(status, &i))
         }
         Ok(Err(r)) => {
             tracing::error!(error = %r, "kiosk API: {what} was not stored");
@@ -292,7 +298,7 @@ async fn create(
         .writer()
         .create_once_async(input, staff.clone(), intent)
         .await;
-    match answered(answer, StatusCode::UNPROCESSABLE_ENTITY, "a submission") {
+    match answered(answer, "a submission") {
         Ok(c) => {
             tracing::info!(code = %c.dossier.code, seq = c.seq, repeated = c.repeated, staff = %staff, "dossier received through the kiosk API");
             let status = if c.repeated {
@@ -410,7 +416,7 @@ async fn set_status(
         .writer()
         .set_status_once_async(&code, to, staff.clone(), b.note, intent)
         .await;
-    match answered(answer, StatusCode::CONFLICT, "a status change") {
+    match answered(answer, "a status change") {
         Ok(c) => {
             tracing::info!(code = %c.code, seq = c.seq, from = c.from.get(), to = c.to.get(), repeated = c.repeated, staff = %staff, "status changed through the kiosk API");
             (
@@ -421,6 +427,63 @@ async fn set_status(
                 Json(
                     json!({ "code": c.code, "from": c.from.get(), "to": c.to.get(), "seq": c.seq }),
                 ),
+            )
+                .into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RescheduleBody {
+    /// The new appointment, RFC 3339 with its offset.
+    to: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// POST `/dossiers/{code}/reschedule`: an apology for a late dossier with
+/// its new appointment (form 04), signed as `dossier.rescheduled`.
+async fn reschedule(
+    headers: HeaderMap,
+    clerk: Checked<Api>,
+    Path(code): Path<String>,
+    JsonBody(b): JsonBody<RescheduleBody>,
+) -> Response {
+    let request = json!({ "code": code, "to": b.to, "note": b.note }).to_string();
+    let intent = match intent(&headers, request.as_bytes()) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let Ok(to) = time::OffsetDateTime::parse(&b.to, &time::format_description::well_known::Rfc3339)
+    else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            app::APPOINTMENT_FORMAT,
+            "Ngày giờ hẹn mới không hợp lệ: dùng RFC 3339, ví dụ 2026-12-08T17:00:00+07:00.",
+        );
+    };
+    let staff = &clerk.session().staff;
+    let answer = clerk
+        .writer()
+        .reschedule_once_async(&code, to, staff.clone(), b.note, intent)
+        .await;
+    match answered(answer, "an apology") {
+        Ok(r) => {
+            tracing::info!(code = %r.code, seq = r.seq, repeated = r.repeated, staff = %staff, "apology with a new appointment through the kiosk API");
+            (
+                [(
+                    header::HeaderName::from_static(REPLAYED),
+                    r.repeated.to_string(),
+                )],
+                Json(json!({
+                    "code": r.code,
+                    "from": r.from,
+                    "to": r.to,
+                    "seq": r.seq,
+                    "form": format!("/ho-so/{}/phieu/{}", r.code, r.seq),
+                })),
             )
                 .into_response()
         }

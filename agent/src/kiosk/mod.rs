@@ -227,6 +227,7 @@ pub fn router(kiosk: Kiosk) -> Router {
         .route("/ho-so/{code}", get(pages::receipt))
         .route("/ho-so/{code}/trang-thai", post(pages::change_status))
         .route("/ho-so/{code}/phieu/{seq}", get(pages::form_sheet))
+        .route("/ho-so/{code}/hen-lai", post(pages::reschedule))
         .route("/tra-cuu", get(pages::lookup))
         .route("/tai-nguyen/kiosk.css", get(pages::css))
         .route("/tai-nguyen/kiosk.js", get(pages::js))

@@ -24,7 +24,7 @@ use motcua_counter::domain::dossier::{ApplicantInput, DocumentInput, DossierInpu
 use motcua_counter::domain::intent::Intent;
 use motcua_counter::domain::invalid::{Invalid, InvalidInput};
 use motcua_counter::domain::status::Status;
-use motcua_counter::store::read::{StatusRecord, StoredDossier, Summary};
+use motcua_counter::store::read::{Change, ChangeRecord, StoredDossier, Summary};
 use motcua_counter::store::reference::{self, Procedure, UnitName};
 use motcua_counter::store::{Answer, Refusal};
 
@@ -845,19 +845,39 @@ fn date_line(t: &motcua_protocol::UtcTime) -> String {
     )
 }
 
-/// The one-stop-shop form printed for a move to `to`, if any: its number
+/// The one-stop-shop form printed for a signed change, if any: its number
 /// in the annex of Circular 01/2018/TT-VPCP and its title.
-fn form_of(to: Status) -> Option<(&'static str, &'static str)> {
-    match to {
-        Status::SUPPLEMENT => Some(("02", "PHIẾU YÊU CẦU BỔ SUNG, HOÀN THIỆN HỒ SƠ")),
-        Status::REFUSED => Some(("03", "PHIẾU TỪ CHỐI TIẾP NHẬN GIẢI QUYẾT HỒ SƠ")),
-        _ => None,
+fn form_of(change: &Change) -> Option<(&'static str, &'static str)> {
+    match change {
+        Change::Status {
+            to: Status::SUPPLEMENT,
+            ..
+        } => Some(("02", "PHIẾU YÊU CẦU BỔ SUNG, HOÀN THIỆN HỒ SƠ")),
+        Change::Status {
+            to: Status::REFUSED,
+            ..
+        } => Some(("03", "PHIẾU TỪ CHỐI TIẾP NHẬN GIẢI QUYẾT HỒ SƠ")),
+        Change::Status { .. } => None,
+        Change::Rescheduled { .. } => Some(("04", "PHIẾU XIN LỖI VÀ HẸN LẠI NGÀY TRẢ KẾT QUẢ")),
     }
 }
 
-/// GET `/ho-so/{code}/phieu/{seq}`: form 02 (request to supplement) or 03
-/// (refusal to receive) for the signed status change `seq` of the dossier,
-/// printed from its verified journal record.
+/// A time as an official document writes it, Vietnam time: "17 giờ 00
+/// phút, ngày 07 tháng 12 năm 2026".
+fn hour_line(t: &motcua_protocol::UtcTime) -> String {
+    let local = t.get().to_offset(motcua_counter::domain::VIETNAM);
+    format!(
+        "{:02} giờ {:02} phút, {}",
+        local.hour(),
+        local.minute(),
+        date_line(t)
+    )
+}
+
+/// GET `/ho-so/{code}/phieu/{seq}`: form 02 (request to supplement), 03
+/// (refusal to receive) or 04 (apology with a new appointment) for the
+/// signed change `seq` of the dossier, printed from its verified journal
+/// record.
 pub async fn form_sheet(
     State(k): State<Kiosk>,
     clerk: Clerk<Page>,
@@ -869,7 +889,7 @@ pub async fn form_sheet(
             let Some(d) = r.dossier(&c)? else {
                 return Ok(None);
             };
-            let Some(rec) = r.status_records(&c)?.into_iter().find(|s| s.seq == seq) else {
+            let Some(rec) = r.changes(&c)?.into_iter().find(|s| s.seq == seq) else {
                 return Ok(None);
             };
             let unit = reference::unit(r.connection(), d.code.unit.as_str())?;
@@ -879,7 +899,7 @@ pub async fn form_sheet(
     else {
         return Err(Failure::NotFound);
     };
-    let (Some((number, title)), Some(x)) = (form_of(rec.to), d.dossier.as_ref()) else {
+    let (Some((number, title)), Some(x)) = (form_of(&rec.change), d.dossier.as_ref()) else {
         return Err(Failure::NotFound);
     };
     let staff_name = k
@@ -888,6 +908,9 @@ pub async fn form_sheet(
         .unwrap_or_else(|| rec.staff.to_string());
     let sync = k.sync_view().await;
     let reason = rec.note.clone().unwrap_or_default();
+    let agency = unit
+        .as_ref()
+        .map_or_else(|| x.unit.to_string(), |u| u.name.clone());
     let body = html! {
         div.actions.no-print {
             button.primary #in-phieu type="button" data-print="1" { "In phiếu (mẫu " (number) ")" }
@@ -913,8 +936,14 @@ pub async fn form_sheet(
                 }
             }
             h2.sheet-title { (title) }
+            @if let Change::Rescheduled { from, to } = &rec.change {
+                (apology(x, &unit.as_ref().map_or_else(
+                    || format!("Bộ phận tiếp nhận và trả kết quả (đơn vị {})", x.unit),
+                    |u| u.name.clone(),
+                ), from, to, &reason))
+            } @else {
             p.copy { "Mã hồ sơ: " strong { (d.code) } }
-            p { "Bộ phận tiếp nhận và trả kết quả: " (unit.as_ref().map_or_else(|| x.unit.to_string(), |u| u.name.clone())) }
+            p { "Bộ phận tiếp nhận và trả kết quả: " (agency) }
             table.fields {
                 tr { th { @if number == "03" { "Tiếp nhận hồ sơ của" } @else { "Hồ sơ của" } } td { (x.applicant.name) } }
                 tr { th { "Địa chỉ" } td { (x.applicant.address) } }
@@ -932,12 +961,25 @@ pub async fn form_sheet(
                 p.reason #noi-dung { (reason) }
                 p { "Xin thông báo cho Ông/Bà được biết và thực hiện./." }
             }
+            }
             div.signatures {
+                @if number == "04" {
+                    div {
+                        p { strong { "NGƯỜI LẬP PHIẾU" } }
+                        p.hint { "(Ký và ghi rõ họ tên)" }
+                        p.signer { (staff_name) }
+                    }
+                    div {
+                        p { strong { "THỦ TRƯỞNG CƠ QUAN" } }
+                        p.hint { "(Ký, ghi rõ họ tên và đóng dấu)" }
+                    }
+                } @else {
                 div {}
                 div {
                     p { strong { @if number == "02" { "NGƯỜI HƯỚNG DẪN" } @else { "NGƯỜI TIẾP NHẬN HỒ SƠ" } } }
                     p.hint { "(Ký và ghi rõ họ tên)" }
                     p.signer { (staff_name) }
+                }
                 }
             }
             p.record.note { "Bản ghi số " (rec.seq) " trong nhật ký có chữ ký của quầy"
@@ -954,6 +996,127 @@ pub async fn form_sheet(
             body,
         ),
     ))
+}
+
+/// The body of form 04: the apology for a late dossier and its new
+/// appointment, in the order of the annex's form.
+fn apology(
+    x: &motcua_counter::domain::dossier::Dossier,
+    agency: &str,
+    from: &motcua_protocol::UtcTime,
+    to: &motcua_protocol::UtcTime,
+    reason: &str,
+) -> Markup {
+    html! {
+        p { "Kính gửi: " strong { (x.applicant.name) } }
+        p { "Ngày " (date_line(&x.received_at).trim_start_matches("ngày ")) ", " (agency)
+            " tiếp nhận hồ sơ đề nghị giải quyết thủ tục hành chính " strong { (x.procedure_name) }
+            " của Ông/Bà. Mã hồ sơ: " strong { span.nowrap { (x.code) } } "." }
+        p { "Thời hạn trả kết quả giải quyết hồ sơ: " span #hen-cu { (hour_line(from)) } "." }
+        p { "Tuy nhiên đến nay, " (agency) " chưa trả kết quả giải quyết hồ sơ của Ông/Bà. Lý do:" }
+        p.reason #noi-dung { (reason) }
+        p { "Sự chậm trễ này đã gây phiền hà cho Ông/Bà. " (agency)
+            " xin lỗi Ông/Bà và sẽ trả kết quả giải quyết hồ sơ cho Ông/Bà vào "
+            strong #hen-moi { (hour_line(to)) } "." }
+        p { "Mong nhận được sự thông cảm của Ông/Bà vì sự chậm trễ này." }
+        p { "Trân trọng!" }
+    }
+}
+
+/// The apology with a new appointment (form 04), offered on the receipt
+/// page of a dossier that is late or due today.
+fn apology_form(
+    code: &str,
+    csrf: &str,
+    promised: &motcua_protocol::UtcTime,
+    typed: ApologyTyped,
+    closes: time::Time,
+) -> Markup {
+    let intent = if typed.intent.is_empty() {
+        session::token()
+    } else {
+        typed.intent
+    };
+    let at = if typed.at.is_empty() {
+        format!("{:02}:{:02}", closes.hour(), closes.minute())
+    } else {
+        typed.at
+    };
+    html! {
+        section.apology #xin-loi {
+            h2 { "Xin lỗi và hẹn lại ngày trả kết quả (mẫu 04)" }
+            p.note { "Hẹn trả kết quả " (local_time(promised)) ": hồ sơ chưa có kết quả đúng hẹn. "
+                "Lập phiếu xin lỗi, ghi lý do và ngày hẹn mới; thời hạn theo quy định không đổi, hồ sơ vẫn tính là trễ hạn." }
+            form #hen-lai-form method="post" action={ "/ho-so/" (code) "/hen-lai" } data-once="1" {
+                input type="hidden" name="_csrf" value=(csrf);
+                input type="hidden" name=(INTENT_FIELD) value=(intent);
+                div.row {
+                    label { "Ngày hẹn mới" input #ngay-hen-moi type="date" name="ngay" value=(typed.day) required; }
+                    label { "Giờ" input #gio-hen-moi type="time" name="gio" value=(at) required; }
+                }
+                label { "Lý do chậm trả kết quả (in trên phiếu)" input #ly-do-tre name="ly_do" value=(typed.note) required maxlength="1000"; }
+                button type="submit" { "Lập phiếu xin lỗi và hẹn lại" }
+            }
+        }
+    }
+}
+
+/// POST `/ho-so/{code}/hen-lai`: the apology with a new appointment,
+/// signed as a `dossier.rescheduled` record; then form 04 to print. A
+/// refusal shows the form back as typed.
+pub async fn reschedule(
+    State(k): State<Kiosk>,
+    Path(code): Path<String>,
+    form: CsrfForm,
+) -> Result<Response, Failure> {
+    let typed = ApologyTyped {
+        day: form.field("ngay").trim().to_owned(),
+        at: form.field("gio").trim().to_owned(),
+        note: form.field("ly_do").trim().to_owned(),
+        intent: form.field(INTENT_FIELD).trim().to_owned(),
+    };
+    let refused = |i: InvalidInput, typed: ApologyTyped| {
+        receipt_page(
+            &k,
+            &form.clerk,
+            code.clone(),
+            Notice::None,
+            Some(sentence(i)),
+            Pending::Apology(typed),
+        )
+    };
+    let to = match app::new_appointment(&typed.day, &typed.at) {
+        Ok(to) => to,
+        Err(r) => return refused(r.for_clerk(), typed).await,
+    };
+    let request = format!("{code}\n{}\n{}\n{}", typed.day, typed.at, typed.note);
+    let intent = match Intent::new(&typed.intent, request.as_bytes()) {
+        Ok(i) => i,
+        Err(i) => {
+            let fresh = ApologyTyped {
+                intent: String::new(),
+                ..typed
+            };
+            return refused(i, fresh).await;
+        }
+    };
+    let staff = &form.clerk.session().staff;
+    let note = Some(typed.note.clone()).filter(|n| !n.is_empty());
+    let answer = form
+        .clerk
+        .writer()
+        .reschedule_once_async(&code, to, staff.clone(), note, intent)
+        .await;
+    match answer {
+        Ok(Err(Refusal::NotFound(_))) => Err(Failure::NotFound),
+        answer => match for_clerk(answer, "an apology") {
+            Ok(r) => {
+                tracing::info!(code = %r.code, seq = r.seq, repeated = r.repeated, staff = %staff, "apology with a new appointment at the kiosk");
+                Ok(Redirect::to(&format!("/ho-so/{code}/phieu/{}", r.seq)).into_response())
+            }
+            Err(i) => refused(i, typed).await,
+        },
+    }
 }
 
 /// The query of the receipt page.
@@ -987,15 +1150,38 @@ struct Confirm {
     intent: String,
 }
 
+/// An apology (form 04) the clerk typed and the store refused: shown back
+/// as typed, with the same idempotency key.
+#[derive(Default)]
+struct ApologyTyped {
+    day: String,
+    at: String,
+    note: String,
+    intent: String,
+}
+
+/// A form the receipt page shows back filled in, if any.
+enum Pending {
+    None,
+    Confirm(Confirm),
+    Apology(ApologyTyped),
+}
+
 async fn receipt_page(
     k: &Kiosk,
     clerk: &Clerk<Page>,
     code: String,
     notice: Notice,
     status_error: Option<String>,
-    confirm: Option<Confirm>,
+    pending: Pending,
 ) -> Result<Response, Failure> {
     let s = clerk.session();
+    let (confirm, typed) = match pending {
+        Pending::None => (None, None),
+        Pending::Confirm(c) => (Some(c), None),
+        Pending::Apology(a) => (None, Some(a)),
+    };
+    let apology_refused = typed.is_some();
     let c = code.clone();
     let Some((d, unit, forms)) = clerk
         .read(move |r| {
@@ -1003,10 +1189,10 @@ async fn receipt_page(
                 return Ok(None);
             };
             let unit = reference::unit(r.connection(), d.code.unit.as_str())?;
-            let forms: Vec<StatusRecord> = r
-                .status_records(&c)?
+            let forms: Vec<ChangeRecord> = r
+                .changes(&c)?
                 .into_iter()
-                .filter(|s| form_of(s.to).is_some())
+                .filter(|s| form_of(&s.change).is_some())
                 .collect();
             Ok(Some((d, unit, forms)))
         })
@@ -1021,6 +1207,12 @@ async fn receipt_page(
         .unwrap_or_default();
     let staff_name = k.staff().name_of(&staff_id).unwrap_or(staff_id);
     let sync = k.sync_view().await;
+    let today = k.today();
+    // What the citizen is promised now: the last new appointment, else the
+    // receipt's (unknown once the personal data is pruned).
+    let promised = d
+        .rescheduled_at
+        .or_else(|| d.dossier.as_ref().map(|x| x.appointment_at));
     let body = html! {
         @match notice {
             Notice::Received => p.success role="status" #thong-bao { "Đã lưu hồ sơ " strong { (d.code) } " an toàn trên máy. Hãy in giấy tiếp nhận (hai bản)." },
@@ -1035,7 +1227,7 @@ async fn receipt_page(
                 span.note { "Khổ A4: mỗi bản một trang; khổ A5: mỗi bản một tờ. Hoặc nhấn Ctrl+P." }
                 a href="/tiep-nhan" { "Tiếp nhận hồ sơ khác" }
                 @for f in &forms {
-                    @if let Some((number, title)) = form_of(f.to) {
+                    @if let Some((number, title)) = form_of(&f.change) {
                         a.form-link href={ "/ho-so/" (d.code) "/phieu/" (f.seq) } {
                             "In " (title.to_lowercase()) " (mẫu " (number) ", " (local_time(&f.at)) ")"
                         }
@@ -1046,6 +1238,9 @@ async fn receipt_page(
                 h2 { "Trạng thái" }
                 p { "Hiện tại: " strong #trang-thai { (d.status.name_vi()) } " (cập nhật " (local_time(&d.updated_at)) ")"
                     @if d.synced { " · đã gửi Trung tâm" } @else { " · chờ gửi Trung tâm" } }
+                @if let Some(at) = &d.rescheduled_at {
+                    p { "Đã xin lỗi và hẹn lại: " strong #hen-lai { (local_time(at)) } }
+                }
                 @if let Some(cf) = &confirm {
                     form.confirm #xac-nhan method="post" action={ "/ho-so/" (d.code) "/trang-thai" } data-once="1" {
                         p.warning role="alert" { "Chuyển hồ sơ " strong { (d.code) } " sang \"" (cf.to.name_vi()) "\"? Hồ sơ sẽ kết thúc, "
@@ -1069,20 +1264,27 @@ async fn receipt_page(
                             select name="trang_thai" required {
                                 option value="" selected disabled { "— Chọn trạng thái mới —" }
                                 @for n in d.status.next() {
-                                    option value=(n.get()) { (n.name_vi()) @if n.needs_reason() { " (cần xác nhận)" } }
+                                    option value=(n.get()) { (n.name_vi()) @if n.asks_confirmation() { " (cần xác nhận)" } @else if n.needs_reason() { " (cần ghi lý do)" } }
                                 }
                             }
                         }
-                        label { "Ghi chú / lý do" input name="ghi_chu" maxlength="1000"; }
+                        label { "Ghi chú / lý do (bắt buộc khi từ chối, yêu cầu bổ sung, rút hoặc dừng xử lý)" input name="ghi_chu" maxlength="1000"; }
                         button type="submit" { "Cập nhật trạng thái" }
                     }
+                }
+            }
+            @if let Some(promised) = &promised {
+                @if typed.is_some() || app::offers_apology(d.status, promised, &today) {
+                    (apology_form(&d.code.to_string(), &s.csrf, promised, typed.unwrap_or_default(), k.opts().office.closes))
                 }
             }
         }
         (receipt_sheet(k, &d, unit.as_ref(), &staff_name, "Bản 1: giao người nộp hồ sơ", true))
         div.print-only { (receipt_sheet(k, &d, unit.as_ref(), &staff_name, "Bản 2: lưu tại bộ phận tiếp nhận", false)) }
     };
-    let status = if status_error.is_some() {
+    let status = if apology_refused {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else if status_error.is_some() {
         StatusCode::CONFLICT
     } else {
         StatusCode::OK
@@ -1106,7 +1308,7 @@ pub async fn receipt(
         (Some(_), None) => Notice::Received,
         (None, None) => Notice::None,
     };
-    receipt_page(&k, &clerk, code, notice, None, None).await
+    receipt_page(&k, &clerk, code, notice, None, Pending::None).await
 }
 
 /// POST `/ho-so/{code}/trang-thai`: a move that ends the dossier (refused,
@@ -1130,27 +1332,42 @@ pub async fn change_status(
             code,
             Notice::None,
             Some("Chưa chọn trạng thái mới.".into()),
-            None,
+            Pending::None,
         )
         .await;
     };
     let typed_note = form.field("ghi_chu").trim().to_owned();
     let key = form.field(INTENT_FIELD).trim().to_owned();
-    if to.needs_reason() && form.field("xac_nhan") != "1" {
+    if to.asks_confirmation() && form.field("xac_nhan") != "1" {
         let confirm = Confirm {
             to,
             note: typed_note,
             intent: key,
         };
-        return receipt_page(&k, &form.clerk, code, Notice::None, None, Some(confirm)).await;
+        return receipt_page(
+            &k,
+            &form.clerk,
+            code,
+            Notice::None,
+            None,
+            Pending::Confirm(confirm),
+        )
+        .await;
     }
     let note = Some(typed_note.clone()).filter(|n| !n.is_empty());
     let request = format!("{code}\n{}\n{typed_note}", to.get());
     let intent = match Intent::new(&key, request.as_bytes()) {
         Ok(i) => i,
         Err(i) => {
-            return receipt_page(&k, &form.clerk, code, Notice::None, Some(sentence(i)), None)
-                .await;
+            return receipt_page(
+                &k,
+                &form.clerk,
+                code,
+                Notice::None,
+                Some(sentence(i)),
+                Pending::None,
+            )
+            .await;
         }
     };
     let staff = &form.clerk.session().staff;
@@ -1172,7 +1389,7 @@ pub async fn change_status(
         },
     };
     // A reason left empty at the confirmation: ask again.
-    let confirm = (to.needs_reason() && refused.0.iter().any(|i| i.code == "reason_required"))
+    let confirm = (to.asks_confirmation() && refused.0.iter().any(|i| i.code == "reason_required"))
         .then_some(Confirm {
             to,
             note: typed_note,
@@ -1184,7 +1401,7 @@ pub async fn change_status(
         code,
         Notice::None,
         Some(sentence(refused)),
-        confirm,
+        confirm.map_or(Pending::None, Pending::Confirm),
     )
     .await
 }
@@ -1217,7 +1434,8 @@ fn results(list: &[Summary]) -> Markup {
                             td { (r.name.as_deref().unwrap_or("(đã xóa theo thời hạn)")) }
                             td.procedure { @if let Some(n) = &r.procedure_name { (n) " " } span.code { (r.procedure) } }
                             td.nowrap { (local_time(&r.received_at)) }
-                            td.nowrap { (local_time(&r.appointment_at)) @if r.overdue { " " span.badge { "Quá hạn" } } }
+                            td.nowrap { (local_time(&r.appointment_at)) @if r.overdue { " " span.badge { "Quá hạn" } }
+                                @if let Some(at) = &r.rescheduled_at { br; span.note { "hẹn lại " (local_time(at)) } } }
                             td { (r.status.name_vi()) }
                         }
                     }

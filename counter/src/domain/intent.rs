@@ -77,13 +77,36 @@ impl Intent {
         &self.fingerprint
     }
 
-    /// The refusal when this key was already used for another request.
-    pub fn reused(code: &str) -> InvalidInput {
+    /// The refusal when this key was already used for another request:
+    /// for a job of another `kind` (`dossier.created`, `dossier.status`)
+    /// or the same kind with other content.
+    pub fn reused(code: &str, kind: &str) -> InvalidInput {
+        let message = match kind {
+            "dossier.status" => format!(
+                "Mã chống gửi trùng này đã dùng cho một lần chuyển trạng thái khác của hồ sơ {code}. \
+                 Mở lại hồ sơ để chuyển trạng thái."
+            ),
+            _ => format!(
+                "Mã chống gửi trùng này đã dùng cho hồ sơ {code} với nội dung khác. \
+                 Mở lại màn hình tiếp nhận để nhận hồ sơ mới."
+            ),
+        };
         InvalidInput(vec![Invalid::new(
             "idempotency_key",
             "idempotency_key_reused",
+            message,
+        )])
+    }
+
+    /// The refusal of a repeat whose first dossier no longer holds its
+    /// personal data (pruned with the retention): there is nothing left to
+    /// answer with, and a new dossier would be a second one.
+    pub fn expired(code: &str) -> InvalidInput {
+        InvalidInput(vec![Invalid::new(
+            "idempotency_key",
+            "idempotency_key_expired",
             format!(
-                "Mã chống gửi trùng này đã dùng cho hồ sơ {code} với nội dung khác. \
+                "Mã chống gửi trùng này đã dùng cho hồ sơ {code}, nay đã hết thời hạn lưu. \
                  Mở lại màn hình tiếp nhận để nhận hồ sơ mới."
             ),
         )])

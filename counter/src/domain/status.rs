@@ -81,9 +81,16 @@ impl Status {
 
     /// Whether a move to this status ends the dossier against the
     /// citizen's wish or by their withdrawal (refused, withdrawn, stopped):
-    /// such a move needs a reason, and the kiosk asks for confirmation.
-    pub fn needs_reason(self) -> bool {
+    /// the kiosk asks for confirmation before it, since it cannot be undone.
+    pub fn asks_confirmation(self) -> bool {
         matches!(self, Status::REFUSED | Status::WITHDRAWN | Status::STOPPED)
+    }
+
+    /// Whether a move to this status needs a note saying why: the moves
+    /// that ask for confirmation, and a request to supplement (5), whose
+    /// note is what form 02 lists as missing.
+    pub fn needs_reason(self) -> bool {
+        self.asks_confirmation() || self == Status::SUPPLEMENT
     }
 
     /// Whether no further change is possible.

@@ -47,7 +47,7 @@
 //!   refused ([`StoreError::Damaged`]) with the way to recover, never
 //!   silently replaced by an empty store.
 //!
-//! # Tables (schema version 3, `PRAGMA user_version`)
+//! # Tables (schema version 4, `PRAGMA user_version`)
 //! ```text
 //! device      (id=1, device_id, created_at)           whose journal this is
 //! keys        (kid PK, public_key, first_seq)         every key that signed here
@@ -58,9 +58,11 @@
 //! dossiers    (code PK, received_at, received_day, appointment_at,
 //!              procedure, status, staff, name_folded, id_number, data,
 //!              created_seq → journal, updated_seq → journal, updated_at,
-//!              pruned_at)
+//!              pruned_at, rescheduled_at)
 //!             data: the dossier JSON as signed at creation (personal
-//!             data), NULL once pruned; status is the current one
+//!             data), NULL once pruned; status is the current one;
+//!             rescheduled_at: the new appointment of the last apology
+//!             (form 04, version 4), appointment_at staying the legal one
 //! code_blocks (unit, counter, day, last)              daily code sequence
 //! procedures  (code PK, name, name_folded, working_days, fee, documents)
 //! calendar    (day PK, kind 'holiday'|'workday', name)
@@ -71,8 +73,10 @@
 //!             and what became of it: applied (seq → journal), already,
 //!             conflict, unknown (version 2)
 //! intents     (key PK, kind, fingerprint, code, seq → journal, result, at)
-//!             each idempotency key and the first answer it got (version 3);
-//!             pruned with the retention
+//!             each idempotency key, the code and seq it made, a status
+//!             move's from/to in result, and a fingerprint of the request
+//!             keyed with the device key; no personal data (version 3,
+//!             emptied by version 4); pruned with the retention
 //! units       (code PK, name, place)                  the DC's unit list (version 3;
 //!             its message kept in downstream as kind 'units')
 //! ```

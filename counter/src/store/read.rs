@@ -32,7 +32,8 @@ use crate::domain::text::fold;
 /// deadline from [`Status::ends_deadline`].
 static SEARCH: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT code, data, procedure, status, received_at, appointment_at FROM dossiers
+        "SELECT code, data, procedure, status, received_at, appointment_at, rescheduled_at
+         FROM dossiers
          WHERE (?1 IS NULL OR code LIKE ?1 || '%' ESCAPE '\\')
            AND (?2 IS NULL OR id_number = ?2)
            AND (?3 IS NULL OR name_folded LIKE '%' || ?3 || '%' ESCAPE '\\')
@@ -56,10 +57,30 @@ pub struct Reader {
     conn: Connection,
 }
 
-/// A signed status change of a dossier, as its verified journal record
-/// says. `Debug` leaves the note out (it may name the citizen).
+/// What a signed change of a dossier did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A status move (`dossier.status`).
+    Status {
+        /// The status before.
+        from: Status,
+        /// The status after.
+        to: Status,
+    },
+    /// An apology with a new appointment (`dossier.rescheduled`).
+    Rescheduled {
+        /// The appointment promised until then.
+        from: UtcTime,
+        /// The new one.
+        to: UtcTime,
+    },
+}
+
+/// A signed change of a dossier that a printed form rests on, as its
+/// verified journal record says. `Debug` leaves the note out (it may name
+/// the citizen).
 #[derive(Clone, PartialEq, Eq)]
-pub struct StatusRecord {
+pub struct ChangeRecord {
     /// Its journal seq.
     pub seq: u64,
     /// When it was signed.
@@ -68,19 +89,17 @@ pub struct StatusRecord {
     pub clock: bool,
     /// Who made it.
     pub staff: motcua_protocol::StaffId,
-    /// The status before.
-    pub from: Status,
-    /// The status after.
-    pub to: Status,
+    /// What it did.
+    pub change: Change,
     /// The reason given.
     pub note: Option<String>,
 }
 
-impl fmt::Debug for StatusRecord {
+impl fmt::Debug for ChangeRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StatusRecord")
+        f.debug_struct("ChangeRecord")
             .field("seq", &self.seq)
-            .field("to", &self.to)
+            .field("change", &self.change)
             .finish_non_exhaustive()
     }
 }
@@ -101,6 +120,8 @@ pub struct StoredDossier {
     pub synced: bool,
     /// When its personal data was pruned, if it was.
     pub pruned_at: Option<UtcTime>,
+    /// The new appointment given with the last apology (form 04), if any.
+    pub rescheduled_at: Option<UtcTime>,
 }
 
 /// One line of a search result. Holds the applicant's name: personal data,
@@ -120,9 +141,12 @@ pub struct Summary {
     pub status: Status,
     /// Received.
     pub received_at: UtcTime,
-    /// Appointment.
+    /// Appointment, as the procedure's time limit gives it.
     pub appointment_at: UtcTime,
-    /// Whether the appointment has passed and the dossier is not finished.
+    /// The new appointment given with the last apology (form 04), if any.
+    pub rescheduled_at: Option<UtcTime>,
+    /// Whether the appointment has passed and the dossier is not finished
+    /// (an apology does not change that: the dossier is late).
     pub overdue: bool,
 }
 
@@ -275,19 +299,39 @@ impl Reader {
 
     /// The dossier `code`.
     pub fn dossier(&self, code: &str) -> Result<Option<StoredDossier>, StoreError> {
-        type Row = (String, u8, String, Option<String>, Option<String>);
+        type Row = (
+            String,
+            u8,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
         let row: Option<Row> = self
             .conn
             .query_row(
-                "SELECT code, status, updated_at, data, pruned_at FROM dossiers WHERE code = ?",
+                "SELECT code, status, updated_at, data, pruned_at, rescheduled_at
+                 FROM dossiers WHERE code = ?",
                 [code],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
             )
             .optional()
             .step("reading a dossier")?;
-        let Some((code, status, updated_at, data, pruned_at)) = row else {
+        let Some((code, status, updated_at, data, pruned_at, rescheduled_at)) = row else {
             return Ok(None);
         };
+        let rescheduled_at = rescheduled_at
+            .map(|t| stored_time("dossiers.rescheduled_at", &t))
+            .transpose()?;
         let status = stored_status("dossiers.status", status)?;
         let updated_at = stored_time("dossiers.updated_at", &updated_at)?;
         let pruned_at = pruned_at
@@ -319,6 +363,7 @@ impl Reader {
             updated_at,
             synced: !unsynced,
             pruned_at,
+            rescheduled_at,
         }))
     }
 
@@ -351,6 +396,7 @@ impl Reader {
                         r.get::<_, u8>(3)?,
                         r.get::<_, String>(4)?,
                         r.get::<_, String>(5)?,
+                        r.get::<_, Option<String>>(6)?,
                     ))
                 },
             )
@@ -358,9 +404,12 @@ impl Reader {
             .step("searching dossiers")?;
         rows.into_iter()
             .map(
-                |(code, data, procedure, status, received_at, appointment_at)| {
+                |(code, data, procedure, status, received_at, appointment_at, rescheduled_at)| {
                     let status = stored_status("dossiers.status", status)?;
                     let appointment_at = stored_time("dossiers.appointment_at", &appointment_at)?;
+                    let rescheduled_at = rescheduled_at
+                        .map(|t| stored_time("dossiers.rescheduled_at", &t))
+                        .transpose()?;
                     let (name, procedure_name) = data
                         .and_then(|d| serde_json::from_str::<Dossier>(&d).ok())
                         .map(|d| (d.applicant.name, d.procedure_name))
@@ -374,6 +423,7 @@ impl Reader {
                         status,
                         received_at: stored_time("dossiers.received_at", &received_at)?,
                         appointment_at,
+                        rescheduled_at,
                         overdue,
                     })
                 },
@@ -494,28 +544,7 @@ impl Reader {
             })
             .step("reading the device")?;
         let device: DeviceId = device.parse().map_err(|e| bad("device.device_id", e))?;
-        let mut keys = std::collections::HashMap::new();
-        {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT kid, public_key FROM keys")
-                .step("reading keys")?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
-                })
-                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-                .step("reading keys")?;
-            for (kid, public) in rows {
-                if let (Some(kid), Ok(public)) = (
-                    KeyId::from_slice(&kid),
-                    <[u8; 32]>::try_from(public.as_slice()),
-                ) && let Ok(k) = VerifyingKey::from_bytes(&public)
-                {
-                    keys.insert(kid, k);
-                }
-            }
-        }
+        let keys = self.keys()?;
         let mut stmt = self
             .conn
             .prepare("SELECT seq, hash, prev, envelope, synced FROM journal ORDER BY seq")
@@ -592,38 +621,46 @@ impl Reader {
         Ok(Ok(report))
     }
 
-    /// The signed status changes of dossier `code`, oldest first, each
-    /// read from its journal envelope and verified with the key that
-    /// signed it: what a printed form (02, 03) rests on. Records whose
-    /// envelope was pruned, or that do not verify, are left out.
-    pub fn status_records(&self, code: &str) -> Result<Vec<StatusRecord>, StoreError> {
+    /// The device's public keys by kid, as the `keys` table holds them; a
+    /// row that does not parse is left out (a record it signed then fails
+    /// to verify, which is where that is reported).
+    fn keys(&self) -> Result<std::collections::HashMap<KeyId, VerifyingKey>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT kid, public_key FROM keys")
+            .step("reading keys")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .step("reading keys")?;
         let mut keys = std::collections::HashMap::new();
-        {
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT kid, public_key FROM keys")
-                .step("reading keys")?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
-                })
-                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-                .step("reading keys")?;
-            for (kid, public) in rows {
-                if let (Some(kid), Ok(public)) = (
-                    KeyId::from_slice(&kid),
-                    <[u8; 32]>::try_from(public.as_slice()),
-                ) && let Ok(k) = VerifyingKey::from_bytes(&public)
-                {
-                    keys.insert(kid, k);
-                }
+        for (kid, public) in rows {
+            if let (Some(kid), Ok(public)) = (
+                KeyId::from_slice(&kid),
+                <[u8; 32]>::try_from(public.as_slice()),
+            ) && let Ok(k) = VerifyingKey::from_bytes(&public)
+            {
+                keys.insert(kid, k);
             }
         }
+        Ok(keys)
+    }
+
+    /// The signed status changes and apologies of dossier `code`, oldest
+    /// first, each read from its journal envelope and verified with the
+    /// key that signed it: what a printed form (02, 03, 04) rests on.
+    /// Records whose envelope was pruned, or that do not verify, are left
+    /// out.
+    pub fn changes(&self, code: &str) -> Result<Vec<ChangeRecord>, StoreError> {
+        let keys = self.keys()?;
         let mut stmt = self
             .conn
             .prepare_cached(
                 "SELECT seq, envelope FROM journal
-                 WHERE dossier_code = ? AND kind = 'dossier.status' AND envelope IS NOT NULL
+                 WHERE dossier_code = ? AND kind IN ('dossier.status', 'dossier.rescheduled')
+                   AND envelope IS NOT NULL
                  ORDER BY seq",
             )
             .step("reading a dossier's status records")?;
@@ -652,19 +689,30 @@ impl Reader {
                     .and_then(|n| u8::try_from(n).ok())
                     .and_then(|n| Status::try_from(n).ok())
             };
-            let (Some(from), Some(to)) = (status("from"), status("to")) else {
-                continue;
+            let time = |k: &str| {
+                body.get(k)
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|t| UtcTime::parse(t).ok())
+            };
+            let change = match m.kind.as_str() {
+                "dossier.status" => match (status("from"), status("to")) {
+                    (Some(from), Some(to)) => Change::Status { from, to },
+                    _ => continue,
+                },
+                _ => match (time("from"), time("to")) {
+                    (Some(from), Some(to)) => Change::Rescheduled { from, to },
+                    _ => continue,
+                },
             };
             if body.get("code").and_then(serde_json::Value::as_str) != Some(code) {
                 continue;
             }
-            out.push(StatusRecord {
+            out.push(ChangeRecord {
                 seq: seq as u64,
                 at: m.at,
                 clock: m.clock,
                 staff: m.staff,
-                from,
-                to,
+                change,
                 note: body
                     .get("note")
                     .and_then(serde_json::Value::as_str)

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::{Step, StoreError};
 
 /// The newest schema version this build writes.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 const V1: &str = "
 CREATE TABLE device (
@@ -106,6 +106,22 @@ CREATE TABLE units (
     name TEXT NOT NULL,
     place TEXT NOT NULL
 );
+";
+
+/// Version 4: idempotency keys keep no personal data. Version 3 kept a
+/// reception's first answer (the dossier, the applicant's name and ID
+/// number in it) and an unkeyed digest of the request; version 4 keeps the
+/// code and seq it made and a fingerprint keyed with the device key
+/// (`writer::intent`). The keys kept before are forgotten: only a form
+/// left open across the upgrade and then sent twice could give two
+/// dossiers, and `secure_delete` zeroes the rows.
+///
+/// It also adds `dossiers.rescheduled_at`: the new appointment given with
+/// an apology for a late dossier (form 04, `dossier.rescheduled`); the
+/// legal `appointment_at` never moves.
+const V4: &str = "
+DELETE FROM intents;
+ALTER TABLE dossiers ADD COLUMN rescheduled_at TEXT;
 ";
 
 /// Version 2: what the DC sent down (`crate::downstream`).
@@ -287,6 +303,10 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         if v < 3 {
             conn.execute_batch(&format!("{V3} PRAGMA user_version = 3;"))
                 .step("migrating the schema to version 3")?;
+        }
+        if v < 4 {
+            conn.execute_batch(&format!("{V4} PRAGMA user_version = 4;"))
+                .step("migrating the schema to version 4")?;
         }
         Ok(())
     })();

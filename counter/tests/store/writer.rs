@@ -724,6 +724,77 @@ fn one_intent_gives_one_dossier_even_after_a_restart() {
         .expect("answered");
     assert!(!moved.repeated && twice.repeated);
     assert_eq!(twice.seq, moved.seq);
+    assert_eq!(
+        (twice.from, twice.to),
+        (Status::ACCEPTED, Status::IN_PROCESS)
+    );
+    assert_eq!(s.reader().unsynced(0, 10).expect("journal").len(), 2);
+
+    // The reception's key used for a status move is refused, and so is
+    // the move's key with another move.
+    let wrong_kind = s
+        .w()
+        .set_status_once(
+            &first.dossier.code,
+            Status::PAYMENT,
+            staff(),
+            None,
+            Intent::new(key, b"6").expect("valid key"),
+        )
+        .expect("no failure");
+    assert!(
+        matches!(&wrong_kind, Err(Refusal::Invalid(i)) if i.codes() == ["idempotency_key_reused"]),
+        "{wrong_kind:?}"
+    );
+
+    // A repeat of the reception now answers with the dossier as it is.
+    let now = s
+        .w()
+        .create_once(input(1), staff(), intent(1))
+        .expect("no failure")
+        .expect("answered");
+    assert_eq!(now.dossier.status, Status::IN_PROCESS);
+
+    // What the store keeps with a key holds no personal data: not in any
+    // column, and the fingerprint is not the request's plain digest.
+    let conn = rusqlite::Connection::open(s.db()).expect("opens");
+    let rows: Vec<(String, Vec<u8>, String)> = conn
+        .prepare(
+            "SELECT key || kind || code || seq || result || at, fingerprint, result FROM intents",
+        )
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .expect("reads intents");
+    assert_eq!(rows.len(), 2);
+    let plain = motcua_protocol::Hash32::of(&input(1).canonical());
+    for (text, fingerprint, _) in &rows {
+        for personal in ["Nguyễn", "049301000123", "0905123456", "Phú Thạnh"] {
+            assert!(
+                !text.contains(personal),
+                "{personal} kept with a key: {text}"
+            );
+        }
+        assert_ne!(fingerprint.as_slice(), plain.0.as_slice());
+    }
+
+    // Once the dossier's personal data is pruned, a repeat has nothing to
+    // answer with and makes no second dossier.
+    conn.execute(
+        "UPDATE dossiers SET data = NULL, name_folded = NULL, id_number = NULL WHERE code = ?",
+        [&first.dossier.code],
+    )
+    .expect("prunes");
+    drop(conn);
+    let expired = s
+        .w()
+        .create_once(input(1), staff(), intent(1))
+        .expect("no failure");
+    assert!(
+        matches!(&expired, Err(Refusal::Invalid(i)) if i.codes() == ["idempotency_key_expired"]),
+        "{expired:?}"
+    );
     assert_eq!(s.reader().unsynced(0, 10).expect("journal").len(), 2);
 }
 
@@ -737,7 +808,15 @@ fn ending_a_dossier_needs_a_reason() {
         .expect("stored")
         .dossier
         .code;
-    for to in [Status::REFUSED, Status::WITHDRAWN] {
+    let in_process = s
+        .w()
+        .set_status(&code, Status::IN_PROCESS, staff(), None)
+        .expect("no failure")
+        .expect("a move that needs no reason");
+    assert_eq!(in_process.to, Status::IN_PROCESS);
+    // A request to supplement needs its list (form 02 prints it), and the
+    // moves that end the dossier need their reason.
+    for to in [Status::SUPPLEMENT, Status::STOPPED, Status::WITHDRAWN] {
         let r = s
             .w()
             .set_status(&code, to, staff(), Some("  ".into()))
@@ -756,4 +835,128 @@ fn ending_a_dossier_needs_a_reason() {
         )
         .expect("no failure")
         .expect("withdrawn with a reason");
+}
+
+#[test]
+fn an_apology_gives_a_late_dossier_a_new_appointment_and_it_stays_late() {
+    use motcua_counter::clock::Clock;
+    use motcua_counter::domain::intent::Intent;
+    use motcua_counter::store::read::Change;
+    use time::macros::datetime;
+    let s = TestStore::new();
+    let code = s
+        .w()
+        .create(input(1), staff())
+        .expect("no failure")
+        .expect("stored")
+        .dossier
+        .code;
+    let local = |d: time::OffsetDateTime| d.to_offset(time::macros::offset!(+7));
+    let key = |n: u8| Intent::new(&format!("apology-0123456789-{n}"), &[n]).expect("valid key");
+    let refusal =
+        |r: &motcua_counter::store::Answer<motcua_counter::store::writer::Rescheduled>| match r {
+            Ok(Err(Refusal::Invalid(i))) => i.codes().join(","),
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+    // Received Thursday 26/11 09:30, three working days with Friday 27/11
+    // a holiday: due Wednesday 02/12 09:30. It is now Thursday 03/12: late.
+    s.clock.advance(Duration::days(7));
+    let friday = local(datetime!(2026-12-04 17:00 +7));
+    let no_reason = s
+        .w()
+        .reschedule_once(&code, friday, staff(), Some(" ".into()), key(1));
+    assert_eq!(refusal(&no_reason), "reason_required");
+    let earlier = s.w().reschedule_once(
+        &code,
+        local(datetime!(2026-12-01 17:00 +7)),
+        staff(),
+        Some("Chờ xác minh".into()),
+        key(2),
+    );
+    assert_eq!(refusal(&earlier), "appointment_not_later");
+    let saturday = s.w().reschedule_once(
+        &code,
+        local(datetime!(2026-12-05 10:00 +7)),
+        staff(),
+        Some("Chờ xác minh".into()),
+        key(3),
+    );
+    assert_eq!(refusal(&saturday), "appointment_not_working_day");
+    assert_eq!(
+        s.reader().unsynced(0, 10).expect("journal").len(),
+        1,
+        "nothing signed"
+    );
+
+    let done = s
+        .w()
+        .reschedule_once(&code, friday, staff(), Some("Chờ xác minh".into()), key(4))
+        .expect("no failure")
+        .expect("rescheduled");
+    assert!(!done.repeated);
+    assert_eq!(done.to, UtcTime::new(friday));
+    let again = s
+        .w()
+        .reschedule_once(&code, friday, staff(), Some("Chờ xác minh".into()), key(4))
+        .expect("no failure")
+        .expect("answered");
+    assert!(again.repeated);
+    assert_eq!(
+        (again.seq, again.from, again.to),
+        (done.seq, done.from, done.to)
+    );
+    assert_eq!(
+        s.reader().unsynced(0, 10).expect("journal").len(),
+        2,
+        "one record"
+    );
+
+    // The signed record a printed form 04 rests on.
+    let changes = s.reader().changes(&code).expect("changes");
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].seq, done.seq);
+    assert_eq!(
+        changes[0].change,
+        Change::Rescheduled {
+            from: done.from,
+            to: done.to
+        }
+    );
+    assert_eq!(changes[0].note.as_deref(), Some("Chờ xác minh"));
+    // The new appointment is kept; the legal one is not moved, so the
+    // dossier is still late.
+    let stored = s.reader().dossier(&code).expect("reads").expect("exists");
+    assert_eq!(stored.rescheduled_at, Some(done.to));
+    let now = UtcTime::new(s.clock.now().at);
+    let found = s
+        .reader()
+        .search(
+            &Query {
+                code: Some(code.clone()),
+                ..Query::default()
+            },
+            &now,
+        )
+        .expect("search");
+    assert!(found[0].overdue);
+    assert_eq!(found[0].rescheduled_at, Some(done.to));
+
+    // A dossier whose deadline ended has nothing to reschedule.
+    s.w()
+        .set_status(
+            &code,
+            Status::WITHDRAWN,
+            staff(),
+            Some("Công dân xin rút".into()),
+        )
+        .expect("no failure")
+        .expect("withdrawn");
+    let ended = s.w().reschedule_once(
+        &code,
+        local(datetime!(2026-12-07 17:00 +7)),
+        staff(),
+        Some("Chờ xác minh".into()),
+        key(5),
+    );
+    assert_eq!(refusal(&ended), "deadline_ended");
 }

@@ -29,8 +29,10 @@ async fn shot(c: &Client, name: &str) {
     std::fs::write(shots().join(name), png).expect("writes screenshot");
 }
 
+/// Waits until the browser is at `path` (up to a minute: a busy machine
+/// can take long to answer a POST that fsyncs).
 async fn wait_path(c: &Client, path: &str) {
-    for _ in 0..100 {
+    for _ in 0..600 {
         if c.current_url().await.expect("url").path() == path {
             return;
         }
@@ -52,7 +54,7 @@ async fn new_page<F: std::future::Future<Output = ()>>(c: &Client, act: F) {
         .await
         .expect("the current page");
     act.await;
-    for _ in 0..200 {
+    for _ in 0..1200 {
         match old.tag_name().await {
             Err(e) if e.is_stale_element_reference() => return,
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -524,6 +526,96 @@ fn a_clerks_day_at_the_counter_in_chromium() {
         .await;
         assert_eq!(wrapped, false, "codes and dates on one line");
         shot(&client, "15-tra-cuu.png").await;
+        client.close().await.expect("closes the session");
+    });
+}
+
+/// A late dossier on a clock set by hand: the receipt page offers the
+/// apology, the clerk gives a new appointment and a reason, and form 04
+/// prints on one A4 page.
+#[test]
+fn a_late_dossier_gets_its_apology_form_in_chromium() {
+    use motcua_e2e::kiosk::ManualClock;
+    // Monday 07/12/2026 10:00 in Vietnam.
+    let clock = ManualClock::at("2026-12-07 03:00:00");
+    let c = Counter::start_clocked(&clock);
+    let http = c.http();
+    let csrf = http.login_api();
+    let made = http.post_json(
+        "/api/v1/dossiers",
+        &serde_json::json!({
+            "procedure": "1.000894",
+            "applicant": {"name": "Trần Thị Mai", "id_number": "049190012345",
+                          "address": "Thôn 2, xã Tam Thăng"},
+            "documents": [{"name": "Giấy chứng sinh"}]
+        }),
+        Some(&csrf),
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    let code = made.json()["code"].as_str().expect("code").to_owned();
+    // Wednesday 09/12 08:00: due Monday 17:00, late.
+    clock.set("2026-12-09 01:00:00");
+    let (driver, port) = Driver::launch();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = driver.session(port, 1280, 800).await;
+        let base = &c.base;
+        client.goto(&format!("{base}/dang-nhap")).await.expect("goto");
+        fill(&client, "ma_can_bo", STAFF).await;
+        fill(&client, "mat_khau", SECRET).await;
+        new_page(&client, click(&client, "form.login button")).await;
+        client
+            .goto(&format!("{base}/ho-so/{code}"))
+            .await
+            .expect("goto");
+        let offer = text_of(&client, "#xin-loi").await;
+        assert!(offer.contains("17:00 07/12/2026"), "{offer}");
+        // The apology form is on the first screen, under the status box.
+        let bottom = script(
+            &client,
+            "const r = document.querySelector('#hen-lai-form button').getBoundingClientRect(); return r.bottom + window.scrollY;",
+        )
+        .await;
+        assert!(
+            bottom.as_f64().is_some_and(|b| b <= 800.0),
+            "the apology's button ends at {bottom}px"
+        );
+        // A date input takes its value in the browser's locale; set it as
+        // the date picker would.
+        script(
+            &client,
+            "document.querySelector('#ngay-hen-moi').value = '2026-12-10'; return true;",
+        )
+        .await;
+        fill(&client, "ly_do", "Chờ trích lục từ Sở Tư pháp").await;
+        shot(&client, "17-xin-loi.png").await;
+        new_page(&client, click(&client, "#hen-lai-form button")).await;
+        let form = text_of(&client, "#phieu").await;
+        for part in [
+            "PHIẾU XIN LỖI VÀ HẸN LẠI NGÀY TRẢ KẾT QUẢ",
+            "Kính gửi: Trần Thị Mai",
+            "Thời hạn trả kết quả giải quyết hồ sơ: 17 giờ 00 phút, ngày 07 tháng 12 năm 2026",
+            "Chờ trích lục từ Sở Tư pháp",
+            "17 giờ 00 phút, ngày 10 tháng 12 năm 2026",
+            "THỦ TRƯỞNG CƠ QUAN",
+        ] {
+            assert!(form.contains(part), "{part}: {form}");
+        }
+        shot(&client, "18-mau-04.png").await;
+        let (pages, (w, h)) = pdf_pages(&print_pdf(&client, 21.0, 29.7, "18-mau-04.pdf").await);
+        assert_eq!(pages, 1, "form 04 on one A4 page");
+        assert!((w - 595.0).abs() < 2.0 && (h - 842.0).abs() < 2.0, "{w}x{h}");
+        // Back on the receipt page: the new appointment and the form's link.
+        client
+            .goto(&format!("{base}/ho-so/{code}"))
+            .await
+            .expect("goto");
+        assert_eq!(text_of(&client, "#hen-lai").await, "17:00 10/12/2026");
+        let links = text_of(&client, ".receipt-bar .actions").await;
+        assert!(links.contains("mẫu 04"), "{links}");
         client.close().await.expect("closes the session");
     });
 }

@@ -402,3 +402,149 @@ fn the_api_receives_finds_and_moves_dossiers_and_the_log_holds_no_personal_data(
         );
     }
 }
+
+/// The counter's day on a clock set by hand: a same-day procedure received
+/// at 16:00, after the 15:00 cut-off, is due at closing time of the next
+/// working day and not overdue that evening; two days later it is, the
+/// receipt page offers the apology (form 04), and the apology prints with
+/// the new appointment, signed into the journal once however often it is
+/// sent.
+#[test]
+fn a_late_afternoon_dossier_is_due_tomorrow_and_a_late_one_gets_form_04() {
+    use motcua_e2e::kiosk::ManualClock;
+    // Monday 07/12/2026 16:00 in Vietnam.
+    let clock = ManualClock::at("2026-12-07 09:00:00");
+    let c = Counter::start_clocked(&clock);
+    let http = c.http();
+    let csrf = http.login_api();
+    let made = http.post_json(
+        "/api/v1/dossiers",
+        &dossier_json(NAME, ID_NUMBER, "Thôn 1, xã Hòa Bắc"),
+        Some(&csrf),
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    let made = made.json();
+    let code = made["code"].as_str().expect("a code").to_owned();
+    assert!(
+        code.contains("-261207-"),
+        "received on the clock's day: {code}"
+    );
+    // Tuesday 08/12 17:00 in Vietnam.
+    assert_eq!(
+        made["dossier"]["appointment_at"],
+        "2026-12-08T10:00:00.000Z"
+    );
+    assert_eq!(made["dossier"]["working_days"], 0);
+    let overdue = |http: &motcua_e2e::kiosk::Http| {
+        let found = http.get("/api/v1/dossiers?overdue=true");
+        assert_eq!(found.status, 200, "{}", found.body);
+        found
+            .json()
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|d| d["code"].as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    assert!(overdue(&http).is_empty(), "not overdue the evening it came");
+    let page = http.get(&format!("/ho-so/{code}"));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Trong ngày"),
+        "the legal time as the forms say it"
+    );
+    assert!(
+        !page.body.contains("id=\"xin-loi\""),
+        "no apology before it is due"
+    );
+
+    // Wednesday 09/12 10:00: a day late.
+    clock.set("2026-12-09 03:00:00");
+    assert_eq!(overdue(&http), std::slice::from_ref(&code));
+    let page = http.get(&format!("/ho-so/{code}"));
+    assert!(
+        page.body.contains("id=\"xin-loi\""),
+        "the apology is offered"
+    );
+    let key = page.hidden("ma_lan_gui");
+    let form_csrf = page.hidden("_csrf");
+    let apology = |day: &str, reason: &str, key: &str| {
+        http.post_form(
+            &format!("/ho-so/{code}/hen-lai"),
+            &[
+                ("_csrf", &form_csrf),
+                ("ma_lan_gui", key),
+                ("ngay", day),
+                ("gio", "17:00"),
+                ("ly_do", reason),
+            ],
+        )
+    };
+    // A Saturday is refused, with the form kept as typed.
+    let saturday = apology(
+        "2026-12-12",
+        "Chờ xác minh hộ tịch nơi đăng ký",
+        &fresh_key(),
+    );
+    assert_eq!(saturday.status, 422, "{}", saturday.body);
+    assert!(
+        saturday.body.contains("không phải ngày làm việc"),
+        "{}",
+        saturday.body
+    );
+    assert!(saturday.body.contains("Chờ xác minh hộ tịch nơi đăng ký"));
+    // Thursday 10/12, twice with the same key (a double-click).
+    let first = apology("10/12/2026", "Chờ xác minh hộ tịch nơi đăng ký", &key);
+    assert_eq!(first.status, 303, "{}", first.body);
+    let again = apology("10/12/2026", "Chờ xác minh hộ tịch nơi đăng ký", &key);
+    assert_eq!(again.status, 303, "{}", again.body);
+    let sheet = first.header("location").to_owned();
+    assert_eq!(again.header("location"), sheet, "the same record");
+    assert!(
+        sheet.starts_with(&format!("/ho-so/{code}/phieu/")),
+        "{sheet}"
+    );
+    let form = http.get(&sheet);
+    assert_eq!(form.status, 200, "{}", form.body);
+    for text in [
+        "PHIẾU XIN LỖI VÀ HẸN LẠI NGÀY TRẢ KẾT QUẢ",
+        NAME,
+        "17 giờ 00 phút, ngày 08 tháng 12 năm 2026",
+        "17 giờ 00 phút, ngày 10 tháng 12 năm 2026",
+        "Chờ xác minh hộ tịch nơi đăng ký",
+        "THỦ TRƯỞNG CƠ QUAN",
+    ] {
+        assert!(
+            form.body.contains(text),
+            "form 04 lacks {text}: {}",
+            form.body
+        );
+    }
+    // Still counted late; the receipt page shows the new appointment and
+    // links the form.
+    assert_eq!(overdue(&http), std::slice::from_ref(&code));
+    let page = http.get(&format!("/ho-so/{code}"));
+    assert!(page.body.contains("id=\"hen-lai\""));
+    assert!(page.body.contains(&format!("href=\"{sheet}\"")));
+    let stored = http.get(&format!("/api/v1/dossiers/{code}"));
+    assert_eq!(stored.status, 200);
+    assert_eq!(stored.json()["rescheduled_at"], "2026-12-10T10:00:00.000Z");
+
+    // The API: the same, RFC 3339.
+    let api = http.post_json(
+        &format!("/api/v1/dossiers/{code}/reschedule"),
+        &json!({"to": "2026-12-11T17:00:00+07:00", "note": "Chờ ý kiến cơ quan phối hợp"}),
+        Some(&csrf),
+    );
+    assert_eq!(api.status, 200, "{}", api.body);
+    assert_eq!(api.json()["from"], "2026-12-10T10:00:00.000Z");
+    assert_eq!(api.json()["to"], "2026-12-11T10:00:00.000Z");
+    let log = c.proc.log();
+    assert!(log.contains("dossier rescheduled"), "{log}");
+    for personal in [NAME, ID_NUMBER, "Chờ xác minh"] {
+        assert!(
+            !log.contains(personal),
+            "the log holds {personal:?}:\n{log}"
+        );
+    }
+}

@@ -31,6 +31,7 @@ mod op_downstream;
 mod op_prune;
 mod op_receipt;
 mod op_reference;
+mod op_reschedule;
 mod op_status;
 
 use std::path::PathBuf;
@@ -60,6 +61,7 @@ pub use op_create::Created;
 pub use op_downstream::{Decision, UpdatesApplied, decide};
 pub use op_prune::Pruned;
 pub use op_receipt::Synced;
+pub use op_reschedule::Rescheduled;
 pub use op_status::StatusChanged;
 
 /// Default largest group of jobs committed together.
@@ -261,6 +263,14 @@ impl WriterHandle {
         set_status_once, set_status_once_async,
         |code: &str, to: Status, staff: StaffId, note: Option<String>, intent: Intent| -> StatusChanged {
             op_status::SetStatus { code: code.to_owned(), to, staff, note, intent: Some(intent) }
+        }
+    );
+    ask!(
+        /// Apologises for a late dossier with a new appointment `to` and
+        /// the reason of the delay (form 04), once per `intent`.
+        reschedule_once, reschedule_once_async,
+        |code: &str, to: time::OffsetDateTime, staff: StaffId, note: Option<String>, intent: Intent| -> Rescheduled {
+            op_reschedule::Reschedule { code: code.to_owned(), to, staff, note, intent: Some(intent) }
         }
     );
     ask!(

@@ -19,15 +19,15 @@ use crate::store::reference::{self, format_day};
 use crate::store::{Refusal, Step, StoreError};
 
 /// A created dossier, as stored and signed.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Created {
     /// The dossier.
     pub dossier: Dossier,
     /// Its journal seq.
     pub seq: u64,
     /// True when this answers a repeat of an earlier request with the same
-    /// idempotency key: nothing new was stored.
-    #[serde(skip)]
+    /// idempotency key: nothing new was stored, and `dossier` is the first
+    /// request's dossier as it is now (its status may have moved on).
     pub repeated: bool,
 }
 
@@ -59,11 +59,12 @@ impl Operation for Create {
         } = self;
         let (conn, cfg) = (cx.conn, cx.cfg);
         if let Some(i) = &intent
-            && let Some(first) = intent::replay::<Created>(conn, i, KIND)?
+            && let Some(first) = intent::replay(conn, cfg, i, KIND)?
         {
             return Ok(Created {
+                dossier: as_now(conn, &first.code)?,
+                seq: first.seq,
                 repeated: true,
-                ..first
             });
         }
         let now = cfg.clock.now();
@@ -192,9 +193,33 @@ impl Operation for Create {
             repeated: false,
         };
         if let Some(i) = &intent {
+            let kept = intent::Kept {
+                code,
+                seq,
+                detail: serde_json::json!({}),
+            };
             let at = created.dossier.received_at.to_string();
-            intent::keep(conn, i, KIND, &code, seq, &at, &created)?;
+            intent::keep(conn, cfg, i, KIND, &kept, &at)?;
         }
         Ok(created)
     }
+}
+
+/// Dossier `code` as it is now, for the answer to a repeated reception;
+/// refused when its personal data has since been pruned.
+fn as_now(conn: &rusqlite::Connection, code: &str) -> Result<Dossier, Stop> {
+    let row: Option<(Option<String>, u8)> = conn
+        .prepare_cached("SELECT data, status FROM dossiers WHERE code = ?")
+        .and_then(|mut s| {
+            s.query_row([code], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .step("reading the dossier a repeated request made")?;
+    let Some((Some(data), status)) = row else {
+        return Err(Intent::expired(code).into());
+    };
+    let mut dossier: Dossier = serde_json::from_str(&data)
+        .map_err(|e| StoreError::Internal(format!("dossier {code} does not read back: {e}")))?;
+    dossier.status = Status::try_from(status).map_err(|e| StoreError::Internal(e.to_string()))?;
+    Ok(dossier)
 }

@@ -16,7 +16,7 @@ use crate::domain::status::Status;
 use crate::store::{Refusal, Step, StoreError};
 
 /// A status change, as stored and signed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusChanged {
     /// The dossier.
     pub code: String,
@@ -28,7 +28,6 @@ pub struct StatusChanged {
     pub seq: u64,
     /// True when this answers a repeat of an earlier request with the same
     /// idempotency key: nothing new was stored.
-    #[serde(skip)]
     pub repeated: bool,
 }
 
@@ -66,11 +65,21 @@ impl Operation for SetStatus {
         } = self;
         let (conn, cfg) = (cx.conn, cx.cfg);
         if let Some(i) = &intent
-            && let Some(first) = intent::replay::<StatusChanged>(conn, i, KIND)?
+            && let Some(first) = intent::replay(conn, cfg, i, KIND)?
         {
+            let status = |field: &str| {
+                first.detail[field]
+                    .as_u64()
+                    .and_then(|n| u8::try_from(n).ok())
+                    .and_then(|n| Status::try_from(n).ok())
+                    .ok_or_else(|| StoreError::Internal(format!("a kept move has no {field}")))
+            };
             return Ok(StatusChanged {
+                from: status("from")?,
+                to: status("to")?,
+                code: first.code,
+                seq: first.seq,
                 repeated: true,
-                ..first
             });
         }
         let from: u8 = conn
@@ -127,8 +136,13 @@ impl Operation for SetStatus {
             repeated: false,
         };
         if let Some(i) = &intent {
+            let kept = intent::Kept {
+                code: changed.code.clone(),
+                seq,
+                detail: json!({"from": from.get(), "to": to.get()}),
+            };
             let at = UtcTime::new(now.at).to_string();
-            intent::keep(conn, i, KIND, &changed.code, seq, &at, &changed)?;
+            intent::keep(conn, cfg, i, KIND, &kept, &at)?;
         }
         Ok(changed)
     }
