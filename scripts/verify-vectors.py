@@ -459,8 +459,8 @@ def step11_version(value: Any) -> dict:
     if "v" not in value:
         raise Refused("bad_payload", "payload has no member v")
     version = value["v"]
-    if not is_integer(version):
-        raise Refused("bad_payload", f"v is {version!r}, not an integer")
+    if not is_integer(version) or not 0 <= version <= MAX_INTEGER:
+        raise Refused("bad_payload", f"v is {version!r}, not an integer in 0..=2^53-1")
     if version != PROTOCOL_VERSION:
         raise Refused("unsupported_version", f"v is {version}, this verifier knows {PROTOCOL_VERSION}")
     return value

@@ -80,10 +80,29 @@ impl Problems {
     }
 }
 
+/// The exit status of a command stopped by its configuration (missing,
+/// unreadable or invalid): sysexits.h's `EX_CONFIG`. The units'
+/// `RestartPreventExitStatus=78` keeps systemd from restarting a box that
+/// would fail the same way until someone fixes its configuration.
+pub const EX_CONFIG: u8 = 78;
+
+/// The exit status for an error that stopped a command: [`EX_CONFIG`] when
+/// [`Problems`] with the configuration caused it, 1 otherwise.
+pub fn exit_status(e: &(dyn std::error::Error + 'static)) -> u8 {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<Problems>() {
+            return EX_CONFIG;
+        }
+        cause = c.source();
+    }
+    1
+}
+
 /// What `config check FILE` does in both binaries: on success, says so on
 /// standard error and prints the effective configuration (TOML, defaults
 /// filled in) on standard output; otherwise prints every problem and
-/// returns a failure exit code.
+/// returns [`EX_CONFIG`].
 pub fn check_command<T: fmt::Display>(
     path: &Path,
     load: impl FnOnce(&Path) -> Result<T, Problems>,
@@ -96,7 +115,7 @@ pub fn check_command<T: fmt::Display>(
         }
         Err(problems) => {
             eprint!("{}: {problems}", path.display());
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(EX_CONFIG)
         }
     }
 }

@@ -124,13 +124,24 @@ pub enum Command {
         /// Only this unit's dossiers (e.g. H49.12.3).
         #[arg(long)]
         unit: Option<String>,
-        /// Output format: JSON lines, or CSV with a header and one column
-        /// per field (the body as one JSON text in its column).
+        /// Output format: JSON lines; CSV for programs (a header, one
+        /// column per field, the body as one JSON text); or CSV for a
+        /// spreadsheet ("excel": a UTF-8 byte order mark, `;` between
+        /// fields, one column per member of the body, identification
+        /// numbers kept with their leading zeros and formulas shown, not
+        /// run). Double-clicked in a Vietnamese Windows, "excel" opens in
+        /// columns.
         #[arg(long, value_enum, default_value = "jsonl")]
         format: crate::export::Format,
+        /// Separator between CSV fields [default: semicolon for excel,
+        /// comma for csv]. For Excel in a Windows whose list separator is
+        /// a comma (English regional settings), give comma.
+        #[arg(long, value_enum)]
+        delimiter: Option<crate::export::Delimiter>,
         /// Start the CSV with a UTF-8 byte order mark, so that Excel reads
         /// its Vietnamese text as UTF-8 (other programs may show the mark
-        /// as a stray character before the first column's name).
+        /// as a stray character before the first column's name). Always
+        /// so for excel.
         #[arg(long)]
         bom: bool,
         /// Write here instead of standard output.

@@ -25,10 +25,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => logging::fatal(&e),
     }
 }
 
@@ -164,11 +161,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             to,
             unit,
             format,
+            delimiter,
             bom,
             out,
         } => {
-            if *bom && *format != motcua_dc::export::Format::Csv {
-                bail!("--bom is for --format csv");
+            use motcua_dc::export::{Format, Style};
+            if *format == Format::Jsonl && (*bom || delimiter.is_some()) {
+                bail!("--bom and --delimiter are for --format csv or excel");
+            }
+            let mut style = Style::of(*format);
+            if let Some(d) = delimiter {
+                style.delimiter = *d;
             }
             let mut s = open_store(&cli)?;
             let filter = motcua_dc::export::Filter {
@@ -186,7 +189,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            if *bom {
+            if *bom || style.bom() {
                 sink.write_all(motcua_dc::export::BOM)?;
             }
             let bar = indicatif::ProgressBar::new_spinner().with_message("exporting");
@@ -199,13 +202,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut header = true;
             while !reader.done() {
                 let page = reader.page(1000)?;
-                motcua_dc::export::write(&mut sink, &page, *format, header)?;
+                motcua_dc::export::write(&mut sink, &page, style, header)?;
                 header = false;
                 written += page.len() as u64;
                 bar.set_position(written);
             }
             if header {
-                motcua_dc::export::write(&mut sink, &[], *format, true)?;
+                motcua_dc::export::write(&mut sink, &[], style, true)?;
             }
             sink.flush()?;
             bar.finish_and_clear();

@@ -532,6 +532,14 @@ fn read_payload<M: Message>(payload: &[u8]) -> Result<M, PayloadError> {
     // The version is read alone first, so a newer payload is reported as
     // "unsupported version", not as "unknown field".
     let VersionOnly { v } = json::parse_typed(payload)?;
+    // Section 4's integer bound holds for `v` too: past it, the payload
+    // is malformed, not of an unknown version.
+    if v > crate::envelope::MAX_SEQ {
+        return Err(PayloadError::Field {
+            field: "v",
+            reason: format!("must be at most 2^53 - 1, got {v}"),
+        });
+    }
     if v != u64::from(FORMAT_VERSION) {
         return Err(PayloadError::UnsupportedVersion { found: v });
     }

@@ -232,6 +232,12 @@ async fn login(State(k): State<Kiosk>, JsonBody(b): JsonBody<LoginBody>) -> Resp
             })),
         )
             .into_response(),
+        LoginOutcome::Busy => {
+            let mut res = error(StatusCode::SERVICE_UNAVAILABLE, "busy", &message);
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+            res
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
@@ -253,6 +253,50 @@ impl FromRequest<Kiosk> for CsrfForm {
     }
 }
 
+/// At most this many Argon2id checks run at once. Each takes 19 MiB for
+/// its time (staff.rs): a flood of logins on a LAN-bound kiosk must not
+/// exhaust a 1 GiB box, and a counter has a few clerks, not a crowd.
+pub const LOGIN_CHECKS: usize = 2;
+
+/// Logins waiting for a check beyond this are answered "busy" at once
+/// instead of queueing without end behind a flood.
+pub const LOGIN_QUEUE: usize = 16;
+
+/// Bounds the password checks: [`LOGIN_CHECKS`] at once, [`LOGIN_QUEUE`]
+/// waiting.
+pub struct LoginGate {
+    checks: Arc<tokio::sync::Semaphore>,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for LoginGate {
+    fn default() -> Self {
+        LoginGate {
+            checks: Arc::new(tokio::sync::Semaphore::new(LOGIN_CHECKS)),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl LoginGate {
+    /// A permit for one check, or `None` when too many already wait.
+    async fn enter(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.waiting.fetch_add(1, SeqCst) >= LOGIN_QUEUE {
+            self.waiting.fetch_sub(1, SeqCst);
+            return None;
+        }
+        let permit = self.checks.clone().acquire_owned().await.ok();
+        self.waiting.fetch_sub(1, SeqCst);
+        permit
+    }
+
+    /// Checks running now (for tests and the lab's figures).
+    pub fn running(&self) -> usize {
+        LOGIN_CHECKS - self.checks.available_permits()
+    }
+}
+
 /// What a login attempt came to.
 pub enum LoginOutcome {
     /// Logged in: the cookie token and the session.
@@ -261,6 +305,8 @@ pub enum LoginOutcome {
     Wrong,
     /// Locked out for this many minutes.
     Locked(u64),
+    /// Too many logins at once: try again in a few seconds.
+    Busy,
 }
 
 impl LoginOutcome {
@@ -272,6 +318,10 @@ impl LoginOutcome {
             LoginOutcome::Locked(min) => Some(format!(
                 "Tài khoản tạm khóa vì nhập sai nhiều lần. Vui lòng thử lại sau {min} phút."
             )),
+            LoginOutcome::Busy => Some(
+                "Máy đang xử lý quá nhiều lượt đăng nhập cùng lúc. Vui lòng thử lại sau ít giây."
+                    .into(),
+            ),
         }
     }
 }
@@ -281,11 +331,20 @@ pub async fn attempt(k: &Kiosk, staff: &str, secret: &str) -> LoginOutcome {
     if let Some(l) = k.sessions().locked(staff) {
         return LoginOutcome::Locked(l.remaining.as_secs().div_ceil(60));
     }
+    let Some(permit) = k.logins().enter().await else {
+        tracing::warn!("kiosk login refused: too many at once");
+        return LoginOutcome::Busy;
+    };
     let (k2, id, secret) = (k.clone(), staff.to_owned(), secret.to_owned());
-    let found = tokio::task::spawn_blocking(move || k2.staff().check(&id, &secret))
-        .await
-        .ok()
-        .flatten();
+    // The permit goes with the check: a client that gives up does not
+    // free its place before the check's memory is freed.
+    let found = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        k2.staff().check(&id, &secret)
+    })
+    .await
+    .ok()
+    .flatten();
     match found {
         Some(a) => {
             k.sessions().succeeded(staff);
@@ -372,6 +431,56 @@ mod tests {
     async fn api_write(k: &Kiosk, req: Request) -> Result<Checked<Api>, Response> {
         let (mut parts, _) = req.into_parts();
         Checked::<Api>::from_request_parts(&mut parts, k).await
+    }
+
+    #[test]
+    fn a_flood_of_logins_runs_a_bounded_number_of_checks_and_answers_the_rest_busy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("staff.toml"), "").expect("an empty staff file");
+        let (_writer, k) = kiosk(dir.path());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            // Every check slot taken, as by logins in progress.
+            let held = k
+                .logins()
+                .checks
+                .clone()
+                .acquire_many_owned(LOGIN_CHECKS as u32)
+                .await
+                .expect("permits");
+            let flood = 3 * LOGIN_QUEUE;
+            let tasks: Vec<_> = (0..flood)
+                .map(|n| {
+                    let k = k.clone();
+                    tokio::spawn(async move { attempt(&k, &format!("ke.gian{n}"), "sai").await })
+                })
+                .collect();
+            // Wait for the queue to fill: those beyond it are answered
+            // at once, without a check.
+            while k.logins().waiting.load(std::sync::atomic::Ordering::SeqCst) < LOGIN_QUEUE
+                || tasks.iter().filter(|t| t.is_finished()).count() < flood - LOGIN_QUEUE
+            {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(k.logins().running(), LOGIN_CHECKS);
+            drop(held);
+            let mut busy = 0;
+            let mut wrong = 0;
+            for t in tasks {
+                match t.await.expect("no panic") {
+                    LoginOutcome::Busy => busy += 1,
+                    LoginOutcome::Wrong | LoginOutcome::Locked(_) => wrong += 1,
+                    LoginOutcome::Ok(..) => panic!("an unknown account logged in"),
+                }
+                assert!(k.logins().running() <= LOGIN_CHECKS);
+            }
+            assert_eq!(busy, flood - LOGIN_QUEUE);
+            assert_eq!(wrong, LOGIN_QUEUE, "each waiting login was checked");
+            assert_eq!(k.logins().running(), 0);
+        });
     }
 
     #[test]

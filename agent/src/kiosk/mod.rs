@@ -96,6 +96,7 @@ struct Inner {
     sync: watch::Receiver<SyncState>,
     sessions: session::Sessions,
     staff: staff::Book,
+    logins: guard::LoginGate,
 }
 
 /// What the sync indicator shows.
@@ -142,6 +143,7 @@ impl Kiosk {
                     opts.lockout,
                 ),
                 staff: staff::Book::new(opts.staff_file.clone())?,
+                logins: guard::LoginGate::default(),
                 store: guard::Store::new(writer, opts.db.clone()),
                 clock: SystemClock::default(),
                 opts,
@@ -163,6 +165,11 @@ impl Kiosk {
     /// Staff.
     pub fn staff(&self) -> &staff::Book {
         &self.inner.staff
+    }
+
+    /// The bound on concurrent password checks.
+    pub fn logins(&self) -> &guard::LoginGate {
+        &self.inner.logins
     }
 
     /// Today's date in Vietnam and now, from the kiosk's clock.

@@ -330,6 +330,9 @@ pub async fn login(
         LoginOutcome::Locked(_) => {
             login_page(&k, StatusCode::TOO_MANY_REQUESTS, message, &staff).await
         }
+        LoginOutcome::Busy => {
+            login_page(&k, StatusCode::SERVICE_UNAVAILABLE, message, &staff).await
+        }
     }
 }
 

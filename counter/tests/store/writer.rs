@@ -385,6 +385,63 @@ fn below_the_free_space_floor_new_records_are_refused_and_reads_go_on() {
 }
 
 #[test]
+fn a_repeat_below_the_free_space_floor_gets_what_the_first_request_stored() {
+    use motcua_counter::domain::intent::Intent;
+    let mut s = TestStore::new();
+    let intent =
+        |n: u32| Intent::new("form-0123456789abcdef", &input(n).canonical()).expect("valid key");
+    let first = s
+        .w()
+        .create_once(input(1), staff(), intent(1))
+        .expect("no failure")
+        .expect("stored");
+    let move_key = Intent::new("move-0123456789abcdef", b"4").expect("valid key");
+    let moved = s
+        .w()
+        .set_status_once(
+            &first.dossier.code,
+            Status::IN_PROCESS,
+            staff(),
+            None,
+            move_key.clone(),
+        )
+        .expect("no failure")
+        .expect("moved");
+    // The disk fills between the first click and the second.
+    s.min_free = u64::MAX;
+    s.reopen();
+    let again = s
+        .w()
+        .create_once(input(1), staff(), intent(1))
+        .expect("no failure")
+        .expect("the first dossier, not disk full");
+    assert!(again.repeated);
+    assert_eq!(again.dossier.code, first.dossier.code);
+    let twice = s
+        .w()
+        .set_status_once(
+            &first.dossier.code,
+            Status::IN_PROCESS,
+            staff(),
+            None,
+            move_key,
+        )
+        .expect("no failure")
+        .expect("the first move, not disk full");
+    assert!(twice.repeated);
+    assert_eq!(twice.seq, moved.seq);
+    // Anything new is still refused.
+    let other = Intent::new("form-fedcba9876543210", &input(2).canonical()).expect("valid key");
+    let err = s
+        .w()
+        .create_once(input(2), staff(), other)
+        .expect("no failure")
+        .expect_err("refused");
+    assert!(matches!(err, Refusal::DiskFull { .. }), "{err:?}");
+    assert_eq!(s.reader().unsynced(0, 10).expect("journal").len(), 2);
+}
+
+#[test]
 fn a_clock_that_lost_its_time_refuses_new_records() {
     let s = TestStore::new();
     s.w()

@@ -112,6 +112,20 @@ fn build() -> Vec<Vector> {
         &dev,
     )
     .expect("signs");
+    // A version that is not an integer of section 4 (negative, or past
+    // 2^53 - 1) is a bad payload, not an unknown version.
+    let with_v = |v: serde_json::Value| {
+        let mut p = serde_json::to_value(&first).expect("json");
+        p["v"] = v;
+        sign_payload(
+            MessageType::Submission,
+            serde_json::to_vec(&p).expect("json"),
+            &dev,
+        )
+        .expect("signs")
+    };
+    let v_negative = with_v((-1).into());
+    let v_too_large = with_v((1u64 << 53).into());
     let as_receipt = sign_payload(
         MessageType::Receipt,
         serde_json::to_vec(&first).expect("json"),
@@ -326,6 +340,22 @@ fn build() -> Vec<Vector> {
             &dev,
             v2,
             Some("unsupported_version"),
+        ),
+        v(
+            "version-negative",
+            "submission-seq1's payload with v set to -1, validly signed: not an integer of section 4's range.",
+            S,
+            &dev,
+            v_negative,
+            Some("bad_payload"),
+        ),
+        v(
+            "version-too-large",
+            "submission-seq1's payload with v set to 2^53 (9007199254740992), validly signed: past section 4's integer bound.",
+            S,
+            &dev,
+            v_too_large,
+            Some("bad_payload"),
         ),
         v(
             "catalogue",

@@ -57,7 +57,7 @@ fn config_check_reports_every_problem_with_its_key() {
     )
     .expect("write");
     let r = run("motcua", ["config", "check", cfg.to_str().expect("utf-8")]);
-    assert_eq!(r.code, Some(1), "{r:?}");
+    assert_eq!(r.code, Some(78), "EX_CONFIG: {r:?}");
     assert!(
         r.stdout.is_empty(),
         "nothing is printed as effective: {r:?}"
@@ -93,7 +93,7 @@ fn an_unknown_key_is_refused_not_ignored() {
     )
     .expect("write");
     let r = run("motcua", ["config", "check", cfg.to_str().expect("utf-8")]);
-    assert_eq!(r.code, Some(1), "{r:?}");
+    assert_eq!(r.code, Some(78), "EX_CONFIG: {r:?}");
     assert!(r.stderr.contains("countr"), "{r:?}");
 }
 
@@ -118,7 +118,7 @@ fn plain_mqtt_needs_an_explicit_opt_in() {
         "motcua-dc",
         ["config", "check", cfg.to_str().expect("utf-8")],
     );
-    assert_eq!(r.code, Some(1), "{r:?}");
+    assert_eq!(r.code, Some(78), "EX_CONFIG: {r:?}");
     assert!(
         r.stderr
             .contains("broker.broker: mqtt:// sends records unencrypted"),
@@ -158,8 +158,15 @@ fn a_database_password_never_reaches_the_terminal() {
 #[test]
 fn a_missing_file_is_named() {
     let r = run("motcua", ["config", "check", "/nonexistent/agent.toml"]);
-    assert_eq!(r.code, Some(1), "{r:?}");
+    assert_eq!(r.code, Some(78), "EX_CONFIG: {r:?}");
     assert!(r.stderr.contains("/nonexistent/agent.toml"), "{r:?}");
+    // What systemd sees: `run` stops with EX_CONFIG, which the unit's
+    // RestartPreventExitStatus=78 keeps from a restart loop.
+    let r = run("motcua", ["-c", "/nonexistent/agent.toml", "run"]);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("/nonexistent/agent.toml"), "{r:?}");
+    let r = run("motcua-dc", ["-c", "/nonexistent/dc.toml", "run"]);
+    assert_eq!(r.code, Some(78), "{r:?}");
 }
 
 #[test]

@@ -188,6 +188,48 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
         bom.stdout.strip_prefix('\u{feff}'),
         Some(csv.stdout.as_str())
     );
+    // For a spreadsheet: `;`, the byte order mark, one column per member
+    // of the body, the same records.
+    let sheet = run(
+        "motcua-dc",
+        [
+            "-c",
+            conf,
+            "--database",
+            &site.database,
+            "export",
+            "--from",
+            &today,
+            "--format",
+            "excel",
+        ],
+    );
+    assert!(sheet.ok, "{}", sheet.stderr);
+    let text = sheet
+        .stdout
+        .strip_prefix('\u{feff}')
+        .expect("a byte order mark first");
+    let mut rows = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = rows
+        .headers()
+        .expect("a header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let col = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let rows: Vec<csv::StringRecord> = rows.records().map(|r| r.expect("a row")).collect();
+    assert_eq!(rows.len(), 12, "today's 12 records of A");
+    for row in &rows {
+        assert_eq!(row.len(), header.len());
+        assert_eq!(&row[col("unit")], "H49.12.3");
+        if &row[col("kind")] == "dossier.created" {
+            assert!(!row[col("body.procedure")].is_empty(), "{row:?}");
+            assert!(!row[col("body.applicant.name")].is_empty(), "{row:?}");
+        }
+        assert_eq!(&row[col("body.other")], "", "nothing unknown: {row:?}");
+    }
 
     // The units' names, once published, stand beside their codes.
     let units = workspace().join("docs/examples/units.json");

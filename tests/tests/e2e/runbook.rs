@@ -16,9 +16,10 @@ fn rooted(text: &str, root: &Path) -> String {
         &format!("sqlite://{root}/var/lib/motcua-dc"),
     );
     for dir in ["/etc/motcua", "/var/lib/motcua", "/root"] {
-        // Only where the path starts: after a space, a quote, `=` or a
-        // line's start (never inside a path already moved).
-        for before in [" ", "\"", "\n", "="] {
+        // Only where the path starts: after a space, a quote, `=`, a
+        // parenthesis or a line's start (never inside a path already
+        // moved).
+        for before in [" ", "\"", "\n", "=", "("] {
             out = out.replace(&format!("{before}{dir}"), &format!("{before}{root}{dir}"));
         }
     }
@@ -47,10 +48,11 @@ fn the_readme_runbook_enrolls_a_counter_by_one_path() {
     // Every path moved: with the scratch root taken out, no system
     // directory is left anywhere in the script (quoted, after `=`, at a
     // line's start or inside a URL).
-    let unrooted = script.replace(&root.display().to_string(), "");
+    let marked = script.replace(&root.display().to_string(), "SCRATCH");
     for system in ["/etc/", "/var/", "/root"] {
-        assert!(
-            !unrooted.contains(system),
+        assert_eq!(
+            marked.matches(system).count(),
+            marked.matches(&format!("SCRATCH{system}")).count(),
             "the runbook still names {system} outside the scratch root: {script}"
         );
     }

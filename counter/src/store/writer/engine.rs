@@ -76,8 +76,19 @@ pub(crate) trait Operation: Send + 'static {
     /// free-space floor (reads, receipts and pruning go on).
     fn adds_data(&self) -> bool;
 
-    /// Does the work. On `Err` the engine rolls the job's savepoint back
-    /// and restores the chain head.
+    /// The answer to an earlier request with the same idempotency key,
+    /// when this one repeats it. The engine asks before [`apply`], and
+    /// before the free-space floor: a repeat adds nothing, so a clerk's
+    /// second click on a full disk still gets the dossier the first one
+    /// stored, not "disk full".
+    ///
+    /// [`apply`]: Operation::apply
+    fn repeat(&self, _cx: &Ctx<'_>) -> Result<Option<Self::Output>, Stop> {
+        Ok(None)
+    }
+
+    /// Does the work (never for a repeat). On `Err` the engine rolls the
+    /// job's savepoint back and restores the chain head.
     fn apply(self, cx: &mut Ctx<'_>) -> Result<Self::Output, Stop>;
 }
 
@@ -90,9 +101,10 @@ pub(crate) trait Task: Send {
     /// See [`Operation::adds_data`].
     fn adds_data(&self) -> bool;
     /// Runs the operation and keeps its answer; whether it succeeded.
-    fn apply(&mut self, cx: &mut Ctx<'_>) -> bool;
-    /// Keeps a refusal as the answer, without running the operation.
-    fn refuse(&mut self, r: Refusal);
+    /// `floor` is the refusal for jobs that add data when free space is
+    /// below the floor: such a job is answered with it unless it repeats
+    /// an earlier request.
+    fn apply(&mut self, cx: &mut Ctx<'_>, floor: Option<&Refusal>) -> bool;
     /// Replaces a success with a failure (its group was not stored).
     fn fail(&mut self, e: &dyn Fn() -> StoreError);
     /// Sends the answer kept (the caller may have stopped waiting).
@@ -126,11 +138,19 @@ impl<O: Operation> Task for Pending<O> {
         self.op.as_ref().is_some_and(O::adds_data)
     }
 
-    fn apply(&mut self, cx: &mut Ctx<'_>) -> bool {
+    fn apply(&mut self, cx: &mut Ctx<'_>, floor: Option<&Refusal>) -> bool {
         let Some(op) = self.op.take() else {
             return false;
         };
-        let answer = match op.apply(cx) {
+        let done = match op.repeat(cx) {
+            Ok(Some(out)) => Ok(out),
+            Ok(None) => match floor {
+                Some(r) if op.adds_data() => Err(Stop::Refused(r.clone())),
+                _ => op.apply(cx),
+            },
+            Err(stop) => Err(stop),
+        };
+        let answer = match done {
             Ok(out) => Ok(Ok(out)),
             Err(Stop::Refused(r)) => Ok(Err(r)),
             Err(Stop::Failed(e)) => Err(e),
@@ -138,11 +158,6 @@ impl<O: Operation> Task for Pending<O> {
         let ok = matches!(answer, Ok(Ok(_)));
         self.answer = Some(answer);
         ok
-    }
-
-    fn refuse(&mut self, r: Refusal) {
-        self.op = None;
-        self.answer = Some(Ok(Err(r)));
     }
 
     fn fail(&mut self, e: &dyn Fn() -> StoreError) {
@@ -301,18 +316,15 @@ impl Engine {
                 }
             };
             let saved = self.head;
-            let ok = match &space {
-                Err(r) if job.adds_data() => {
-                    job.refuse(r.clone());
-                    false
-                }
-                _ => job.apply(&mut Ctx {
+            let ok = job.apply(
+                &mut Ctx {
                     conn: &sp,
                     cfg: &self.cfg,
                     head: &mut self.head,
                     scrub_wal: &mut self.scrub_wal,
-                }),
-            };
+                },
+                space.as_ref().err(),
+            );
             if ok {
                 if let Err(source) = sp.commit() {
                     self.head = saved;
@@ -542,23 +554,42 @@ mod tests {
 
     #[test]
     fn a_failed_group_turns_only_successes_into_failures() {
-        let (mut j, mut rx) = put(1, End::Done, false);
-        j.refuse(Refusal::NotFound("x".into()));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut e = engine(dir.path(), 0);
+        // Refused below the floor: a refusal stays a refusal.
+        let (mut j, mut rx) = put(1, End::Done, true);
+        let floor = Refusal::DiskFull {
+            path: dir.path().to_owned(),
+            free: 0,
+            floor: 1,
+        };
+        let ok = j.apply(
+            &mut Ctx {
+                conn: &e.conn,
+                cfg: &e.cfg,
+                head: &mut e.head,
+                scrub_wal: &mut e.scrub_wal,
+            },
+            Some(&floor),
+        );
+        assert!(!ok);
         j.fail(&|| StoreError::WriterGone);
         j.send();
         assert!(matches!(
             rx.try_recv().expect("answered"),
-            Ok(Err(Refusal::NotFound(_)))
+            Ok(Err(Refusal::DiskFull { .. }))
         ));
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut e = engine(dir.path(), 0);
+        assert_eq!(rows(&e), Vec::<i64>::new(), "a refused job never ran");
         let (mut j, mut rx) = put(5, End::Done, false);
-        let ok = j.apply(&mut Ctx {
-            conn: &e.conn,
-            cfg: &e.cfg,
-            head: &mut e.head,
-            scrub_wal: &mut e.scrub_wal,
-        });
+        let ok = j.apply(
+            &mut Ctx {
+                conn: &e.conn,
+                cfg: &e.cfg,
+                head: &mut e.head,
+                scrub_wal: &mut e.scrub_wal,
+            },
+            None,
+        );
         assert!(ok);
         j.fail(&|| StoreError::WriterGone);
         j.send();

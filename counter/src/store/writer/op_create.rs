@@ -51,6 +51,20 @@ impl Operation for Create {
         true
     }
 
+    fn repeat(&self, cx: &Ctx<'_>) -> Result<Option<Created>, Stop> {
+        let Some(i) = &self.intent else {
+            return Ok(None);
+        };
+        let Some(first) = intent::replay(cx.conn, cx.cfg, i, KIND)? else {
+            return Ok(None);
+        };
+        Ok(Some(Created {
+            dossier: as_now(cx.conn, &first.code)?,
+            seq: first.seq,
+            repeated: true,
+        }))
+    }
+
     fn apply(self, cx: &mut Ctx<'_>) -> Result<Created, Stop> {
         let Create {
             input,
@@ -58,15 +72,6 @@ impl Operation for Create {
             intent,
         } = self;
         let (conn, cfg) = (cx.conn, cx.cfg);
-        if let Some(i) = &intent
-            && let Some(first) = intent::replay(conn, cfg, i, KIND)?
-        {
-            return Ok(Created {
-                dossier: as_now(conn, &first.code)?,
-                seq: first.seq,
-                repeated: true,
-            });
-        }
         let now = cfg.clock.now();
         let local = now.at.to_offset(VIETNAM);
         // The clock first: validation itself depends on the year (birth years).

@@ -68,6 +68,28 @@ impl Operation for Reschedule {
         true
     }
 
+    fn repeat(&self, cx: &Ctx<'_>) -> Result<Option<Rescheduled>, Stop> {
+        let Some(i) = &self.intent else {
+            return Ok(None);
+        };
+        let Some(first) = intent::replay(cx.conn, cx.cfg, i, KIND)? else {
+            return Ok(None);
+        };
+        let time = |field: &str| {
+            first.detail[field]
+                .as_str()
+                .and_then(|t| UtcTime::parse(t).ok())
+                .ok_or_else(|| StoreError::Internal(format!("a kept apology has no {field}")))
+        };
+        Ok(Some(Rescheduled {
+            from: time("from")?,
+            to: time("to")?,
+            code: first.code,
+            seq: first.seq,
+            repeated: true,
+        }))
+    }
+
     fn apply(self, cx: &mut Ctx<'_>) -> Result<Rescheduled, Stop> {
         let Reschedule {
             code,
@@ -77,23 +99,6 @@ impl Operation for Reschedule {
             intent,
         } = self;
         let (conn, cfg) = (cx.conn, cx.cfg);
-        if let Some(i) = &intent
-            && let Some(first) = intent::replay(conn, cfg, i, KIND)?
-        {
-            let time = |field: &str| {
-                first.detail[field]
-                    .as_str()
-                    .and_then(|t| UtcTime::parse(t).ok())
-                    .ok_or_else(|| StoreError::Internal(format!("a kept apology has no {field}")))
-            };
-            return Ok(Rescheduled {
-                from: time("from")?,
-                to: time("to")?,
-                code: first.code,
-                seq: first.seq,
-                repeated: true,
-            });
-        }
         let row: Option<(u8, String, Option<String>)> = conn
             .prepare_cached(
                 "SELECT status, appointment_at, rescheduled_at FROM dossiers WHERE code = ?",

@@ -55,6 +55,29 @@ impl Operation for SetStatus {
         true
     }
 
+    fn repeat(&self, cx: &Ctx<'_>) -> Result<Option<StatusChanged>, Stop> {
+        let Some(i) = &self.intent else {
+            return Ok(None);
+        };
+        let Some(first) = intent::replay(cx.conn, cx.cfg, i, KIND)? else {
+            return Ok(None);
+        };
+        let status = |field: &str| {
+            first.detail[field]
+                .as_u64()
+                .and_then(|n| u8::try_from(n).ok())
+                .and_then(|n| Status::try_from(n).ok())
+                .ok_or_else(|| StoreError::Internal(format!("a kept move has no {field}")))
+        };
+        Ok(Some(StatusChanged {
+            from: status("from")?,
+            to: status("to")?,
+            code: first.code,
+            seq: first.seq,
+            repeated: true,
+        }))
+    }
+
     fn apply(self, cx: &mut Ctx<'_>) -> Result<StatusChanged, Stop> {
         let SetStatus {
             code,
@@ -64,24 +87,6 @@ impl Operation for SetStatus {
             intent,
         } = self;
         let (conn, cfg) = (cx.conn, cx.cfg);
-        if let Some(i) = &intent
-            && let Some(first) = intent::replay(conn, cfg, i, KIND)?
-        {
-            let status = |field: &str| {
-                first.detail[field]
-                    .as_u64()
-                    .and_then(|n| u8::try_from(n).ok())
-                    .and_then(|n| Status::try_from(n).ok())
-                    .ok_or_else(|| StoreError::Internal(format!("a kept move has no {field}")))
-            };
-            return Ok(StatusChanged {
-                from: status("from")?,
-                to: status("to")?,
-                code: first.code,
-                seq: first.seq,
-                repeated: true,
-            });
-        }
         let from: u8 = conn
             .prepare_cached("SELECT status FROM dossiers WHERE code = ?")
             .and_then(|mut s| s.query_row([&code], |r| r.get(0)).optional())
