@@ -79,7 +79,11 @@ pub fn priority(level: &Level) -> u8 {
 /// [`crate::config::EX_CONFIG`] for a configuration problem, 1 otherwise.
 pub fn fatal(e: &anyhow::Error) -> std::process::ExitCode {
     let prefix = if stderr_is_journal() { "<3>" } else { "" };
-    eprintln!("{prefix}error: {e:#}");
+    // Each line its own journal entry, each at error priority (a
+    // configuration's problems come one per line).
+    for line in format!("error: {e:#}").lines() {
+        eprintln!("{prefix}{line}");
+    }
     let status = e.chain().map(crate::config::exit_status).max().unwrap_or(1);
     std::process::ExitCode::from(status)
 }

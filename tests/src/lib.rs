@@ -10,6 +10,7 @@ pub mod fleet_sim;
 pub mod impair;
 pub mod kiosk;
 pub mod site;
+pub mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

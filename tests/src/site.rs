@@ -277,6 +277,12 @@ impl Pki {
     /// Creates both CAs and the broker's certificate (for 127.0.0.1,
     /// localhost and `host`).
     pub fn new(dir: &Path, host: &str) -> Pki {
+        Pki::with_names(dir, host, &[])
+    }
+
+    /// As [`Pki::new`], the broker's certificate naming `names` too (the
+    /// host as a virtual machine's guests reach it).
+    pub fn with_names(dir: &Path, host: &str, names: &[&str]) -> Pki {
         let receivers = dir.join("receivers-ca");
         let dir = dir.join("ca");
         for (d, extra) in [(&dir, None), (&receivers, Some("--receivers"))] {
@@ -290,6 +296,9 @@ impl Pki {
         let mut args = vec!["--server", "--host", "127.0.0.1", "--host", "localhost"];
         if host != "127.0.0.1" {
             args.extend(["--host", host]);
+        }
+        for n in names {
+            args.extend(["--host", n]);
         }
         pki.issue("broker", &args);
         pki
@@ -498,8 +507,14 @@ impl Site {
     /// A site whose broker listens on `host` (an address of this machine,
     /// e.g. the host end of a veth pair).
     pub fn build(tls: bool, database: Option<String>, host: &str) -> Site {
+        Site::build_named(tls, database, host, &[])
+    }
+
+    /// As [`Site::build`], the broker's certificate also naming `names`
+    /// (e.g. 10.0.2.2, the host as qemu's guests reach it).
+    pub fn build_named(tls: bool, database: Option<String>, host: &str, names: &[&str]) -> Site {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pki = tls.then(|| Pki::new(dir.path(), host));
+        let pki = tls.then(|| Pki::with_names(dir.path(), host, names));
         let broker = Mosquitto::configure(dir.path(), pki.as_ref(), host);
         let key = dir.path().join("dc.key");
         let r = run(

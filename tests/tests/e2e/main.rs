@@ -2,6 +2,7 @@
 //! data-centre operator would run them.
 
 mod attacks;
+mod boxlab;
 mod broker;
 mod browser;
 mod chromium;
