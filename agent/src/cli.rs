@@ -87,6 +87,20 @@ pub enum Command {
     /// Manage the cached reference data (procedure catalogue, holidays).
     #[command(subcommand)]
     Reference(ReferenceCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// The Debian package installs the bash, zsh and fish ones.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (motcua.1 and one per command) into a
+    /// directory.
+    #[command(hide = true)]
+    Man {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
     /// Check signing, verification, key files and chain rules on this box.
     ///
     /// Works in a throw-away directory with throw-away keys; the device's own

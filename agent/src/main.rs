@@ -58,6 +58,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Reference(cmd) => return cmd::reference(&cli.config, cmd),
         Command::Run => return cmd::run(&cli.config),
         Command::Staff(c) => cmd::staff(&cli.config, c)?,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            motcua_common::clidocs::completions(Cli::command(), shell, &mut std::io::stdout());
+        }
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            let pages = motcua_common::clidocs::man_pages(Cli::command(), &dir)?;
+            eprintln!("{} manual pages in {}", pages.len(), dir.display());
+        }
         Command::Doctor { timeout } => {
             let checks = doctor::run(&cli.config, std::time::Duration::from_secs(timeout));
             motcua_common::outln!("{}", doctor::render(&checks).trim_end());

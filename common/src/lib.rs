@@ -18,8 +18,10 @@
 //! - [`shutdown`]: the signal that ends a long-running command.
 //! - [`output`]: `outln!`/`out!`, standard output that a closed pipe ends
 //!   quietly.
+//! - [`clidocs`]: shell completions and man pages from a clap command line.
 
 pub mod atomic;
+pub mod clidocs;
 pub mod config;
 pub mod keyfile;
 pub mod logging;

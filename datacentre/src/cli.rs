@@ -154,6 +154,20 @@ pub enum Command {
     /// The broker's access list (Mosquitto's dynamic-security plugin).
     #[command(subcommand)]
     Broker(BrokerCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// The Debian package installs the bash, zsh and fish ones.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (motcua-dc.1 and one per command) into a
+    /// directory.
+    #[command(hide = true)]
+    Man {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// Re-verify stored chains: every signature against the enrolled keys,
     /// every link, from seq 1 to the head. Exits 1 on any break.
     Verify {

@@ -93,6 +93,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(motcua_common::config::check_command(&path, DcConfig::load));
         }
         Command::Run => return serve(&cli),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            motcua_common::clidocs::completions(Cli::command(), *shell, &mut std::io::stdout());
+        }
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            let pages = motcua_common::clidocs::man_pages(Cli::command(), dir)?;
+            eprintln!("{} manual pages in {}", pages.len(), dir.display());
+        }
         Command::Ca(cmd) => ca_command(cmd)?,
         Command::Device(cmd) => return device(&cli, cmd),
         Command::Alerts { after, limit } => {
