@@ -268,10 +268,15 @@ pub struct Http {
 impl Http {
     /// A client of `base`.
     pub fn new(base: &str) -> Http {
+        Http::with_timeout(base, Duration::from_secs(30))
+    }
+
+    /// A client of `base` whose requests may take up to `timeout`.
+    pub fn with_timeout(base: &str, timeout: Duration) -> Http {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(30)))
+            .timeout_global(Some(timeout))
             .build()
             .into();
         Http {

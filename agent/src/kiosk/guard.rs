@@ -282,12 +282,21 @@ impl LoginGate {
     /// A permit for one check, or `None` when too many already wait.
     async fn enter(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         use std::sync::atomic::Ordering::SeqCst;
+        /// Leaves the queue when dropped: also when the request is dropped
+        /// while it waits (the client went away), which would otherwise
+        /// leave its place taken for good.
+        struct InQueue<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for InQueue<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, SeqCst);
+            }
+        }
+        let queued = InQueue(&self.waiting);
         if self.waiting.fetch_add(1, SeqCst) >= LOGIN_QUEUE {
-            self.waiting.fetch_sub(1, SeqCst);
             return None;
         }
         let permit = self.checks.clone().acquire_owned().await.ok();
-        self.waiting.fetch_sub(1, SeqCst);
+        drop(queued);
         permit
     }
 
@@ -480,6 +489,43 @@ mod tests {
             assert_eq!(busy, flood - LOGIN_QUEUE);
             assert_eq!(wrong, LOGIN_QUEUE, "each waiting login was checked");
             assert_eq!(k.logins().running(), 0);
+            assert_eq!(
+                k.logins().waiting.load(std::sync::atomic::Ordering::SeqCst),
+                0
+            );
+
+            // Clients that give up while they wait leave the queue.
+            let held = k
+                .logins()
+                .checks
+                .clone()
+                .acquire_many_owned(LOGIN_CHECKS as u32)
+                .await
+                .expect("permits");
+            let waiting: Vec<_> = (0..LOGIN_QUEUE)
+                .map(|n| {
+                    let k = k.clone();
+                    tokio::spawn(async move { attempt(&k, &format!("bo.di{n}"), "sai").await })
+                })
+                .collect();
+            while k.logins().waiting.load(std::sync::atomic::Ordering::SeqCst) < LOGIN_QUEUE {
+                tokio::task::yield_now().await;
+            }
+            for t in &waiting {
+                t.abort();
+            }
+            for t in waiting {
+                assert!(t.await.is_err_and(|e| e.is_cancelled()));
+            }
+            assert_eq!(
+                k.logins().waiting.load(std::sync::atomic::Ordering::SeqCst),
+                0
+            );
+            drop(held);
+            assert!(matches!(
+                attempt(&k, "ke.sau", "sai").await,
+                LoginOutcome::Wrong
+            ));
         });
     }
 

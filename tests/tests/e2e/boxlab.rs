@@ -303,6 +303,60 @@ fn the_box_as_shipped_through_restarts_upgrades_and_power_cuts() {
     }
     step("journal: warnings at warning priority, no personal data");
 
+    // A flood of wrong logins on the kiosk: the password checks are
+    // bounded, so the agent's memory stays bounded too (each check takes
+    // 19 MiB; unbounded, a hundred at once would take the box's 1 GiB).
+    let mem = |field: &str| -> u64 {
+        let status = vm.sh("cat /proc/$(systemctl show -p MainPID --value motcua-agent)/status");
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse().ok())
+            .unwrap_or_else(|| panic!("{field} in {status}"))
+    };
+    let rss_before = mem("VmRSS:");
+    let flood_tunnel = vm.tunnel(8080);
+    let base = format!("http://127.0.0.1:{}", flood_tunnel.port);
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..100)
+            .map(|n| {
+                let base = base.clone();
+                scope.spawn(move || {
+                    // A queued login waits for up to eight rounds of two
+                    // checks, slow under emulation.
+                    Http::with_timeout(&base, Duration::from_secs(300))
+                        .post_json(
+                            "/api/v1/login",
+                            &serde_json::json!({"staff": format!("ke.gian{n}"), "secret": "sai"}),
+                            None,
+                        )
+                        .status
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a login"))
+            .collect()
+    });
+    drop(flood_tunnel);
+    let peak = mem("VmHWM:");
+    let refused = answers.iter().filter(|s| **s == 401).count();
+    let busy = answers.iter().filter(|s| **s == 503).count();
+    assert_eq!(
+        refused + busy,
+        answers.len(),
+        "401 or 503 only: {answers:?}"
+    );
+    assert!(
+        peak < rss_before + 100 * 1024,
+        "peak RSS {peak} kB after a flood, {rss_before} kB before"
+    );
+    step(&format!(
+        "100 wrong logins at once: {refused} refused, {busy} busy; RSS {rss_before} kB before, peak {peak} kB"
+    ));
+
     // A configuration error: exit 78, no restart loop.
     vm.sh("cp /etc/motcua/agent.toml /root/agent.toml.good && \
          echo 'khong_hop_le = 1' >> /etc/motcua/agent.toml");
