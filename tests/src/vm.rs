@@ -159,13 +159,7 @@ impl BoxVm {
     }
 
     fn ssh_base(&self) -> Command {
-        let mut c = Command::new("ssh");
-        c.args(["-i"])
-            .arg(self.image.join("id_ed25519"))
-            .args(["-p", &self.ssh_port.to_string()])
-            .args(ssh_options())
-            .arg("root@127.0.0.1");
-        c
+        self.ssh_base_args(&[])
     }
 
     /// Runs a shell command on the box as root.
@@ -187,37 +181,35 @@ impl BoxVm {
 
     /// Copies a file onto the box.
     pub fn put(&self, local: &Path, remote: &str) {
-        let out = Command::new("scp")
-            .arg("-i")
-            .arg(self.image.join("id_ed25519"))
-            .args(["-P", &self.ssh_port.to_string()])
-            .args(ssh_options())
-            .arg(local)
-            .arg(format!("root@127.0.0.1:{remote}"))
-            .output()
-            .expect("scp runs");
-        assert!(
-            out.status.success(),
-            "scp {}: {}",
-            local.display(),
-            String::from_utf8_lossy(&out.stderr)
+        self.scp(
+            local.as_os_str(),
+            format!("root@127.0.0.1:{remote}").as_ref(),
         );
     }
 
     /// Copies a file off the box.
     pub fn get(&self, remote: &str, local: &Path) {
+        self.scp(
+            format!("root@127.0.0.1:{remote}").as_ref(),
+            local.as_os_str(),
+        );
+    }
+
+    fn scp(&self, from: &std::ffi::OsStr, to: &std::ffi::OsStr) {
         let out = Command::new("scp")
             .arg("-i")
             .arg(self.image.join("id_ed25519"))
             .args(["-P", &self.ssh_port.to_string()])
             .args(ssh_options())
-            .arg(format!("root@127.0.0.1:{remote}"))
-            .arg(local)
+            .arg(from)
+            .arg(to)
             .output()
             .expect("scp runs");
         assert!(
             out.status.success(),
-            "scp {remote}: {}",
+            "scp {} {}: {}",
+            from.to_string_lossy(),
+            to.to_string_lossy(),
             String::from_utf8_lossy(&out.stderr)
         );
     }

@@ -46,9 +46,12 @@ fn keyed(cfg: &WriterConfig, intent: &Intent) -> Hash32 {
 pub(super) fn replay(
     conn: &rusqlite::Connection,
     cfg: &WriterConfig,
-    intent: &Intent,
+    intent: Option<&Intent>,
     kind: &'static str,
 ) -> Result<Option<Kept>, Stop> {
+    let Some(intent) = intent else {
+        return Ok(None);
+    };
     let row: Option<(String, Vec<u8>, String, i64, String)> = conn
         .prepare_cached("SELECT kind, fingerprint, code, seq, result FROM intents WHERE key = ?")
         .and_then(|mut s| {

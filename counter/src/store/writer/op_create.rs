@@ -52,10 +52,7 @@ impl Operation for Create {
     }
 
     fn repeat(&self, cx: &Ctx<'_>) -> Result<Option<Created>, Stop> {
-        let Some(i) = &self.intent else {
-            return Ok(None);
-        };
-        let Some(first) = intent::replay(cx.conn, cx.cfg, i, KIND)? else {
+        let Some(first) = intent::replay(cx.conn, cx.cfg, self.intent.as_ref(), KIND)? else {
             return Ok(None);
         };
         Ok(Some(Created {

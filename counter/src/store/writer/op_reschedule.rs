@@ -69,10 +69,7 @@ impl Operation for Reschedule {
     }
 
     fn repeat(&self, cx: &Ctx<'_>) -> Result<Option<Rescheduled>, Stop> {
-        let Some(i) = &self.intent else {
-            return Ok(None);
-        };
-        let Some(first) = intent::replay(cx.conn, cx.cfg, i, KIND)? else {
+        let Some(first) = intent::replay(cx.conn, cx.cfg, self.intent.as_ref(), KIND)? else {
             return Ok(None);
         };
         let time = |field: &str| {
