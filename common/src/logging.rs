@@ -103,8 +103,15 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
-        write!(writer, "<{}>", priority(event.metadata().level()))?;
-        self.0.format_event(ctx, writer, event)
+        // journald makes each line an entry of its own: every line of a
+        // multi-line event gets the priority, not only the first.
+        let mut text = String::new();
+        self.0.format_event(ctx, Writer::new(&mut text), event)?;
+        let n = priority(event.metadata().level());
+        for line in text.lines() {
+            writeln!(writer, "<{n}>{line}")?;
+        }
+        Ok(())
     }
 }
 
@@ -142,6 +149,7 @@ mod tests {
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             tracing::error!(seq = 7, "the store is gone");
+            tracing::warn!("two lines:\nthe second");
             tracing::warn!("free space below the floor");
             tracing::info!("connected");
             tracing::debug!("polled");
@@ -149,13 +157,15 @@ mod tests {
         });
         let text = String::from_utf8(out.0.lock().expect("not poisoned").clone()).expect("UTF-8");
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 5, "{text}");
+        assert_eq!(lines.len(), 7, "{text}");
         for (line, prefix, words) in [
             (lines[0], "<3>", "the store is gone"),
-            (lines[1], "<4>", "free space below the floor"),
-            (lines[2], "<6>", "connected"),
-            (lines[3], "<7>", "polled"),
-            (lines[4], "<7>", "detail"),
+            (lines[1], "<4>", "two lines:"),
+            (lines[2], "<4>", "the second"),
+            (lines[3], "<4>", "free space below the floor"),
+            (lines[4], "<6>", "connected"),
+            (lines[5], "<7>", "polled"),
+            (lines[6], "<7>", "detail"),
         ] {
             assert!(line.starts_with(prefix), "{line}");
             assert!(line.contains(words), "{line}");

@@ -319,17 +319,20 @@ pub struct Sheet;
 
 impl Sheet {
     /// A text cell as a spreadsheet keeps it:
-    /// - digits with a leading zero or more than 15 of them (an
-    ///   identification number, a phone number written without spaces)
-    ///   as the formula `="…"`, which shows the digits as they are
-    ///   instead of a number that lost its zeros or its last digits;
+    /// - text a spreadsheet would read as a number, a date or a time
+    ///   (digits, with `.`, `,`, `/`, `:`, `-` or spaces between them: an
+    ///   identification number, a phone number, a procedure code such as
+    ///   `1.001193`, which a Vietnamese Excel reads as 1 001 193) as the
+    ///   formula `="…"`, which shows the text as it is;
     /// - text a spreadsheet would run as a formula (starting with `=`,
     ///   `+`, `-`, `@`, a tab or a carriage return: a citizen's note can
     ///   hold anything) after an apostrophe, so that it is shown, never
     ///   run.
     pub fn text(s: &str) -> String {
-        let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if digits && ((s.len() > 1 && s.starts_with('0')) || s.len() > 15) {
+        let numeric = s.bytes().next().is_some_and(|b| b.is_ascii_digit())
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || b".,/:- ".contains(&b));
+        if numeric && s.len() > 1 {
             format!("=\"{s}\"")
         } else if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
             format!("'{s}")
@@ -406,7 +409,9 @@ fn take(
         Some((head, tail)) => {
             let inner = m.get_mut(head)?.as_object_mut()?;
             let v = take(inner, tail);
-            if inner.is_empty() {
+            // Emptied by this, not empty as signed (that stays in
+            // body.other).
+            if v.is_some() && inner.is_empty() {
                 m.remove(head);
             }
             v
@@ -587,9 +592,10 @@ mod tests {
         assert_eq!(&a[col("code")], "H49.12.3-261127-1001");
         assert_eq!(&a[col("body.procedure_name")], "Đăng ký kết hôn");
         assert_eq!(&a[col("body.applicant.name")], "Nguyễn Thị Thu Hà");
-        // Its leading zero kept; a phone with spaces is text already.
+        // Its leading zero kept; codes and numbers with dots stay text.
         assert_eq!(&a[col("body.applicant.id_number")], "=\"049301000123\"");
-        assert_eq!(&a[col("body.applicant.phone")], "0905 123 456");
+        assert_eq!(&a[col("body.applicant.phone")], "=\"0905 123 456\"");
+        assert_eq!(&a[col("body.procedure")], "=\"1.001193\"");
         assert_eq!(&a[col("body.applicant.email")], "");
         assert_eq!(
             &a[col("body.applicant.address")],
@@ -621,6 +627,14 @@ mod tests {
     }
 
     #[test]
+    fn an_object_empty_as_signed_is_not_lost() {
+        let r = record(1, serde_json::json!({"applicant": {}, "note": "x"}));
+        let row = Sheet::row(&r);
+        let other: serde_json::Value = serde_json::from_str(&row[row.len() - 2]).expect("JSON");
+        assert_eq!(other, serde_json::json!({"applicant": {}}));
+    }
+
+    #[test]
     fn a_body_member_that_differs_from_the_records_column_is_kept() {
         let r = record(
             1,
@@ -635,8 +649,12 @@ mod tests {
     fn sheet_text_guards_only_what_a_spreadsheet_would_change() {
         assert_eq!(Sheet::text("0905123456"), "=\"0905123456\"");
         assert_eq!(Sheet::text("1234567890123456"), "=\"1234567890123456\"");
-        assert_eq!(Sheet::text("123456789012345"), "123456789012345");
+        assert_eq!(Sheet::text("1.001193"), "=\"1.001193\"");
+        assert_eq!(Sheet::text("06/12/2026"), "=\"06/12/2026\"");
+        assert_eq!(Sheet::text("0905 123 456"), "=\"0905 123 456\"");
+        assert_eq!(Sheet::text("1,5"), "=\"1,5\"");
         assert_eq!(Sheet::text("0"), "0");
+        assert_eq!(Sheet::text("H49.12.3"), "H49.12.3");
         assert_eq!(Sheet::text("@canbo"), "'@canbo");
         assert_eq!(Sheet::text("+84 905"), "'+84 905");
         assert_eq!(Sheet::text("Trần Văn B"), "Trần Văn B");

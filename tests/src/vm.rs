@@ -2,9 +2,11 @@
 //! `tests/tests/e2e/boxlab.rs`): the Debian image `scripts/box image`
 //! builds, booted by qemu with systemd as PID 1, driven over ssh as a
 //! technician drives a box. Each box writes to its own copy-on-write layer
-//! over the image, opened without the host's cache (`cache=none`): what
-//! the guest did not flush is gone when the VM is killed, which is the
-//! lab's power cut.
+//! over the image. Killing qemu is the lab's power cut: whatever the guest
+//! held in its own memory (its page cache, writes not yet issued to the
+//! disk) is gone, as at a power cut; what it had issued to the virtual
+//! disk survives, so a disk that loses its own volatile write cache is not
+//! modelled.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -37,6 +39,10 @@ pub struct BoxVm {
     /// The host's loopback port forwarded to the guest's sshd.
     pub ssh_port: u16,
     boots: u32,
+    /// How many days ahead of the host the box's clock (its RTC) starts
+    /// at the next boot: a counter hands out 999 dossier codes a day, and
+    /// a long power-cut run receives more than that.
+    pub days_ahead: u32,
 }
 
 impl BoxVm {
@@ -62,6 +68,7 @@ impl BoxVm {
             qemu: None,
             ssh_port: free_port(),
             boots: 0,
+            days_ahead: 0,
         }
     }
 
@@ -81,6 +88,8 @@ impl BoxVm {
     pub fn boot(&mut self) {
         assert!(self.qemu.is_none(), "already running");
         self.boots += 1;
+        // A port of its own for each boot: the last one may be taken by now.
+        self.ssh_port = free_port();
         let disk = self.dir.path().join("disk.qcow2");
         let (qemu, machine, console) = match arch().as_str() {
             "arm64" => (
@@ -95,9 +104,21 @@ impl BoxVm {
             ),
         };
         let accel = std::env::var("MOTCUA_BOX_ACCEL").unwrap_or_else(|_| "tcg".into());
+        let rtc = {
+            let at = time::OffsetDateTime::now_utc() + time::Duration::days(self.days_ahead.into());
+            format!(
+                "base={:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second()
+            )
+        };
         let child = Command::new(qemu)
             .args(&machine)
-            .args(["-accel", &accel, "-smp", "2", "-m", "1024"])
+            .args(["-accel", &accel, "-smp", "2", "-m", "1024", "-rtc", &rtc])
             .args(["-nographic", "-nodefaults", "-no-user-config"])
             .arg("-serial")
             .arg(format!("file:{}", self.console().display()))
@@ -111,7 +132,7 @@ impl BoxVm {
             ])
             .arg("-drive")
             .arg(format!(
-                "file={},if=virtio,format=qcow2,cache=none",
+                "file={},if=virtio,format=qcow2,cache=writeback",
                 disk.display()
             ))
             .args([
@@ -124,7 +145,10 @@ impl BoxVm {
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(
+                std::fs::File::create(self.dir.path().join(format!("qemu-{}.log", self.boots)))
+                    .expect("qemu's log"),
+            )
             .spawn()
             .expect("qemu starts (apt-get install qemu-system-x86 / qemu-system-arm)");
         self.qemu = Some(child);
@@ -137,10 +161,10 @@ impl BoxVm {
             if let Some(q) = self.qemu.as_mut()
                 && let Ok(Some(status)) = q.try_wait()
             {
-                let mut err = String::new();
-                if let Some(mut e) = q.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
+                let err = std::fs::read_to_string(
+                    self.dir.path().join(format!("qemu-{}.log", self.boots)),
+                )
+                .unwrap_or_default();
                 panic!(
                     "qemu exited ({status}): {err}\nconsole:\n{}",
                     self.console_tail()
@@ -234,15 +258,26 @@ impl BoxVm {
     /// with the box or when dropped.
     pub fn tunnel(&self, port: u16) -> Tunnel {
         let local = free_port();
+        // Without the forward (its port taken since), ssh exits instead of
+        // running on while the wait below reaches someone else's listener.
         let child = self
-            .ssh_base_args(&["-N", "-L", &format!("127.0.0.1:{local}:127.0.0.1:{port}")])
+            .ssh_base_args(&[
+                "-N",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-L",
+                &format!("127.0.0.1:{local}:127.0.0.1:{port}"),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("ssh -L starts");
-        let t = Tunnel { child, port: local };
+        let mut t = Tunnel { child, port: local };
         crate::site::wait_until("the ssh tunnel", Duration::from_secs(60), || {
+            if let Ok(Some(status)) = t.child.try_wait() {
+                panic!("ssh -L to the box exited: {status}");
+            }
             std::net::TcpStream::connect(("127.0.0.1", local)).is_ok()
         });
         t

@@ -267,6 +267,9 @@ pub const LOGIN_QUEUE: usize = 16;
 pub struct LoginGate {
     checks: Arc<tokio::sync::Semaphore>,
     waiting: std::sync::atomic::AtomicUsize,
+    /// The checks' working memory, one buffer per check at most, reused
+    /// (staff::matches_in).
+    memory: Mutex<Vec<Vec<argon2::Block>>>,
 }
 
 impl Default for LoginGate {
@@ -274,6 +277,7 @@ impl Default for LoginGate {
         LoginGate {
             checks: Arc::new(tokio::sync::Semaphore::new(LOGIN_CHECKS)),
             waiting: std::sync::atomic::AtomicUsize::new(0),
+            memory: Mutex::new(Vec::new()),
         }
     }
 }
@@ -298,6 +302,23 @@ impl LoginGate {
         let permit = self.checks.clone().acquire_owned().await.ok();
         drop(queued);
         permit
+    }
+
+    /// A check's working memory: a kept buffer, or a new one.
+    fn memory(&self) -> Vec<argon2::Block> {
+        self.memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Keeps a check's working memory for the next one.
+    fn keep(&self, m: Vec<argon2::Block>) {
+        self.memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(m);
     }
 
     /// Checks running now (for tests and the lab's figures).
@@ -344,12 +365,19 @@ pub async fn attempt(k: &Kiosk, staff: &str, secret: &str) -> LoginOutcome {
         tracing::warn!("kiosk login refused: too many at once");
         return LoginOutcome::Busy;
     };
+    // Locked while this one waited (guesses queued at one account).
+    if let Some(l) = k.sessions().locked(staff) {
+        return LoginOutcome::Locked(l.remaining.as_secs().div_ceil(60));
+    }
     let (k2, id, secret) = (k.clone(), staff.to_owned(), secret.to_owned());
     // The permit goes with the check: a client that gives up does not
     // free its place before the check's memory is freed.
     let found = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        k2.staff().check(&id, &secret)
+        let mut memory = k2.logins().memory();
+        let found = k2.staff().check_in(&id, &secret, &mut memory);
+        k2.logins().keep(memory);
+        found
     })
     .await
     .ok()
@@ -489,6 +517,11 @@ mod tests {
             assert_eq!(busy, flood - LOGIN_QUEUE);
             assert_eq!(wrong, LOGIN_QUEUE, "each waiting login was checked");
             assert_eq!(k.logins().running(), 0);
+            let kept = k.logins().memory.lock().expect("not poisoned").len();
+            assert!(
+                kept <= LOGIN_CHECKS,
+                "{kept} buffers kept for {LOGIN_CHECKS} checks"
+            );
             assert_eq!(
                 k.logins().waiting.load(std::sync::atomic::Ordering::SeqCst),
                 0

@@ -106,14 +106,23 @@ fn dossier() -> serde_json::Value {
     .expect("json")
 }
 
-/// Receives one dossier through the API: its code when the clerk was
-/// shown a receipt.
-fn receive(http: &Http, csrf: &str) -> Result<String, String> {
+/// What one submission through the API came to.
+enum Received {
+    /// The clerk was shown a receipt for this code.
+    Shown(String),
+    /// No answer: the connection broke (the box lost power).
+    NoAnswer,
+    /// Any other answer: a refusal or an error, which the lab fails on.
+    Refused(String),
+}
+
+/// Receives one dossier through the API.
+fn receive(http: &Http, csrf: &str) -> Received {
     let a = http.post_json_keyed("/api/v1/dossiers", &dossier(), Some(csrf), &fresh_key());
-    if a.status == 201 {
-        Ok(a.json()["code"].as_str().expect("a code").to_owned())
-    } else {
-        Err(format!("{} {}", a.status, a.body))
+    match a.status {
+        201 => Received::Shown(a.json()["code"].as_str().expect("a code").to_owned()),
+        0 => Received::NoAnswer,
+        _ => Received::Refused(format!("{} {}", a.status, a.body)),
     }
 }
 
@@ -230,7 +239,11 @@ fn the_box_as_shipped_through_restarts_upgrades_and_power_cuts() {
     });
     let mut shown = Vec::new();
     for _ in 0..10 {
-        shown.push(receive(&http, &csrf).expect("received"));
+        match receive(&http, &csrf) {
+            Received::Shown(code) => shown.push(code),
+            Received::NoAnswer => panic!("the kiosk did not answer"),
+            Received::Refused(why) => panic!("refused: {why}"),
+        }
     }
     // A wrong login: a warning in the journal.
     let wrong = http.post_json(
@@ -424,14 +437,16 @@ fn the_box_as_shipped_through_restarts_upgrades_and_power_cuts() {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let submitter = {
             let (acked, stop) = (acked.clone(), stop.clone());
-            std::thread::spawn(move || {
+            std::thread::spawn(move || -> Option<String> {
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     match receive(&http, &csrf) {
-                        Ok(code) => acked.lock().expect("lock").push(code),
+                        Received::Shown(code) => acked.lock().expect("lock").push(code),
                         // The box is gone: no receipt was shown.
-                        Err(_) => break,
+                        Received::NoAnswer => return None,
+                        Received::Refused(why) => return Some(why),
                     }
                 }
+                None
             })
         };
         // The cut comes at a random moment of the clerk's work.
@@ -439,9 +454,16 @@ fn the_box_as_shipped_through_restarts_upgrades_and_power_cuts() {
         std::thread::sleep(wait);
         vm.cut();
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        submitter.join().expect("the clerk's thread");
+        let refused = submitter.join().expect("the clerk's thread");
+        assert_eq!(
+            refused, None,
+            "cut {cut}: a submission was refused before the cut"
+        );
         drop(tunnel);
         let shown: Vec<String> = acked.lock().expect("lock").clone();
+        // The box comes back a day later: a counter hands out 999 codes a
+        // day, and a hundred rounds receive more than that.
+        vm.days_ahead = cut;
         vm.boot();
         agent_active(&vm);
         let now = codes(&vm);
