@@ -333,7 +333,9 @@ impl BoxVm {
     /// Waits until systemd has finished starting the box: `running`, or
     /// `degraded` with the failed units named.
     pub fn settled(&self) -> String {
-        let r = self.ssh("systemctl is-system-running --wait");
+        // Bounded: a unit that never finishes starting must fail the
+        // lab, not hang it.
+        let r = self.ssh("timeout 600 systemctl is-system-running --wait");
         let state = r.stdout.trim().to_owned();
         if state != "running" {
             let failed = self.ssh("systemctl --failed --no-legend --plain");
