@@ -356,18 +356,25 @@ impl LoginOutcome {
     }
 }
 
+/// The answer for an account locked out now, if it is.
+fn locked(k: &Kiosk, staff: &str) -> Option<LoginOutcome> {
+    k.sessions()
+        .locked(staff)
+        .map(|l| LoginOutcome::Locked(l.remaining.as_secs().div_ceil(60)))
+}
+
 /// Checks a login, counting failures and locking.
 pub async fn attempt(k: &Kiosk, staff: &str, secret: &str) -> LoginOutcome {
-    if let Some(l) = k.sessions().locked(staff) {
-        return LoginOutcome::Locked(l.remaining.as_secs().div_ceil(60));
+    if let Some(locked) = locked(k, staff) {
+        return locked;
     }
     let Some(permit) = k.logins().enter().await else {
         tracing::warn!("kiosk login refused: too many at once");
         return LoginOutcome::Busy;
     };
     // Locked while this one waited (guesses queued at one account).
-    if let Some(l) = k.sessions().locked(staff) {
-        return LoginOutcome::Locked(l.remaining.as_secs().div_ceil(60));
+    if let Some(locked) = locked(k, staff) {
+        return locked;
     }
     let (k2, id, secret) = (k.clone(), staff.to_owned(), secret.to_owned());
     // The permit goes with the check: a client that gives up does not
@@ -470,6 +477,16 @@ mod tests {
         Checked::<Api>::from_request_parts(&mut parts, k).await
     }
 
+    /// Takes every check slot, as logins in progress would.
+    async fn hold_every_check(k: &Kiosk) -> tokio::sync::OwnedSemaphorePermit {
+        k.logins()
+            .checks
+            .clone()
+            .acquire_many_owned(LOGIN_CHECKS as u32)
+            .await
+            .expect("permits")
+    }
+
     #[test]
     fn a_flood_of_logins_runs_a_bounded_number_of_checks_and_answers_the_rest_busy() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -481,13 +498,7 @@ mod tests {
             .expect("runtime");
         rt.block_on(async {
             // Every check slot taken, as by logins in progress.
-            let held = k
-                .logins()
-                .checks
-                .clone()
-                .acquire_many_owned(LOGIN_CHECKS as u32)
-                .await
-                .expect("permits");
+            let held = hold_every_check(&k).await;
             let flood = 3 * LOGIN_QUEUE;
             let tasks: Vec<_> = (0..flood)
                 .map(|n| {
@@ -528,13 +539,7 @@ mod tests {
             );
 
             // Clients that give up while they wait leave the queue.
-            let held = k
-                .logins()
-                .checks
-                .clone()
-                .acquire_many_owned(LOGIN_CHECKS as u32)
-                .await
-                .expect("permits");
+            let held = hold_every_check(&k).await;
             let waiting: Vec<_> = (0..LOGIN_QUEUE)
                 .map(|n| {
                     let k = k.clone();
