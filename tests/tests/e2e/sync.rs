@@ -68,7 +68,11 @@ fn receiver_down_for_a_while() {
     let mut site = Site::new(true);
     site.broker.start();
     let a = site.counter(DEVICE);
-    a.receive(3000);
+    // Large enough that the drain is still under way when the test sees
+    // its first 301 receipts and kills the receiver (3 000 could all be
+    // receipted between two looks on a quiet machine).
+    const BACKLOG: u64 = 12_000;
+    a.receive(BACKLOG);
     let _agent = a.run();
     // Nobody subscribes: the broker drops what the agent sends.
     sleep(2000);
@@ -83,10 +87,15 @@ fn receiver_down_for_a_while() {
     dc.kill();
     let at_kill = a.receipted();
     sleep(2000);
-    assert!(at_kill < 3000, "the receiver went down mid-drain");
+    assert!(at_kill < BACKLOG, "the receiver went down mid-drain");
     let _dc = site.receiver();
-    wait_draining("the whole backlog receipted", LONG, || a.receipted(), 3000);
-    site.assert_chain(DEVICE, 3000);
+    wait_draining(
+        "the whole backlog receipted",
+        LONG,
+        || a.receipted(),
+        BACKLOG,
+    );
+    site.assert_chain(DEVICE, BACKLOG);
     assert_eq!(site.alert_reasons(), Vec::<String>::new());
 }
 
