@@ -89,10 +89,12 @@ MAX_BUNDLE_MESSAGES = 256                  # section 7.1
 MAX_STATUS_UPDATES = 256                   # section 7.3
 
 PROTOCOL_VERSION = 1                      # sections 4 and 9
+SUBMISSION_DC_CLOCK_VERSION = 2           # section 4.1: a time derived from the DC
 MAX_INTEGER = 2**53 - 1                   # section 4
 ZERO_HASH = "0" * 64                      # sections 4.1 and 4.2
 
 SUBMISSION_MEMBERS = {"v", "device", "seq", "prev", "at", "clock", "staff", "kind", "body"}
+SUBMISSION_V2_MEMBERS = SUBMISSION_MEMBERS | {"clock_dc"}
 RECEIPT_MEMBERS = {"v", "device", "seq", "hash", "at"}
 
 # Section 4 identifiers. Character classes are spelled out so that only ASCII
@@ -452,8 +454,8 @@ def step10_json(payload: bytes) -> Any:
 
 # --- step 11 -------------------------------------------------------------------
 
-def step11_version(value: Any) -> dict:
-    """The payload is an object whose v is 1 (`unsupported_version` for another integer)."""
+def step11_version(value: Any, message_type: str) -> dict:
+    """The payload is an object whose v is 1, or 2 for a submission (`unsupported_version` for another integer)."""
     if not isinstance(value, dict):
         raise Refused("bad_payload", f"payload is a JSON {type(value).__name__}, not an object")
     if "v" not in value:
@@ -461,8 +463,9 @@ def step11_version(value: Any) -> dict:
     version = value["v"]
     if not is_integer(version) or not 0 <= version <= MAX_INTEGER:
         raise Refused("bad_payload", f"v is {version!r}, not an integer in 0..=2^53-1")
-    if version != PROTOCOL_VERSION:
-        raise Refused("unsupported_version", f"v is {version}, this verifier knows {PROTOCOL_VERSION}")
+    known = (PROTOCOL_VERSION, SUBMISSION_DC_CLOCK_VERSION) if message_type == "submission" else (PROTOCOL_VERSION,)
+    if version not in known:
+        raise Refused("unsupported_version", f"v is {version}, this verifier knows {known} for a {message_type}")
     return value
 
 
@@ -509,7 +512,15 @@ def _check_hash_for_seq(name: str, value: Any, seq: int, zero_seq: int) -> None:
 
 def check_submission(payload: dict) -> None:
     """Section 4.1."""
-    _check_members(payload, SUBMISSION_MEMBERS, "submission")
+    if payload["v"] == SUBMISSION_DC_CLOCK_VERSION:
+        _check_members(payload, SUBMISSION_V2_MEMBERS, "version 2 submission")
+        clock_dc = payload["clock_dc"]
+        if not is_integer(clock_dc) or not 0 <= clock_dc <= MAX_INTEGER:
+            raise Refused("bad_payload", f"clock_dc is {clock_dc!r}, not an integer in 0..=2^53-1")
+        if payload["clock"] is not False:
+            raise Refused("bad_payload", "clock_dc goes with clock false")
+    else:
+        _check_members(payload, SUBMISSION_MEMBERS, "submission")
     _check_id("device", payload["device"], DEVICE_ID, "device id")
     seq = _check_seq(payload["seq"], 1)
     _check_hash_for_seq("prev", payload["prev"], seq, 1)
@@ -683,7 +694,7 @@ def verify(data: bytes, message_type: str, trusted_keys: dict[bytes, bytes]) -> 
     public_key = step8_lookup_key(header, trusted_keys)
     step9_signature(public_key, protected, payload, signature)
     value = step10_json(payload)
-    document = step11_version(value)
+    document = step11_version(value, message_type)
     step12_members(document, message_type)
     return document
 

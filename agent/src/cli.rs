@@ -283,7 +283,14 @@ pub enum DossierCommand {
 #[derive(Debug, Subcommand)]
 pub enum JournalCommand {
     /// Re-verify every signature and hash link of the journal; report the first break.
-    Verify,
+    Verify {
+        /// Check signatures only from this seq on (every envelope's hash
+        /// and every link are still checked from seq 1): for repeated
+        /// checks of a growing journal whose earlier signatures were
+        /// verified before.
+        #[arg(long, value_name = "SEQ", default_value_t = 1)]
+        signatures_from: u64,
+    },
     /// Remove what store.retention says is no longer needed at the counter.
     ///
     /// Journal envelopes the data centre has receipted and that are older

@@ -16,7 +16,7 @@ use crate::cli::{DossierCommand, JournalCommand, ReferenceCommand, StaffCommand}
 use crate::config::AgentConfig;
 use crate::kiosk::staff;
 use motcua_counter::app::{self, Day, Lookup, Today};
-use motcua_counter::clock::{Clock, SystemClock};
+use motcua_counter::clock::{Clock, DcClock, SavedLesson, SystemClock};
 use motcua_counter::dates::local_time;
 use motcua_counter::domain::code::Counter;
 use motcua_counter::domain::dossier::DossierInput;
@@ -51,6 +51,28 @@ pub fn clock(cfg: &AgentConfig) -> SystemClock {
 
 /// Starts a writer on the configured store with the device key.
 pub fn open_writer(cfg: &AgentConfig) -> Result<Writer> {
+    open_writer_on(cfg, Arc::new(clock(cfg)))
+}
+
+/// The agent's clock: the system clock while it is synchronised, else the
+/// DC's time learnt from receipts, taken up from what an agent earlier in
+/// this boot learnt.
+fn agent_clock(cfg: &AgentConfig) -> DcClock {
+    let c = DcClock::new(clock(cfg));
+    let saved = std::fs::read(cfg.store.state_dir.clock_lesson())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<SavedLesson>(&b).ok());
+    if let (Some(saved), Some(boot)) = (saved, crate::health::boot_id())
+        && c.restore(&saved, &boot)
+    {
+        tracing::info!("the DC's time learnt earlier in this boot is taken up");
+    }
+    c
+}
+
+/// Starts a writer on the configured store with the device key, stamping
+/// records by `clock`.
+fn open_writer_on(cfg: &AgentConfig, clock: Arc<dyn Clock>) -> Result<Writer> {
     let key = keyfile::load(cfg.device.key_file.as_path())
         .context("the device key signs every record; create it with 'motcua keygen'")?;
     let counter =
@@ -62,7 +84,7 @@ pub fn open_writer(cfg: &AgentConfig) -> Result<Writer> {
         counter,
         min_free: cfg.store.min_free.0,
         key,
-        clock: Arc::new(clock(cfg)),
+        clock,
         default_collect_at: cfg.device.collect_at.clone(),
         office: cfg.office.day(),
         max_batch: DEFAULT_MAX_BATCH,
@@ -70,7 +92,7 @@ pub fn open_writer(cfg: &AgentConfig) -> Result<Writer> {
 }
 
 /// What the sync loop takes from the configuration.
-fn sync_config(cfg: &AgentConfig) -> crate::sync::SyncConfig {
+fn sync_config(cfg: &AgentConfig, clock: DcClock) -> crate::sync::SyncConfig {
     crate::sync::SyncConfig {
         device: cfg.device.id.clone(),
         unit: cfg.device.unit.clone(),
@@ -83,15 +105,16 @@ fn sync_config(cfg: &AgentConfig) -> crate::sync::SyncConfig {
         batch: cfg.dc.batch,
         resend_after: cfg.dc.resend_after,
         watchdog: true,
-        clock: clock(cfg),
+        clock,
         health_interval: cfg.telemetry.health_interval,
     }
 }
 
 /// What the kiosk takes from the configuration; `None` when it is off.
-fn kiosk_options(cfg: &AgentConfig) -> Option<crate::kiosk::KioskOptions> {
+fn kiosk_options(cfg: &AgentConfig, clock: DcClock) -> Option<crate::kiosk::KioskOptions> {
     let k = &cfg.kiosk;
     k.enabled.then(|| crate::kiosk::KioskOptions {
+        clock,
         bind: k.bind,
         tls: k
             .tls
@@ -377,14 +400,14 @@ pub fn journal(config: &Path, cmd: JournalCommand) -> Result<ExitCode> {
                 );
             }))
         }
-        JournalCommand::Verify => {
+        JournalCommand::Verify { signatures_from } => {
             let r = reader(&cfg)?;
             let bar = indicatif::ProgressBar::new(0).with_style(
                 indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({eta})")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             bar.set_message("verifying");
-            let result = r.verify_journal_with(|done, total| {
+            let result = r.verify_journal_from(signatures_from.max(1), |done, total| {
                 bar.set_length(total);
                 bar.set_position(done);
             })?;
@@ -458,7 +481,7 @@ pub fn status(config: &Path, json: bool) -> Result<ExitCode> {
     );
     motcua_common::outln!(
         "clock synchronised   {}",
-        if clock(&cfg).now().synced {
+        if clock(&cfg).now().synced() {
             "yes"
         } else {
             "no"
@@ -592,8 +615,9 @@ pub fn run(config: &Path) -> Result<ExitCode> {
                 cfg.store.state_dir.path().display()
             )
         })?;
-    let writer = open_writer(&cfg)?;
-    let sync_cfg = sync_config(&cfg);
+    let agent_clock = agent_clock(&cfg);
+    let writer = open_writer_on(&cfg, Arc::new(agent_clock.clone()))?;
+    let sync_cfg = sync_config(&cfg, agent_clock.clone());
     tracing::info!(device = %cfg.device.id, broker = %cfg.dc.broker.url, "agent starting");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -606,7 +630,7 @@ pub fn run(config: &Path) -> Result<ExitCode> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let kiosk = match kiosk_options(&cfg) {
+    let kiosk = match kiosk_options(&cfg, agent_clock) {
         Some(opts) => Some(crate::kiosk::Kiosk::new(opts, writer.handle(), state_rx)?),
         None => None,
     };
@@ -664,13 +688,13 @@ mod tests {
     #[test]
     fn sync_and_kiosk_options_come_from_the_validated_configuration() {
         let cfg = template("enabled = true");
-        let sync = sync_config(&cfg);
+        let sync = sync_config(&cfg, DcClock::default());
         assert_eq!(sync.state_dir.path(), Path::new("/var/lib/motcua"));
         assert_eq!(sync.window, cfg.dc.window);
         assert_eq!(sync.health_interval, cfg.telemetry.health_interval);
-        let kiosk = kiosk_options(&cfg).expect("the kiosk is on");
+        let kiosk = kiosk_options(&cfg, DcClock::default()).expect("the kiosk is on");
         assert_eq!(kiosk.db, Path::new("/var/lib/motcua/motcua.db"));
         assert_eq!(kiosk.staff_file, Path::new("/var/lib/motcua/staff.toml"));
-        assert!(kiosk_options(&template("enabled = false")).is_none());
+        assert!(kiosk_options(&template("enabled = false"), DcClock::default()).is_none());
     }
 }

@@ -29,7 +29,7 @@ use motcua_dc::store::{Store, sqlite::SqliteStore};
 use motcua_protocol::{DeviceId, Enrollment};
 
 use crate::sync::{self, SyncConfig, SyncState};
-use motcua_counter::clock::SystemClock;
+use motcua_counter::clock::{DcClock, SystemClock};
 use motcua_counter::domain::code::Counter;
 use motcua_counter::state_dir::StateDir;
 use motcua_counter::store::reference::{self, ReferenceData};
@@ -147,6 +147,7 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
     let state = StateDir::new(dir.join("counter"));
     std::fs::create_dir_all(state.path())?;
     let db = state.db();
+    let clock = DcClock::new(SystemClock { marker: None });
     let writer = Writer::start(WriterConfig {
         db: db.clone(),
         device: device.clone(),
@@ -154,7 +155,7 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
         counter: Counter::new(1).context("counter 1")?,
         min_free: 0,
         key: device_key,
-        clock: Arc::new(SystemClock { marker: None }),
+        clock: Arc::new(clock.clone()),
         default_collect_at: "Bộ phận Một cửa UBND xã Tam Thăng".into(),
         office: motcua_counter::domain::calendar::OfficeDay::default(),
         max_batch: DEFAULT_MAX_BATCH,
@@ -177,6 +178,7 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
     )?;
     let kiosk = crate::kiosk::Kiosk::new(
         crate::kiosk::KioskOptions {
+            clock: clock.clone(),
             bind: "127.0.0.1:0".parse()?,
             tls: None,
             staff_file,
@@ -233,7 +235,7 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
             batch: 16,
             resend_after: Duration::from_secs(10),
             watchdog: false,
-            clock: SystemClock { marker: None },
+            clock: clock.clone(),
             health_interval: Duration::from_secs(60),
         },
         writer.handle(),

@@ -276,16 +276,58 @@ fn tls_files(cfg: &AgentConfig) -> Check {
 fn clock(cfg: &AgentConfig) -> Check {
     let reading = crate::cmd::clock(cfg).now();
     let at = motcua_protocol::UtcTime::new(reading.at);
-    if reading.synced {
-        row("clock", Status::Ok, format!("synchronised, {at}"), "")
-    } else {
-        row(
+    if reading.synced() {
+        return row("clock", Status::Ok, format!("synchronised, {at}"), "");
+    }
+    const NTP: &str = "enable systemd-timesyncd (timedatectl set-ntp true) with an NTP server the box reaches, or set device.clock_marker";
+    // What the running agent learnt of the DC's time in this boot.
+    let learnt = std::fs::read(cfg.store.state_dir.clock_lesson())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<motcua_counter::clock::SavedLesson>(&b).ok())
+        .zip(crate::health::boot_id())
+        .and_then(|(saved, boot)| saved.now(&boot));
+    if let Some(dc) = learnt {
+        return row(
             "clock",
             Status::Warn,
-            format!("not known synchronised, reads {at}"),
-            "records are stamped \"clock not synced\"; enable systemd-timesyncd (timedatectl set-ntp true) or set device.clock_marker",
-        )
+            format!(
+                "not synchronised; records take the DC's time from its receipts: {} (within {} ms), the system clock reads {at} ({} s off)",
+                motcua_protocol::UtcTime::new(dc.at),
+                dc.bound_ms,
+                -dc.system_offset.whole_seconds(),
+            ),
+            NTP,
+        );
     }
+    // The writer's rule: no earlier than 2026, nor more than a day behind
+    // the last record.
+    use motcua_counter::store::writer::{CLOCK_FLOOR, CLOCK_SLACK};
+    let last = Reader::open(&cfg.store.state_dir.db())
+        .ok()
+        .and_then(|r| r.last_at().ok().flatten());
+    let floor = last.map_or(CLOCK_FLOOR, |l| (l.get() - CLOCK_SLACK).max(CLOCK_FLOOR));
+    if reading.at < floor {
+        let why = match last {
+            Some(l) if floor > CLOCK_FLOOR => {
+                format!("more than a day before the last record ({l})")
+            }
+            _ => "before 2026".into(),
+        };
+        return row(
+            "clock",
+            Status::Fail,
+            format!(
+                "not synchronised and reads {at}, {why}: it cannot be right; the DC's time is not learnt yet"
+            ),
+            "new dossiers are refused until the agent reaches the DC (it takes the DC's time from the first receipt) or NTP answers; check the network, then NTP",
+        );
+    }
+    row(
+        "clock",
+        Status::Warn,
+        format!("not known synchronised, reads {at}"),
+        format!("records are stamped \"clock unknown\" until the agent reaches the DC; {NTP}"),
+    )
 }
 
 fn disk(cfg: &AgentConfig) -> Check {

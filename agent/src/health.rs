@@ -80,7 +80,8 @@ impl Probe {
             device: self.device.clone(),
             unit: self.unit.clone(),
             at,
-            clock_synced: now.synced,
+            clock_synced: now.synced(),
+            clock: Some(now.quality.as_str().to_owned()),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_s: System::uptime(),
             agent_uptime_s: self.started.elapsed().as_secs(),
@@ -104,6 +105,16 @@ impl Probe {
             refused_down,
         })
     }
+}
+
+/// This boot's id, which tells a lesson of the DC's time kept on disk in
+/// this boot from one of an earlier boot; `None` where the kernel does not
+/// say.
+pub fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]

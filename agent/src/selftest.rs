@@ -292,6 +292,7 @@ fn sample(device: &DeviceId, seq: u64, prev: Hash32) -> Submission {
         prev,
         at: now(),
         clock: false,
+        clock_dc: None,
         staff: "selftest".parse().expect("a valid literal staff id"),
         kind: "dossier.created".parse().expect("a valid literal kind"),
         body: json!({

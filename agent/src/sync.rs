@@ -38,10 +38,11 @@ use rumqttc::{
     AsyncClient, LastWill, Outgoing, Packet, PublishOptions, QoS, SubscribeFilterInput,
     SubscribeReasonCode,
 };
+use rustls::pki_types::UnixTime;
 use tokio::sync::{mpsc, watch};
 
 use crate::health::Probe;
-use motcua_counter::clock::{Clock, SystemClock};
+use motcua_counter::clock::{Clock, DC_MAX_EXCHANGE, DcClock};
 use motcua_counter::downstream::{Downstream, Outcome};
 use motcua_counter::state_dir::StateDir;
 use motcua_counter::store::read::Reader;
@@ -77,15 +78,18 @@ pub struct SyncConfig {
     /// Ping systemd's watchdog from the loop (`motcua run` under a
     /// `WatchdogSec=` unit).
     pub watchdog: bool,
-    /// The clock health reports and receipt times are read from.
-    pub clock: SystemClock,
+    /// The clock health reports and receipt times are read from; it learns
+    /// the DC's time from receipts when the system clock is not
+    /// synchronised (shared with the store's writer and the kiosk).
+    pub clock: DcClock,
     /// How often a health report goes out while connected.
     pub health_interval: Duration,
 }
 
 /// What a connection's poller reports, tagged with its generation.
 enum Net {
-    Connected,
+    /// A new connection (or subscriptions let in at last): when.
+    Connected(Instant),
     Lost,
     Receipt(Vec<u8>),
     Down(String, Vec<u8>),
@@ -125,7 +129,12 @@ pub async fn run(
         Instant::now(),
     );
     let (net_tx, mut net) = mpsc::channel::<(u64, Net)>(1024);
-    let conn = Connection::open(&cfg, machine.generation(), net_tx.clone())?;
+    let conn = Connection::open(
+        &cfg,
+        machine.generation(),
+        net_tx.clone(),
+        tls_floor(&reader, &cfg.dc_key),
+    )?;
     let mut shell = Shell {
         up_topic: topics::device_topic(&cfg.device, &Channel::Up),
         status_topic: topics::device_topic(&cfg.device, &Channel::Status),
@@ -138,6 +147,8 @@ pub async fn run(
         conn,
         net_tx,
         last_receipt_at: None,
+        time_asked: None,
+        boot_id: crate::health::boot_id(),
     };
     let mut watchdog = motcua_common::notify::Watchdog::new(shell.cfg.watchdog);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -148,7 +159,12 @@ pub async fn run(
             _ = &mut stop => Event::Stop,
             ev = net.recv() => match ev {
                 None => anyhow::bail!("the MQTT event loop stopped"),
-                Some((generation, Net::Connected)) => Event::Connected { generation },
+                Some((generation, Net::Connected(at))) => {
+                    // Any receipt on this connection was signed after it
+                    // was set up: the first one bounds the DC's time.
+                    shell.time_asked = Some(at);
+                    Event::Connected { generation }
+                }
                 Some((generation, Net::Lost)) => Event::Lost { generation },
                 Some((generation, Net::Receipt(bytes))) => Event::Receipt { generation, bytes },
                 Some((generation, Net::Down(topic, payload))) => {
@@ -166,6 +182,7 @@ pub async fn run(
                         s.through,
                     )
                 });
+                shell.ask_time_again(machine.generation())?;
                 Event::Tick
             }
         };
@@ -199,6 +216,11 @@ struct Shell {
     health_topic: String,
     /// Wall time of the last valid receipt, for health reports.
     last_receipt_at: Option<UtcTime>,
+    /// When the current connection was set up, until its first valid
+    /// receipt teaches the clock the DC's time.
+    time_asked: Option<Instant>,
+    /// This boot's id, which the saved clock lesson is valid for.
+    boot_id: Option<String>,
 }
 
 impl Shell {
@@ -236,8 +258,9 @@ impl Shell {
             }
             Action::Replace { generation, why } => {
                 let Replace::AnnounceFailed = why;
+                let floor = tls_floor(&self.reader, &self.cfg.dc_key);
                 self.conn
-                    .replace(&self.cfg, generation, self.net_tx.clone())?;
+                    .replace(&self.cfg, generation, self.net_tx.clone(), floor)?;
                 None
             }
             // `run` does this itself: it ends the shell.
@@ -267,7 +290,98 @@ impl Shell {
             tracing::warn!("could not queue the receipt subscription; reconnecting");
             return Some(Event::AnnounceFailed);
         }
+        self.ask_time(through);
         None
+    }
+
+    /// Without a synchronised clock, sends the last receipted envelope
+    /// again: the DC stores nothing new and answers with a receipt signed
+    /// now, from which the clock learns the DC's time even when nothing is
+    /// waiting to be sent.
+    fn ask_time(&self, through: u64) {
+        if through == 0 || self.cfg.clock.system().now().synced() {
+            return;
+        }
+        match self.reader.envelope(through) {
+            Ok(Some(envelope)) => {
+                let _ = self.conn.client.try_publish(
+                    self.up_topic.as_str(),
+                    bundle::join(&[envelope.as_slice()]),
+                    PublishOptions::new(QoS::AtLeastOnce),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the last receipted envelope"),
+        }
+    }
+
+    /// Without a synchronised clock or a lesson, and no receipt within
+    /// [`DC_MAX_EXCHANGE`] of connecting (the envelope sent to ask was lost:
+    /// no receiver subscribed at that moment, say), connects again: only a
+    /// new connection bounds when the next receipt was signed.
+    fn ask_time_again(&mut self, generation: u64) -> anyhow::Result<()> {
+        let Some(asked) = self.time_asked else {
+            return Ok(());
+        };
+        if asked.elapsed() <= DC_MAX_EXCHANGE {
+            return Ok(());
+        }
+        self.time_asked = None;
+        let clock = &self.cfg.clock;
+        if clock.system().now().synced() || clock.lesson().is_some() {
+            return Ok(());
+        }
+        tracing::info!(
+            "no receipt to learn the DC's time from within {}s of connecting; connecting again to ask",
+            DC_MAX_EXCHANGE.as_secs()
+        );
+        let floor = tls_floor(&self.reader, &self.cfg.dc_key);
+        self.conn
+            .replace(&self.cfg, generation, self.net_tx.clone(), floor)
+    }
+
+    /// Learns the DC's time from a verified receipt signed at `dc_at` on a
+    /// connection set up at `asked`; keeps the lesson for `doctor`. Whether
+    /// it taught anything.
+    fn learn_time(&self, dc_at: UtcTime, asked: Instant) -> bool {
+        let answered = Instant::now();
+        let clock = &self.cfg.clock;
+        let system = clock.system().now();
+        if !clock.learn(dc_at.get(), asked, answered) {
+            tracing::debug!(
+                exchange_ms = answered.duration_since(asked).as_millis() as u64,
+                "receipt too slow to teach the DC's time"
+            );
+            return false;
+        }
+        let Some(dc) = clock.lesson() else {
+            return false;
+        };
+        if !system.synced() {
+            tracing::info!(
+                bound_ms = dc.bound_ms,
+                system_off_s = dc.system_offset.whole_seconds(),
+                "no synchronised clock: records are stamped with the DC's time from its receipts"
+            );
+        }
+        if let Some(saved) = self.boot_id.as_deref().and_then(|b| clock.saved(b)) {
+            let path = self.cfg.state_dir.clock_lesson();
+            let written = serde_json::to_vec(&saved)
+                .map_err(anyhow::Error::from)
+                .and_then(|bytes| {
+                    motcua_common::atomic::write(
+                        &path,
+                        &bytes,
+                        0o644,
+                        motcua_common::atomic::Overwrite::Allow,
+                    )
+                    .map_err(anyhow::Error::from)
+                });
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "could not keep the DC time lesson for doctor");
+            }
+        }
+        true
     }
 
     /// Hands a receipt to the writer, which alone decides what is synced.
@@ -278,6 +392,13 @@ impl Shell {
             .await?
         {
             Ok(s) => {
+                // Every receipt on this connection was signed after it was
+                // set up; until one teaches the time, each may.
+                if let Some(asked) = self.time_asked
+                    && self.learn_time(s.dc_at, asked)
+                {
+                    self.time_asked = None;
+                }
                 self.last_receipt_at = Some(UtcTime::new(self.cfg.clock.now().at));
                 if s.through > through && s.newly > 0 {
                     tracing::debug!(through = s.through, newly = s.newly, "receipt");
@@ -383,8 +504,10 @@ impl Connection {
         cfg: &SyncConfig,
         generation: u64,
         net: mpsc::Sender<(u64, Net)>,
+        floor: Option<UnixTime>,
     ) -> anyhow::Result<Connection> {
-        let mut opts = mqtt::options(&cfg.broker, cfg.device.as_str(), cfg.keep_alive)?;
+        let mut opts =
+            mqtt::options_with_floor(&cfg.broker, cfg.device.as_str(), cfg.keep_alive, floor)?;
         // The broker publishes this for us when the connection drops
         // without a DISCONNECT: the DC sees the counter go.
         opts.set_last_will(LastWill::new(
@@ -414,7 +537,7 @@ impl Connection {
                         if let Some(t) = asking.take() {
                             t.abort();
                         }
-                        Net::Connected
+                        Net::Connected(Instant::now())
                     }
                     Ok(rumqttc::Event::Incoming(Packet::SubAck(ack)))
                         if ack
@@ -454,7 +577,7 @@ impl Connection {
                         // on a new connection: announce, report, resend.
                         refused = 0;
                         tracing::info!(%broker, "the broker now accepts this counter's subscriptions");
-                        Net::Connected
+                        Net::Connected(Instant::now())
                     }
                     Ok(rumqttc::Event::Incoming(Packet::SubAck(_))) => continue,
                     Ok(rumqttc::Event::Incoming(Packet::Publish(p)))
@@ -499,9 +622,10 @@ impl Connection {
         cfg: &SyncConfig,
         generation: u64,
         net: mpsc::Sender<(u64, Net)>,
+        floor: Option<UnixTime>,
     ) -> anyhow::Result<()> {
         self.close();
-        *self = Connection::open(cfg, generation, net)?;
+        *self = Connection::open(cfg, generation, net, floor)?;
         Ok(())
     }
 
@@ -543,6 +667,21 @@ impl Connection {
             abort.abort();
         }
     }
+}
+
+/// The DC's last receipt's signing time: the time is at least that, whatever
+/// a box without a battery-backed clock reads after a power cut, so the
+/// broker's certificate is checked at no earlier a time
+/// ([`mqtt::options_with_floor`]).
+fn tls_floor(reader: &Reader, dc_key: &VerifyingKey) -> Option<UnixTime> {
+    let bytes = reader.last_receipt().ok()??;
+    let at = motcua_protocol::verify::<motcua_protocol::Receipt>(&bytes, dc_key)
+        .ok()?
+        .message
+        .at;
+    u64::try_from(at.get().unix_timestamp())
+        .ok()
+        .map(|s| UnixTime::since_unix_epoch(Duration::from_secs(s)))
 }
 
 /// Publishes up to `max` unsynced envelopes after seq `after`, in bundles

@@ -5,6 +5,14 @@
 //! TLS trusts exactly the configured CA (no system roots: a counter must not
 //! sync to whoever a public CA vouches for) and always presents the client
 //! certificate, which is how the broker knows the device.
+//!
+//! A box without a battery-backed clock can boot reading 2000-01-01, when
+//! every certificate is "not yet valid"; it learns the time only from the
+//! DC's receipts, which need TLS first. So the broker's certificate is
+//! checked at the system time or, when that is earlier, at a floor the box
+//! can vouch for: its own certificate's notBefore (the DC's CA issued it,
+//! so the time was at least that) or the DC's last receipt's signing time,
+//! whichever is later ([`options_with_floor`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +20,7 @@ use std::time::Duration;
 
 use rumqttc::{Broker, MqttOptions, TlsConfiguration, Transport};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 use crate::config::{BrokerConnection, TlsFiles};
 
@@ -79,7 +87,10 @@ pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsSetupE
 
 /// The rustls client configuration for `files`: only the configured CA is
 /// trusted, and the client certificate is always presented.
-pub fn client_tls(files: &TlsFiles) -> Result<rustls::ClientConfig, TlsSetupError> {
+pub fn client_tls(
+    files: &TlsFiles,
+    floor: Option<UnixTime>,
+) -> Result<rustls::ClientConfig, TlsSetupError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in read_certs(files.ca_file.as_path())? {
         roots
@@ -89,10 +100,82 @@ pub fn client_tls(files: &TlsFiles) -> Result<rustls::ClientConfig, TlsSetupErro
     let chain = read_certs(files.client_cert.as_path())?;
     let key = read_private_key(files.client_key.as_path())?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // The floor: the later of our certificate's notBefore and the caller's.
+    let own = chain.first().and_then(|c| {
+        x509_parser::parse_x509_certificate(c.as_ref())
+            .ok()
+            .map(|(_, x)| x.validity().not_before.timestamp())
+    });
+    let floor = own
+        .map(|s| u64::try_from(s).unwrap_or(0))
+        .into_iter()
+        .chain(floor.map(|t| t.as_secs()))
+        .max()
+        .map(|s| UnixTime::since_unix_epoch(Duration::from_secs(s)));
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| file_err(files.ca_file.as_path(), format!("unusable CA: {e}")))?;
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AtLeast {
+            inner: verifier,
+            floor,
+        }))
         .with_client_auth_cert(chain, key)?)
+}
+
+/// WebPKI's verification of the server, at the system time or at `floor`
+/// when the system clock reads earlier. Nothing else differs: the chain to
+/// the configured CA, the name, expiry and the handshake signatures are all
+/// checked by WebPKI as they would be.
+#[derive(Debug)]
+struct AtLeast {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    floor: Option<UnixTime>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for AtLeast {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let now = match self.floor {
+            Some(floor) if floor.as_secs() > now.as_secs() => floor,
+            _ => now,
+        };
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// rumqttc options for `conn`, MQTT 3.1.1 with a clean session: nothing
@@ -102,12 +185,24 @@ pub fn options(
     client_id: &str,
     keep_alive: Duration,
 ) -> Result<MqttOptions, TlsSetupError> {
+    options_with_floor(conn, client_id, keep_alive, None)
+}
+
+/// [`options`], checking the broker's certificate at no earlier a time than
+/// `floor` (a time the caller can vouch for, such as a signed receipt's)
+/// nor than the client certificate's notBefore.
+pub fn options_with_floor(
+    conn: &BrokerConnection,
+    client_id: &str,
+    keep_alive: Duration,
+    floor: Option<UnixTime>,
+) -> Result<MqttOptions, TlsSetupError> {
     let mut o = MqttOptions::new(client_id, Broker::tcp(conn.url.host.clone(), conn.url.port));
     o.set_keep_alive(keep_alive_secs(keep_alive));
     o.set_clean_session(true);
     o.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
     if let Some(files) = &conn.tls {
-        let tls = client_tls(files)?;
+        let tls = client_tls(files, floor)?;
         o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
             Arc::new(tls),
         )));

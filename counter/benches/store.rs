@@ -38,10 +38,10 @@ struct StepClock(AtomicI64);
 impl Clock for StepClock {
     fn now(&self) -> Reading {
         let n = self.0.fetch_add(1, Ordering::Relaxed);
-        Reading {
-            at: datetime!(2026-11-26 02:30 UTC) + time::Duration::minutes(2 * n),
-            synced: true,
-        }
+        Reading::system(
+            datetime!(2026-11-26 02:30 UTC) + time::Duration::minutes(2 * n),
+            true,
+        )
     }
 }
 

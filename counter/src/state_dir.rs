@@ -90,6 +90,13 @@ impl StateDir {
         self.0.join(TLS_KEY_FILE)
     }
 
+    /// What the running agent last learnt of the DC's time
+    /// ([`crate::clock::SavedLesson`]), for `doctor` and for the agent
+    /// restarted in the same boot.
+    pub fn clock_lesson(&self) -> PathBuf {
+        self.0.join("clock-dc.json")
+    }
+
     /// The TLS certificate request as provisioned.
     pub fn csr(&self) -> PathBuf {
         self.0.join(CSR_FILE)

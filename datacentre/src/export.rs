@@ -248,7 +248,7 @@ pub const CSV_HEADER: [&str; 11] = [
 /// of the kinds counters sign (`dossier.created`, `dossier.status`,
 /// `dossier.rescheduled`; `from` and `to` are statuses in the one and
 /// UTC times in the other). `documents`, a list, is one JSON text.
-pub const BODY_COLUMNS: [&str; 18] = [
+pub const BODY_COLUMNS: [&str; 19] = [
     "procedure",
     "procedure_name",
     "applicant.name",
@@ -260,6 +260,7 @@ pub const BODY_COLUMNS: [&str; 18] = [
     "sets",
     "received_at",
     "clock_synced",
+    "clock_dc",
     "working_days",
     "appointment_at",
     "collect_at",

@@ -128,8 +128,13 @@ pub fn collect(store: &mut dyn Store, now: &UtcTime, t: Thresholds) -> Result<Ve
             if h.disk_free_bytes < t.min_disk_free {
                 attention.push("disk nearly full");
             }
-            if !h.clock_synced {
-                attention.push("clock not synchronised");
+            // A box without NTP that took its time from this DC's
+            // receipts stamps records within a known bound, but still
+            // wants its NTP (or its clock battery) seen to.
+            match h.clock.as_deref() {
+                _ if h.clock_synced => {}
+                Some("dc") => attention.push("clock derived from the DC"),
+                _ => attention.push("clock not synchronised"),
             }
         }
         if !alerts.is_empty() {
@@ -270,6 +275,7 @@ mod tests {
                 unit: "H49.12.3".parse().expect("valid"),
                 at: UtcTime::parse("2026-12-04T03:00:00.000Z").expect("valid"),
                 clock_synced: true,
+                clock: None,
                 version: "0.1.0".into(),
                 uptime_s: 3600,
                 agent_uptime_s: 60,

@@ -317,6 +317,8 @@ fn attention_vi(a: &str) -> &'static str {
         "sync lagging" => "đồng bộ chậm",
         "disk nearly full" => "sắp đầy bộ nhớ",
         "clock not synchronised" => "đồng hồ chưa đồng bộ",
+        "clock derived from the DC" => "giờ lấy theo Trung tâm (chưa có NTP)",
+        "submissions not arriving" => "hồ sơ gửi lên không đến Trung tâm",
         "alerts" => "có cảnh báo",
         _ => "cần kiểm tra",
     }

@@ -25,6 +25,7 @@ fn envelope(key: &SigningKey, seq: u64, prev: Hash32) -> Vec<u8> {
             prev,
             at: now(),
             clock: true,
+            clock_dc: None,
             staff: "canbo01".parse::<StaffId>().expect("valid"),
             kind: "dossier.created".parse::<RecordKind>().expect("valid"),
             body: serde_json::json!({ "code": format!("X-{seq}") }),

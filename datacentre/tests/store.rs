@@ -43,6 +43,7 @@ fn envelope(device: &str, k: &SigningKey, seq: u64, prev: Hash32, salt: u32) -> 
         prev,
         at: now(),
         clock: true,
+        clock_dc: None,
         staff: "canbo01".parse::<StaffId>().expect("valid"),
         kind: "dossier.created".parse::<RecordKind>().expect("valid"),
         body: serde_json::json!({ "code": format!("X-{seq}"), "salt": salt }),

@@ -133,6 +133,11 @@ pub trait Message: Serialize + DeserializeOwned {
     /// The payload's format version (`v`).
     fn version(&self) -> u32;
 
+    /// Whether this build reads (and signs) version `v` of the type.
+    fn reads(v: u64) -> bool {
+        v == u64::from(FORMAT_VERSION)
+    }
+
     /// Rules the type system cannot express (e.g. seq 1 links to the zero
     /// hash). Checked before signing and after verifying.
     fn check(&self) -> Result<(), PayloadError>;
@@ -145,9 +150,7 @@ pub enum PayloadError {
     #[error(transparent)]
     Json(#[from] JsonError),
     /// A format version this build does not read.
-    #[error(
-        "payload format version {found} is not supported (this build reads version {FORMAT_VERSION})"
-    )]
+    #[error("payload format version {found} is not supported by this build")]
     UnsupportedVersion {
         /// The `v` the payload carried.
         found: u64,
@@ -257,7 +260,7 @@ impl VerifyError {
 /// Deterministic: Ed25519 signatures are, and the payload is serialised in
 /// field declaration order, so the same inputs always give the same bytes.
 pub fn sign<M: Message>(msg: &M, key: &SigningKey) -> Result<Vec<u8>, SignError> {
-    if msg.version() != FORMAT_VERSION {
+    if !M::reads(msg.version().into()) {
         return Err(PayloadError::UnsupportedVersion {
             found: msg.version().into(),
         }
@@ -540,7 +543,7 @@ fn read_payload<M: Message>(payload: &[u8]) -> Result<M, PayloadError> {
             reason: format!("must be at most 2^53 - 1, got {v}"),
         });
     }
-    if v != u64::from(FORMAT_VERSION) {
+    if !M::reads(v) {
         return Err(PayloadError::UnsupportedVersion { found: v });
     }
     let message: M = json::parse_typed(payload)?;

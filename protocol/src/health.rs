@@ -17,6 +17,7 @@
 //! | `unit`               | string          | its receiving unit's code (`H49.12.3`) |
 //! | `at`                 | string          | device time, RFC 3339 UTC |
 //! | `clock_synced`       | bool            | whether the device clock is synchronised |
+//! | `clock`              | string, optional | where its time comes from: `synced`, `dc` (derived from the DC's receipt times) or `unknown` |
 //! | `version`            | string          | agent version |
 //! | `uptime_s`           | integer         | seconds since the box booted |
 //! | `agent_uptime_s`     | integer         | seconds since the agent started |
@@ -72,6 +73,11 @@ pub struct Health {
     pub at: UtcTime,
     /// Whether the device clock is synchronised.
     pub clock_synced: bool,
+    /// Where the device's time comes from: `synced` (its clock is
+    /// synchronised), `dc` (derived from the DC's receipt times) or
+    /// `unknown`. Absent from older agents' reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
     /// Agent version.
     pub version: String,
     /// Seconds since the box booted.
@@ -236,6 +242,7 @@ mod tests {
             unit: "H49.12.3".parse().expect("valid"),
             at: UtcTime::parse("2026-11-27T03:00:00.000Z").expect("valid"),
             clock_synced: true,
+            clock: Some("synced".into()),
             version: "0.1.0".into(),
             uptime_s: 3600,
             agent_uptime_s: 60,

@@ -44,7 +44,7 @@ pub use cose::{
     Message, MessageType, Opened, PayloadError, SignError, Verified, VerifyError, sign, verify,
     verify_many,
 };
-pub use envelope::Submission;
+pub use envelope::{SUBMISSION_DC_CLOCK_VERSION, Submission};
 pub use hash::Hash32;
 pub use health::{Health, HealthError, Presence};
 pub use ids::{DeviceId, IdError, RecordKind, StaffId, UnitCode};

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use motcua_agent::sync::{SyncConfig, SyncState};
 use motcua_common::config::{BrokerConnection, BrokerUrl};
-use motcua_counter::clock::{ManualClock, SystemClock};
+use motcua_counter::clock::{DcClock, ManualClock};
 use motcua_counter::domain::code::Counter;
 use motcua_counter::state_dir::StateDir;
 use motcua_counter::store::writer::DEFAULT_MAX_BATCH;
@@ -227,7 +227,7 @@ pub fn run(f: Fleet, mut progress: impl FnMut(&str, usize, usize)) -> Report {
                 batch: 64,
                 resend_after: Duration::from_secs(30),
                 watchdog: false,
-                clock: SystemClock::default(),
+                clock: DcClock::default(),
                 health_interval: Duration::from_secs(60),
             };
             let writer = w.handle();

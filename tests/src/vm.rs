@@ -43,6 +43,10 @@ pub struct BoxVm {
     /// at the next boot: a counter hands out 999 dossier codes a day, and
     /// a long power-cut run receives more than that.
     pub days_ahead: u32,
+    /// When set, the RTC starts at this time (qemu's `-rtc base=`, e.g.
+    /// `2000-01-01T00:00:00`) at the next boot instead: a box without a
+    /// battery-backed clock after a power cut.
+    pub rtc_base: Option<String>,
 }
 
 impl BoxVm {
@@ -69,6 +73,7 @@ impl BoxVm {
             ssh_port: free_port(),
             boots: 0,
             days_ahead: 0,
+            rtc_base: None,
         }
     }
 
@@ -104,7 +109,9 @@ impl BoxVm {
             ),
         };
         let accel = std::env::var("MOTCUA_BOX_ACCEL").unwrap_or_else(|_| "tcg".into());
-        let rtc = {
+        let rtc = if let Some(base) = &self.rtc_base {
+            format!("base={base}")
+        } else {
             let at = time::OffsetDateTime::now_utc() + time::Duration::days(self.days_ahead.into());
             format!(
                 "base={:04}-{:02}-{:02}T{:02}:{:02}:{:02}",

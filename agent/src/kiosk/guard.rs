@@ -442,6 +442,7 @@ mod tests {
         let (_tx, rx) = tokio::sync::watch::channel(crate::sync::SyncState::default());
         let k = Kiosk::new(
             KioskOptions {
+                clock: Default::default(),
                 bind: "127.0.0.1:0".parse().expect("addr"),
                 tls: None,
                 staff_file: dir.join("staff.toml"),

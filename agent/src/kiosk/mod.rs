@@ -49,7 +49,7 @@ use tokio::sync::watch;
 
 use crate::sync::SyncState;
 use motcua_counter::app::{self, Today};
-use motcua_counter::clock::SystemClock;
+use motcua_counter::clock::DcClock;
 use motcua_counter::store::StoreError;
 use motcua_counter::store::writer::WriterHandle;
 
@@ -59,6 +59,8 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// What the kiosk needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct KioskOptions {
+    /// The agent's clock (shared with the writer and sync).
+    pub clock: DcClock,
     /// Where to listen.
     pub bind: SocketAddr,
     /// Certificate chain and key (PEM), for TLS.
@@ -92,7 +94,7 @@ pub struct Kiosk {
 struct Inner {
     opts: KioskOptions,
     store: guard::Store,
-    clock: SystemClock,
+    clock: DcClock,
     sync: watch::Receiver<SyncState>,
     sessions: session::Sessions,
     staff: staff::Book,
@@ -145,7 +147,7 @@ impl Kiosk {
                 staff: staff::Book::new(opts.staff_file.clone())?,
                 logins: guard::LoginGate::default(),
                 store: guard::Store::new(writer, opts.db.clone()),
-                clock: SystemClock::default(),
+                clock: opts.clock.clone(),
                 opts,
                 sync,
             }),

@@ -823,7 +823,7 @@ fn receipt_sheet(
             table.fields {
                 tr { th { "Số lượng hồ sơ" } td { (x.sets) " bộ" } }
                 tr { th { "Thời gian giải quyết theo quy định" } td { (legal_time(x.working_days)) } }
-                tr { th { "Thời gian nhận hồ sơ" } td { (local_time(&x.received_at)) @if !x.clock_synced && !first { " (đồng hồ máy chưa đồng bộ)" } } }
+                tr { th { "Thời gian nhận hồ sơ" } td { (local_time(&x.received_at)) @if !first { (clock_note(x)) } } }
                 tr { th { "Thời gian trả kết quả" } td id=[id("ngay-tra")] { (local_time(&x.appointment_at)) } }
                 tr { th { "Nơi trả kết quả" } td { (x.collect_at) } }
                 tr { th { "Vào Sổ theo dõi hồ sơ" } td { "Quyển: " (x.received_at.get().year()) ", số: " (d.code) } }
@@ -1512,4 +1512,18 @@ pub async fn lookup(
         StatusCode::OK,
         page("Tra cứu hồ sơ", &k, Some(clerk.session()), &sync, body),
     ))
+}
+
+/// Where the reception time came from, on the counter's copy only (the
+/// citizen's copy is not the place for the box's clock): nothing for a
+/// synchronised clock.
+fn clock_note(x: &motcua_counter::domain::dossier::Dossier) -> String {
+    match (x.clock_synced, x.clock_dc) {
+        (true, _) => String::new(),
+        (false, Some(ms)) => format!(
+            " (giờ lấy theo Trung tâm dữ liệu, sai lệch không quá {} giây)",
+            ms.div_ceil(1000).max(1)
+        ),
+        (false, None) => " (đồng hồ máy chưa đồng bộ)".into(),
+    }
 }

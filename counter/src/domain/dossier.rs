@@ -212,6 +212,11 @@ pub struct Dossier {
     pub received_at: UtcTime,
     /// Whether the counter's clock was known synchronised at receipt.
     pub clock_synced: bool,
+    /// When `received_at` was derived from the DC's receipt times instead
+    /// (no synchronised clock): within this many milliseconds, as the
+    /// envelope's `clock_dc` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_dc: Option<u64>,
     /// Legal processing time in working days.
     pub working_days: u16,
     /// Appointment for the result.

@@ -451,6 +451,37 @@ impl Reader {
         Ok(rows)
     }
 
+    /// When the last record was signed, by its own stamp; `None` for an
+    /// empty journal.
+    pub fn last_at(&self) -> Result<Option<UtcTime>, StoreError> {
+        let at: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT at FROM journal ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .step("reading the last record's time")?;
+        Ok(at.and_then(|a| UtcTime::parse(&a).ok()))
+    }
+
+    /// The DC's latest receipt as kept (its bytes), if any.
+    pub fn last_receipt(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT receipt FROM receipts ORDER BY seq DESC LIMIT 1")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+            .step("reading the last receipt")
+    }
+
+    /// The envelope at `seq`, if the journal holds it.
+    pub fn envelope(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT envelope FROM journal WHERE seq = ?")
+            .and_then(|mut s| s.query_row([seq as i64], |r| r.get(0)).optional())
+            .step("reading an envelope")
+    }
+
     /// The highest seq such that every envelope up to it is receipted by
     /// the DC: where sync resumes. Receipts are cumulative, so the synced
     /// envelopes are always a prefix of the journal.

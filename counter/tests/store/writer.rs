@@ -2,10 +2,11 @@
 
 use std::thread;
 
+use motcua_counter::clock::{Quality, Reading};
 use motcua_counter::domain::status::Status;
 use motcua_counter::store::read::Query;
 use motcua_counter::store::{Refusal, StoreError, Writer};
-use motcua_protocol::{Hash32, UtcTime};
+use motcua_protocol::{Hash32, Submission, UtcTime, verify};
 use time::Duration;
 
 use crate::support::*;
@@ -473,6 +474,57 @@ fn a_clock_that_lost_its_time_refuses_new_records() {
         .create(input(5), staff())
         .expect("no failure")
         .expect("synced clock is trusted");
+}
+
+#[test]
+fn a_time_derived_from_the_dc_is_signed_as_such() {
+    let s = TestStore::new();
+    // No battery, no NTP: the clock reads 2000 and the agent has learnt
+    // the DC's time from a receipt (within 400 ms).
+    s.clock.set_reading(Reading {
+        at: T0,
+        quality: Quality::Dc { bound_ms: 400 },
+    });
+    let created = s
+        .w()
+        .create(input(1), staff())
+        .expect("no failure")
+        .expect("stored");
+    let pending = s.reader().unsynced(0, 10).expect("journal");
+    let env = verify::<Submission>(&pending[0].envelope, &s.config().key.verifying_key())
+        .expect("verifies")
+        .message;
+    assert_eq!((env.v, env.clock, env.clock_dc), (2, false, Some(400)));
+    assert_eq!(env.at, UtcTime::new(T0));
+    let stored = s
+        .reader()
+        .dossier(&created.dossier.code)
+        .expect("read")
+        .expect("found")
+        .dossier
+        .expect("personal data kept");
+    assert_eq!((stored.clock_synced, stored.clock_dc), (false, Some(400)));
+    // Synchronised again: version 1, as before.
+    s.clock.set(T0 + Duration::minutes(1), true);
+    s.w()
+        .create(input(2), staff())
+        .expect("no failure")
+        .expect("stored");
+    let pending = s.reader().unsynced(0, 10).expect("journal");
+    let env = verify::<Submission>(&pending[1].envelope, &s.config().key.verifying_key())
+        .expect("verifies")
+        .message;
+    assert_eq!((env.v, env.clock, env.clock_dc), (1, true, None));
+    // A derived time is trusted like a synchronised one: two days behind
+    // the last record (stamped by a clock running ahead) is accepted.
+    s.clock.set_reading(Reading {
+        at: T0 - Duration::days(2),
+        quality: Quality::Dc { bound_ms: 900 },
+    });
+    s.w()
+        .create(input(3), staff())
+        .expect("no failure")
+        .expect("a DC-derived time is trusted");
 }
 
 #[test]

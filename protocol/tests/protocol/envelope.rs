@@ -225,7 +225,7 @@ fn payload_rules_hold_on_both_sides() {
 #[test]
 fn a_newer_format_version_is_reported_as_such() {
     let mut value = serde_json::to_value(created(1, Hash32::ZERO)).expect("json");
-    value["v"] = 2.into();
+    value["v"] = 3.into();
     value["new_field"] = true.into();
     let bytes = sign_payload(
         MessageType::Submission,
@@ -235,6 +235,82 @@ fn a_newer_format_version_is_reported_as_such() {
     .expect("signs");
     let err = verify_submission(&bytes).expect_err("refused");
     assert_eq!(err.reason(), "unsupported_version");
+}
+
+/// `created(1)` with `v` and members changed, signed as they are.
+fn with_members(v: u64, members: &[(&str, serde_json::Value)]) -> Vec<u8> {
+    let mut value = serde_json::to_value(created(1, Hash32::ZERO)).expect("json");
+    value["v"] = v.into();
+    for (k, m) in members {
+        value[*k] = m.clone();
+    }
+    sign_payload(
+        MessageType::Submission,
+        serde_json::to_vec(&value).expect("json"),
+        &device_key(),
+    )
+    .expect("signs")
+}
+
+#[test]
+fn version_2_carries_a_dc_derived_time_and_only_it_does() {
+    // Signed by the library: a time derived from the DC is version 2.
+    let sub = Submission {
+        v: motcua_protocol::SUBMISSION_DC_CLOCK_VERSION,
+        clock: false,
+        clock_dc: Some(1_250),
+        ..created(1, Hash32::ZERO)
+    };
+    let bytes = sign(&sub, &device_key()).expect("signs");
+    let v = verify_submission(&bytes).expect("verifies");
+    assert_eq!(v.clock_dc, Some(1_250));
+    assert!(String::from_utf8_lossy(&bytes).contains(r#""clock":false,"clock_dc":1250,"#));
+    // Version 1 stays byte for byte what it was: no clock_dc member.
+    let one = sign(&created(1, Hash32::ZERO), &device_key()).expect("signs");
+    assert!(!String::from_utf8_lossy(&one).contains("clock_dc"));
+    // The library does not sign the broken combinations.
+    for bad in [
+        Submission {
+            clock_dc: Some(5),
+            ..created(1, Hash32::ZERO)
+        },
+        Submission {
+            v: 2,
+            clock: false,
+            clock_dc: None,
+            ..created(1, Hash32::ZERO)
+        },
+        Submission {
+            v: 2,
+            clock: true,
+            clock_dc: Some(5),
+            ..created(1, Hash32::ZERO)
+        },
+    ] {
+        assert!(sign(&bad, &device_key()).is_err(), "{bad:?}");
+    }
+    // And refuses them from the wire.
+    for (v, members) in [
+        (1, vec![("clock", false.into()), ("clock_dc", 5.into())]),
+        (2, vec![("clock", false.into())]),
+        (2, vec![("clock", true.into()), ("clock_dc", 5.into())]),
+        (
+            2,
+            vec![
+                ("clock", false.into()),
+                ("clock_dc", serde_json::Value::Null),
+            ],
+        ),
+        (2, vec![("clock", false.into()), ("clock_dc", (-1).into())]),
+        (2, vec![("clock", false.into()), ("clock_dc", 1.5.into())]),
+        (
+            2,
+            vec![("clock", false.into()), ("clock_dc", (1u64 << 53).into())],
+        ),
+    ] {
+        let err = verify_submission(&with_members(v, &members)).expect_err("refused");
+        assert_eq!(err.reason(), "bad_payload", "v {v} {members:?}");
+    }
 }
 
 #[test]

@@ -36,6 +36,7 @@ pub fn created(seq: u64, prev: Hash32) -> Submission {
         prev,
         at: at(1_795_680_000_000 + seq as i64 * 60_000),
         clock: true,
+        clock_dc: None,
         staff: "canbo.an".parse().expect("valid staff id"),
         kind: "dossier.created".parse().expect("valid kind"),
         body: json!({

@@ -104,14 +104,43 @@ fn build() -> Vec<Vector> {
         &dev,
     )
     .expect("signs");
-    let mut v2 = serde_json::to_value(&first).expect("json");
-    v2["v"] = 2.into();
-    let v2 = sign_payload(
+    let mut v3 = serde_json::to_value(&first).expect("json");
+    v3["v"] = 3.into();
+    let v3 = sign_payload(
         MessageType::Submission,
-        serde_json::to_vec(&v2).expect("json"),
+        serde_json::to_vec(&v3).expect("json"),
         &dev,
     )
     .expect("signs");
+    // Version 2: a time derived from the DC's receipts (section 4.1).
+    let dc_clock = sign(
+        &motcua_protocol::Submission {
+            v: 2,
+            clock: false,
+            clock_dc: Some(1250),
+            ..first.clone()
+        },
+        &dev,
+    )
+    .expect("signs");
+    let with_clock = |v: u64, clock: bool, clock_dc: Option<serde_json::Value>| {
+        let mut p = serde_json::to_value(&first).expect("json");
+        p["v"] = v.into();
+        p["clock"] = clock.into();
+        if let Some(c) = clock_dc {
+            p["clock_dc"] = c;
+        }
+        sign_payload(
+            MessageType::Submission,
+            serde_json::to_vec(&p).expect("json"),
+            &dev,
+        )
+        .expect("signs")
+    };
+    let dc_clock_in_v1 = with_clock(1, false, Some(1250.into()));
+    let v2_without_dc_clock = with_clock(2, false, None);
+    let dc_clock_synced = with_clock(2, true, Some(1250.into()));
+    let dc_clock_null = with_clock(2, false, Some(serde_json::Value::Null));
     // A version that is not an integer of section 4 (negative, or past
     // 2^53 - 1) is a bad payload, not an unknown version.
     let with_v = |v: serde_json::Value| {
@@ -335,11 +364,51 @@ fn build() -> Vec<Vector> {
         ),
         v(
             "unsupported-version",
-            "submission-seq1's payload with v set to 2, validly signed (members in alphabetical order, which receivers accept).",
+            "submission-seq1's payload with v set to 3, validly signed (members in alphabetical order, which receivers accept).",
             S,
             &dev,
-            v2,
+            v3,
             Some("unsupported_version"),
+        ),
+        v(
+            "submission-dc-clock",
+            "submission-seq1 as version 2: clock false, clock_dc 1250 (its time derived from the DC's receipts, within 1.25 s).",
+            S,
+            &dev,
+            dc_clock,
+            None,
+        ),
+        v(
+            "dc-clock-in-version-1",
+            "submission-seq1's payload with clock false and clock_dc 1250 but v 1, validly signed: clock_dc is a version 2 member.",
+            S,
+            &dev,
+            dc_clock_in_v1,
+            Some("bad_payload"),
+        ),
+        v(
+            "version-2-without-dc-clock",
+            "submission-seq1's payload with v 2, clock false and no clock_dc, validly signed: version 2 carries clock_dc.",
+            S,
+            &dev,
+            v2_without_dc_clock,
+            Some("bad_payload"),
+        ),
+        v(
+            "dc-clock-with-synchronised-clock",
+            "submission-seq1's payload with v 2, clock true and clock_dc 1250, validly signed: a DC-derived time goes with clock false.",
+            S,
+            &dev,
+            dc_clock_synced,
+            Some("bad_payload"),
+        ),
+        v(
+            "dc-clock-null",
+            "submission-seq1's payload with v 2, clock false and clock_dc null, validly signed: clock_dc is an integer.",
+            S,
+            &dev,
+            dc_clock_null,
+            Some("bad_payload"),
         ),
         v(
             "version-negative",

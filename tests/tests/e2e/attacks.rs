@@ -21,6 +21,7 @@ fn envelope(device: &str, key: &SigningKey, seq: u64, prev: Hash32, note: &str) 
         prev,
         at: UtcTime::new(time::OffsetDateTime::now_utc()),
         clock: true,
+        clock_dc: None,
         staff: "canbo01".parse::<StaffId>().expect("valid"),
         kind: "dossier.status".parse::<RecordKind>().expect("valid"),
         body: serde_json::json!({ "code": "H49.12.3-261127-1001", "note": note }),

@@ -6,6 +6,7 @@ mod boxlab;
 mod broker;
 mod browser;
 mod chromium;
+mod clock;
 mod config;
 mod crash;
 mod dashboard;

@@ -10,7 +10,7 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use super::WriterConfig;
-use crate::clock::Reading;
+use crate::clock::{Quality, Reading};
 use crate::store::{Refusal, Step, StoreError};
 
 /// No record may be stamped before this: the software did not exist. A box
@@ -93,11 +93,12 @@ pub(crate) fn hash32(bytes: &[u8]) -> Hash32 {
     Hash32(h)
 }
 
-/// Refuses a clock before the software existed or, unsynchronised, more
-/// than [`CLOCK_SLACK`] behind the last record.
+/// Refuses a clock before the software existed or, not known right, more
+/// than [`CLOCK_SLACK`] behind the last record. A time derived from the
+/// DC is as trusted as a synchronised clock.
 pub(super) fn check_clock(now: &Reading, head: &Head) -> Result<(), Refusal> {
     let floor = match head.last_at {
-        Some(last) if !now.synced => (last - CLOCK_SLACK).max(CLOCK_FLOOR),
+        Some(last) if !now.trusted() => (last - CLOCK_SLACK).max(CLOCK_FLOOR),
         _ => CLOCK_FLOOR,
     };
     if now.at < floor {
@@ -137,13 +138,22 @@ pub(super) fn append(
     } = rec;
     let (seq, prev) = motcua_protocol::chain::next_after(&head.chain);
     let at = UtcTime::new(now.at);
+    let clock_dc = match now.quality {
+        Quality::Dc { bound_ms } => Some(bound_ms),
+        Quality::Synced | Quality::Unknown => None,
+    };
     let msg = Submission {
-        v: motcua_protocol::FORMAT_VERSION,
+        v: if clock_dc.is_some() {
+            motcua_protocol::SUBMISSION_DC_CLOCK_VERSION
+        } else {
+            motcua_protocol::FORMAT_VERSION
+        },
         device: cfg.device.clone(),
         seq,
         prev,
         at,
-        clock: now.synced,
+        clock: now.synced(),
+        clock_dc,
         staff,
         kind: kind
             .parse::<RecordKind>()

@@ -141,7 +141,11 @@ impl Operation for Create {
             documents: valid.documents,
             sets: valid.sets,
             received_at: UtcTime::new(now.at),
-            clock_synced: now.synced,
+            clock_synced: now.synced(),
+            clock_dc: match now.quality {
+                crate::clock::Quality::Dc { bound_ms } => Some(bound_ms),
+                _ => None,
+            },
             working_days: valid.procedure.working_days,
             appointment_at: UtcTime::new(appointment),
             collect_at: valid

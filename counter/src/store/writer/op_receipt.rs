@@ -17,6 +17,8 @@ pub struct Synced {
     pub through: u64,
     /// How many envelopes this receipt marked synced.
     pub newly: u64,
+    /// The DC's time when it signed the receipt.
+    pub dc_at: UtcTime,
 }
 
 /// Accept a DC receipt.
@@ -70,6 +72,7 @@ impl Operation for AcceptReceipt {
             return Ok(Synced {
                 through: 0,
                 newly: 0,
+                dc_at: r.at,
             });
         }
         let ours: Vec<u8> = conn
@@ -104,6 +107,7 @@ impl Operation for AcceptReceipt {
         Ok(Synced {
             through: r.seq,
             newly: newly as u64,
+            dc_at: r.at,
         })
     }
 }
