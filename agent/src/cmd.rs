@@ -62,7 +62,7 @@ fn agent_clock(cfg: &AgentConfig) -> DcClock {
     let saved = std::fs::read(cfg.store.state_dir.clock_lesson())
         .ok()
         .and_then(|b| serde_json::from_slice::<SavedLesson>(&b).ok());
-    if let (Some(saved), Some(boot)) = (saved, crate::health::boot_id())
+    if let (Some(saved), Some(boot)) = (saved, crate::health::boot())
         && c.restore(&saved, &boot)
     {
         tracing::info!("the DC's time learnt earlier in this boot is taken up");

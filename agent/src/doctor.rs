@@ -284,7 +284,7 @@ fn clock(cfg: &AgentConfig) -> Check {
     let learnt = std::fs::read(cfg.store.state_dir.clock_lesson())
         .ok()
         .and_then(|b| serde_json::from_slice::<motcua_counter::clock::SavedLesson>(&b).ok())
-        .zip(crate::health::boot_id())
+        .zip(crate::health::boot())
         .and_then(|(saved, boot)| saved.now(&boot));
     if let Some(dc) = learnt {
         return row(

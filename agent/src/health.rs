@@ -107,14 +107,19 @@ impl Probe {
     }
 }
 
-/// This boot's id, which tells a lesson of the DC's time kept on disk in
-/// this boot from one of an earlier boot; `None` where the kernel does not
-/// say.
-pub fn boot_id() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
+/// This moment of this boot (its id, the time since boot), which a lesson
+/// of the DC's time kept on disk is counted on from; `None` where the
+/// kernel does not say.
+pub fn boot() -> Option<motcua_counter::clock::Boot> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    // /proc/uptime: seconds since boot, CLOCK_BOOTTIME, to the hundredth.
+    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+    let secs: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    (!id.is_empty() && secs.is_finite() && secs >= 0.0).then(|| motcua_counter::clock::Boot {
+        id: id.to_owned(),
+        uptime_ms: (secs * 1000.0) as u64,
+    })
 }
 
 #[cfg(test)]

@@ -148,8 +148,9 @@ pub async fn run(
         net_tx,
         last_receipt_at: None,
         time_asked: None,
-        boot_id: crate::health::boot_id(),
+        latest_dc_at: None,
     };
+    shell.latest_dc_at = last_receipt_at(&shell.reader, &shell.cfg.dc_key);
     let mut watchdog = motcua_common::notify::Watchdog::new(shell.cfg.watchdog);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -219,8 +220,9 @@ struct Shell {
     /// When the current connection was set up, until its first valid
     /// receipt teaches the clock the DC's time.
     time_asked: Option<Instant>,
-    /// This boot's id, which the saved clock lesson is valid for.
-    boot_id: Option<String>,
+    /// The latest signing time of a valid receipt seen: an older receipt
+    /// (replayed on the receipt topic) teaches nothing.
+    latest_dc_at: Option<UtcTime>,
 }
 
 impl Shell {
@@ -350,7 +352,7 @@ impl Shell {
         if !clock.learn(dc_at.get(), asked, answered) {
             tracing::debug!(
                 exchange_ms = answered.duration_since(asked).as_millis() as u64,
-                "receipt too slow to teach the DC's time"
+                "receipt not used for the DC's time (too slow, or less precise than what is held)"
             );
             return false;
         }
@@ -364,7 +366,7 @@ impl Shell {
                 "no synchronised clock: records are stamped with the DC's time from its receipts"
             );
         }
-        if let Some(saved) = self.boot_id.as_deref().and_then(|b| clock.saved(b)) {
+        if let Some(saved) = crate::health::boot().and_then(|b| clock.saved(&b)) {
             let path = self.cfg.state_dir.clock_lesson();
             let written = serde_json::to_vec(&saved)
                 .map_err(anyhow::Error::from)
@@ -393,8 +395,14 @@ impl Shell {
         {
             Ok(s) => {
                 // Every receipt on this connection was signed after it was
-                // set up; until one teaches the time, each may.
-                if let Some(asked) = self.time_asked
+                // set up; until one teaches the time, each may, unless it
+                // is older than one already seen (a replay).
+                let fresh = self.latest_dc_at.is_none_or(|l| s.dc_at >= l);
+                if fresh {
+                    self.latest_dc_at = Some(s.dc_at);
+                }
+                if fresh
+                    && let Some(asked) = self.time_asked
                     && self.learn_time(s.dc_at, asked)
                 {
                     self.time_asked = None;
@@ -674,14 +682,22 @@ impl Connection {
 /// broker's certificate is checked at no earlier a time
 /// ([`mqtt::options_with_floor`]).
 fn tls_floor(reader: &Reader, dc_key: &VerifyingKey) -> Option<UnixTime> {
-    let bytes = reader.last_receipt().ok()??;
-    let at = motcua_protocol::verify::<motcua_protocol::Receipt>(&bytes, dc_key)
-        .ok()?
-        .message
-        .at;
+    let at = last_receipt_at(reader, dc_key)?;
     u64::try_from(at.get().unix_timestamp())
         .ok()
         .map(|s| UnixTime::since_unix_epoch(Duration::from_secs(s)))
+}
+
+/// The signing time of the DC's last receipt kept in the store (verified
+/// again with the DC's key).
+fn last_receipt_at(reader: &Reader, dc_key: &VerifyingKey) -> Option<UtcTime> {
+    let bytes = reader.last_receipt().ok()??;
+    Some(
+        motcua_protocol::verify::<motcua_protocol::Receipt>(&bytes, dc_key)
+            .ok()?
+            .message
+            .at,
+    )
 }
 
 /// Publishes up to `max` unsynced envelopes after seq `after`, in bundles

@@ -226,7 +226,9 @@ impl DcClock {
         let new = Lesson {
             dc_at: dc_at + half,
             mono: answered,
-            half_ms: half.as_millis() as u64,
+            // Rounded up, and 2 ms more: the receipt's time and the
+            // record's are both cut to whole milliseconds.
+            half_ms: (half.as_micros().div_ceil(1000) as u64).saturating_add(2),
         };
         let mut held = self
             .lesson
@@ -242,20 +244,21 @@ impl DcClock {
         better
     }
 
-    /// The last lesson as kept on disk, for the boot `boot_id`.
-    pub fn saved(&self, boot_id: &str) -> Option<SavedLesson> {
+    /// The last lesson as kept on disk, at `boot`'s moment.
+    pub fn saved(&self, boot: &Boot) -> Option<SavedLesson> {
         self.lesson().map(|dc| SavedLesson {
-            boot_id: boot_id.to_owned(),
+            boot_id: boot.id.clone(),
+            uptime_ms: boot.uptime_ms,
             dc_at: motcua_protocol::UtcTime::new(dc.at).to_string(),
             system_offset_ms: dc.system_offset.whole_milliseconds() as i64,
             bound_ms: dc.bound_ms,
         })
     }
 
-    /// Takes up a lesson kept on disk by an agent earlier in this boot
-    /// (`boot_id`); a lesson of another boot teaches nothing.
-    pub fn restore(&self, saved: &SavedLesson, boot_id: &str) -> bool {
-        let Some(dc) = saved.now(boot_id) else {
+    /// Takes up a lesson kept on disk by an agent earlier in this boot; a
+    /// lesson of another boot teaches nothing.
+    pub fn restore(&self, saved: &SavedLesson, boot: &Boot) -> bool {
+        let Some(dc) = saved.now(boot) else {
             return false;
         };
         *self
@@ -288,38 +291,51 @@ impl DcClock {
     }
 }
 
-/// A lesson as kept on disk: the DC's time as an offset from the system
-/// clock, valid only in the boot that learnt it (a box without a
+/// A moment of this boot: the kernel's boot id and the time since boot
+/// (`CLOCK_BOOTTIME`, which no one sets and which counts on through a
+/// suspend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boot {
+    /// `/proc/sys/kernel/random/boot_id`.
+    pub id: String,
+    /// Milliseconds since boot.
+    pub uptime_ms: u64,
+}
+
+/// A lesson as kept on disk: the DC's time at a moment of the boot that
+/// learnt it. Counted on from that moment with the time since boot, so a
+/// system clock set in between (by hand, or by an NTP client that left no
+/// marker) does not move it; of no use in another boot (a box without a
 /// battery-backed clock starts each boot from another time).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SavedLesson {
     /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`).
     pub boot_id: String,
-    /// When it was saved, by the DC's time (RFC 3339).
+    /// Milliseconds since boot when it was saved.
+    pub uptime_ms: u64,
+    /// The DC's time then (RFC 3339).
     pub dc_at: String,
-    /// DC time minus the system clock, milliseconds.
+    /// DC time minus the system clock then, milliseconds (for people).
     pub system_offset_ms: i64,
-    /// The bound when saved, milliseconds.
+    /// The bound then, milliseconds.
     pub bound_ms: u64,
 }
 
 impl SavedLesson {
-    /// The DC's time now by this lesson, reading the system clock, with its
-    /// bound grown by the drift since it was saved; `None` in another boot.
-    pub fn now(&self, boot_id: &str) -> Option<DcTime> {
-        if self.boot_id != boot_id {
+    /// The DC's time at `boot`'s moment by this lesson, with its bound
+    /// grown by the drift since it was saved; `None` in another boot.
+    pub fn now(&self, boot: &Boot) -> Option<DcTime> {
+        if self.boot_id != boot.id || boot.uptime_ms < self.uptime_ms {
             return None;
         }
         let saved = motcua_protocol::UtcTime::parse(&self.dc_at).ok()?.get();
-        let offset = Duration::milliseconds(self.system_offset_ms);
-        let at = OffsetDateTime::now_utc() + offset;
-        let since = (at - saved).max(Duration::ZERO);
-        let drift_ms =
-            (since.whole_milliseconds().max(0) as u64).saturating_mul(DRIFT_PPM) / 1_000_000;
+        let since_ms = boot.uptime_ms - self.uptime_ms;
+        let at = saved + Duration::milliseconds(i64::try_from(since_ms).ok()?);
+        let drift_ms = since_ms.saturating_mul(DRIFT_PPM) / 1_000_000;
         Some(DcTime {
             at,
             bound_ms: self.bound_ms.saturating_add(drift_ms),
-            system_offset: offset,
+            system_offset: at - OffsetDateTime::now_utc(),
         })
     }
 }
@@ -390,9 +406,9 @@ mod tests {
             "{:?}",
             dc.at
         );
-        assert_eq!(dc.bound_ms, 400);
+        assert_eq!(dc.bound_ms, 402);
         if !Path::new(TIMESYNCD_MARKER).exists() {
-            assert_eq!(c.now().quality, Quality::Dc { bound_ms: 400 });
+            assert_eq!(c.now().quality, Quality::Dc { bound_ms: 402 });
             assert!((c.now().at - est).abs() < time::Duration::seconds(5));
         }
     }
@@ -412,7 +428,7 @@ mod tests {
         // A wider exchange right after: the narrow one stays.
         let later = time::macros::datetime!(2030-01-01 00:00 UTC);
         assert!(!c.learn(later, t0, t0 + std::time::Duration::from_secs(10)));
-        assert_eq!(c.lesson().expect("held").bound_ms, 100);
+        assert_eq!(c.lesson().expect("held").bound_ms, 102);
         // As narrow: replaces (the newer lesson has drifted less).
         assert!(c.learn(
             dc_at,
@@ -422,18 +438,35 @@ mod tests {
     }
 
     #[test]
-    fn a_saved_lesson_holds_in_its_boot_only() {
+    fn a_saved_lesson_holds_in_its_boot_only_and_counts_time_since_boot() {
         let c = unsynced();
         let t0 = Instant::now();
-        assert!(c.learn(OffsetDateTime::now_utc() + Duration::days(3), t0, t0));
-        let saved = c.saved("boot-a").expect("a lesson");
+        let dc_at = OffsetDateTime::now_utc() + Duration::days(3);
+        assert!(c.learn(dc_at, t0, t0));
+        let at = |ms| Boot {
+            id: "boot-a".into(),
+            uptime_ms: ms,
+        };
+        let saved = c.saved(&at(60_000)).expect("a lesson");
         assert!((saved.system_offset_ms - 3 * 86_400_000).abs() < 5_000);
         let text = serde_json::to_string(&saved).expect("json");
         let back: SavedLesson = serde_json::from_str(&text).expect("json");
         let other = unsynced();
-        assert!(!other.restore(&back, "boot-b"));
+        let elsewhere = Boot {
+            id: "boot-b".into(),
+            uptime_ms: 70_000,
+        };
+        assert!(!other.restore(&back, &elsewhere));
         assert!(other.lesson().is_none());
-        assert!(other.restore(&back, "boot-a"));
+        // An hour of this boot later, whatever the system clock says.
+        let later = back.now(&at(60_000 + 3_600_000)).expect("same boot");
+        let saved_at = motcua_protocol::UtcTime::parse(&back.dc_at)
+            .expect("time")
+            .get();
+        assert_eq!(later.at - saved_at, Duration::hours(1));
+        assert_eq!(later.bound_ms, back.bound_ms + 360);
+        assert!(back.now(&at(59_000)).is_none(), "time since boot went back");
+        assert!(other.restore(&back, &at(60_000)));
         let dc = other.lesson().expect("restored");
         assert!((dc.system_offset - Duration::days(3)).abs() < Duration::seconds(5));
     }

@@ -59,6 +59,9 @@ pub struct Exported {
     pub signed_at: UtcTime,
     /// Whether the counter's clock was synchronised then.
     pub clock: bool,
+    /// When its time was derived from the DC's receipts instead: the
+    /// bound in milliseconds (the envelope's `clock_dc`, version 2).
+    pub clock_dc: Option<u64>,
     /// When the DC stored it.
     pub received_at: UtcTime,
     /// The staff account at the counter.
@@ -175,6 +178,7 @@ impl<'a> Reader<'a> {
                     unit,
                     signed_at: row.signed_at,
                     clock: row.clock,
+                    clock_dc: s.clock_dc,
                     received_at: row.received_at,
                     staff: s.staff.to_string(),
                     body: s.body,
@@ -229,7 +233,7 @@ impl Delimiter {
 }
 
 /// The columns of the CSV, in order: the fields of [`Exported`].
-pub const CSV_HEADER: [&str; 11] = [
+pub const CSV_HEADER: [&str; 12] = [
     "device",
     "seq",
     "kind",
@@ -237,6 +241,7 @@ pub const CSV_HEADER: [&str; 11] = [
     "unit",
     "signed_at",
     "clock",
+    "clock_dc",
     "received_at",
     "staff",
     "body",
@@ -306,7 +311,7 @@ impl Style {
 /// members, `body.other` (any member not in [`BODY_COLUMNS`], as one JSON
 /// object, so that nothing signed is left out) and `envelope`.
 pub fn sheet_header() -> Vec<String> {
-    CSV_HEADER[..9]
+    CSV_HEADER[..10]
         .iter()
         .map(|c| (*c).to_owned())
         .chain(BODY_COLUMNS.iter().map(|c| format!("body.{c}")))
@@ -383,6 +388,7 @@ impl Sheet {
             r.unit.as_deref().map(Sheet::text).unwrap_or_default(),
             r.signed_at.to_string(),
             r.clock.to_string(),
+            r.clock_dc.map(|ms| ms.to_string()).unwrap_or_default(),
             r.received_at.to_string(),
             Sheet::text(&r.staff),
         ];
@@ -466,6 +472,7 @@ pub fn write(
                     r.unit.as_deref().unwrap_or(""),
                     &r.signed_at.to_string(),
                     if r.clock { "true" } else { "false" },
+                    &r.clock_dc.map(|ms| ms.to_string()).unwrap_or_default(),
                     &r.received_at.to_string(),
                     &r.staff,
                     &r.body.to_string(),
@@ -491,6 +498,7 @@ mod tests {
             unit: Some("H49.12.3".into()),
             signed_at: UtcTime::parse("2026-11-27T01:02:03.004Z").expect("a time"),
             clock: seq % 2 == 1,
+            clock_dc: seq.is_multiple_of(2).then_some(1250),
             received_at: UtcTime::parse("2026-11-27T01:02:04.000Z").expect("a time"),
             staff: "canbo.an@h49".into(),
             body,
@@ -510,7 +518,7 @@ mod tests {
         write(&mut out, &records[1..], Style::of(Format::Csv), false).expect("writes");
         let text = String::from_utf8(out).expect("UTF-8");
         assert!(text.starts_with(
-            "device,seq,kind,code,unit,signed_at,clock,received_at,staff,body,envelope\n"
+            "device,seq,kind,code,unit,signed_at,clock,clock_dc,received_at,staff,body,envelope\n"
         ));
         assert_eq!(text.lines().count(), 3, "one line per record: {text}");
 
@@ -527,13 +535,15 @@ mod tests {
         assert_eq!(&row[4], "H49.12.3");
         assert_eq!(&row[5], "2026-11-27T01:02:03.004Z");
         assert_eq!(&row[6], "true");
-        assert_eq!(&row[7], "2026-11-27T01:02:04.000Z");
-        assert_eq!(&row[8], "canbo.an@h49");
-        let back: serde_json::Value = serde_json::from_str(&row[9]).expect("the body's JSON");
+        assert_eq!(&row[7], "");
+        assert_eq!(&row[8], "2026-11-27T01:02:04.000Z");
+        assert_eq!(&row[9], "canbo.an@h49");
+        let back: serde_json::Value = serde_json::from_str(&row[10]).expect("the body's JSON");
         assert_eq!(back, body);
-        assert_eq!(&row[10], "d28443a10126a0");
-        assert_eq!(&rows[1][6], "false");
-        assert_eq!(&rows[1][9], "{}");
+        assert_eq!(&row[11], "d28443a10126a0");
+        // A time derived from the DC: its bound.
+        assert_eq!((&rows[1][6], &rows[1][7]), ("false", "1250"));
+        assert_eq!(&rows[1][10], "{}");
     }
 
     #[test]
@@ -570,7 +580,7 @@ mod tests {
         write(&mut out, &records[1..], style, false).expect("writes");
         let text = String::from_utf8(out).expect("UTF-8");
         assert!(text.starts_with(
-            "device;seq;kind;code;unit;signed_at;clock;received_at;staff;body.procedure;"
+            "device;seq;kind;code;unit;signed_at;clock;clock_dc;received_at;staff;body.procedure;"
         ));
         assert!(text.contains("\r\n"), "CRLF between records");
 
@@ -584,7 +594,7 @@ mod tests {
             .map(str::to_owned)
             .collect();
         assert_eq!(header, sheet_header());
-        assert_eq!(header.len(), 9 + BODY_COLUMNS.len() + 2);
+        assert_eq!(header.len(), 10 + BODY_COLUMNS.len() + 2);
         let col = |name: &str| header.iter().position(|h| h == name).expect(name);
         let rows: Vec<csv::StringRecord> = r.records().map(|r| r.expect("a record")).collect();
         assert_eq!(rows.len(), 2);
