@@ -40,6 +40,25 @@ pub fn fresh_key() -> String {
     format!("test-{}-{nanos}-{n}", std::process::id())
 }
 
+/// Makes the counter whose configuration is `conf` ready for a clerk: the
+/// example catalogue imported and [`STAFF`]'s account added.
+pub fn prepare(conf: &std::path::Path) {
+    let conf = conf.to_str().expect("utf-8");
+    let catalogue = workspace().join("docs/examples/reference.json");
+    let r = run(
+        "motcua",
+        [
+            "-c",
+            conf,
+            "reference",
+            "import",
+            catalogue.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(r.ok, "reference import: {}", r.stderr);
+    add_staff(conf);
+}
+
 /// A wall clock a test sets by hand, for the agent it starts: the
 /// agent runs with libfaketime (Debian's `faketime` package) preloaded,
 /// reading the time from a file the test rewrites. The time stands still
@@ -148,20 +167,7 @@ impl Counter {
             }
             std::fs::write(&agent.conf, text).expect("writes agent.toml");
         }
-        let conf = agent.conf.to_str().expect("utf-8").to_owned();
-        let catalogue = workspace().join("docs/examples/reference.json");
-        let r = run(
-            "motcua",
-            [
-                "-c",
-                &conf,
-                "reference",
-                "import",
-                catalogue.to_str().expect("utf-8"),
-            ],
-        );
-        assert!(r.ok, "reference import: {}", r.stderr);
-        add_staff(&conf);
+        prepare(&agent.conf);
         let receiver = online.then(|| {
             site.broker.start();
             site.receiver()

@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use motcua_e2e::kiosk::{Http, ManualClock, add_staff, fresh_key};
+use motcua_e2e::kiosk::{Http, ManualClock, fresh_key, prepare};
 use motcua_e2e::site::{Site, wait_until};
-use motcua_e2e::{run, workspace};
+use motcua_e2e::workspace;
 use motcua_protocol::{Submission, UtcTime, verify};
 
 const DEVICE: &str = "H49.12.3-q01";
@@ -26,20 +26,7 @@ fn dossier() -> serde_json::Value {
 fn a_box_whose_clock_lost_its_time_takes_the_dcs_from_its_receipts() {
     let mut site = Site::new(true);
     let agent = site.counter(DEVICE);
-    let conf = agent.conf.to_str().expect("utf-8").to_owned();
-    let catalogue = workspace().join("docs/examples/reference.json");
-    let r = run(
-        "motcua",
-        [
-            "-c",
-            &conf,
-            "reference",
-            "import",
-            catalogue.to_str().expect("utf-8"),
-        ],
-    );
-    assert!(r.ok, "reference import: {}", r.stderr);
-    add_staff(&conf);
+    prepare(&agent.conf);
     site.broker.start();
     let _receiver = site.receiver();
     let now = || time::OffsetDateTime::now_utc();
