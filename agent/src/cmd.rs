@@ -59,9 +59,7 @@ pub fn open_writer(cfg: &AgentConfig) -> Result<Writer> {
 /// this boot learnt.
 fn agent_clock(cfg: &AgentConfig) -> DcClock {
     let c = DcClock::new(clock(cfg));
-    let saved = std::fs::read(cfg.store.state_dir.clock_lesson())
-        .ok()
-        .and_then(|b| serde_json::from_slice::<SavedLesson>(&b).ok());
+    let saved = SavedLesson::load(&cfg.store.state_dir.clock_lesson());
     if let (Some(saved), Some(boot)) = (saved, crate::health::boot())
         && c.restore(&saved, &boot)
     {

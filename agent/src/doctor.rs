@@ -281,9 +281,7 @@ fn clock(cfg: &AgentConfig) -> Check {
     }
     const NTP: &str = "enable systemd-timesyncd (timedatectl set-ntp true) with an NTP server the box reaches, or set device.clock_marker";
     // What the running agent learnt of the DC's time in this boot.
-    let learnt = std::fs::read(cfg.store.state_dir.clock_lesson())
-        .ok()
-        .and_then(|b| serde_json::from_slice::<motcua_counter::clock::SavedLesson>(&b).ok())
+    let learnt = motcua_counter::clock::SavedLesson::load(&cfg.store.state_dir.clock_lesson())
         .zip(crate::health::boot())
         .and_then(|(saved, boot)| saved.now(&boot));
     if let Some(dc) = learnt {

@@ -322,6 +322,11 @@ pub struct SavedLesson {
 }
 
 impl SavedLesson {
+    /// The lesson kept at `path`, if there is a readable one.
+    pub fn load(path: &Path) -> Option<SavedLesson> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
     /// The DC's time at `boot`'s moment by this lesson, with its bound
     /// grown by the drift since it was saved; `None` in another boot.
     pub fn now(&self, boot: &Boot) -> Option<DcTime> {
