@@ -20,6 +20,11 @@ fn closed_store() -> TestStore {
             .expect("stored");
     }
     s.stop();
+    // What the damage below does depends on it: a page still in the WAL
+    // would be read from there, not from the damaged file.
+    let wal = s.db().with_extension("db-wal");
+    let wal_len = fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal_len, 0, "a clean stop folds the WAL into the file");
     s
 }
 

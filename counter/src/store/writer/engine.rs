@@ -11,6 +11,7 @@
 //! operation, then its answer, and the caller's reply channel.
 
 use std::sync::mpsc::SyncSender;
+use std::thread::JoinHandle;
 
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
@@ -194,6 +195,9 @@ pub(super) struct Engine {
     pub head: Head,
     /// Tells the checkpointer that the WAL grew; dropped at the end.
     pub wal_grew: Option<SyncSender<()>>,
+    /// The checkpointer thread, joined at the end before the last
+    /// checkpoint.
+    pub checkpointer: Option<JoinHandle<()>>,
     /// Pruning ran in the last group: the WAL still holds the old pages.
     pub scrub_wal: bool,
 }
@@ -233,8 +237,16 @@ impl Engine {
                 j.fail_with(StoreError::WriterGone);
             }
         }
-        // Stop the checkpointer, then fold the WAL into the database.
+        // Stop the checkpointer and wait until its connection is closed,
+        // then fold the WAL into the database. Without the wait, its
+        // PASSIVE checkpoint could make the TRUNCATE below busy, and two
+        // connections closing at once each see the other still open, so
+        // neither folds the WAL in on close: the file would then need its
+        // WAL to be read right.
         self.wal_grew = None;
+        if let Some(c) = self.checkpointer.take() {
+            let _ = c.join();
+        }
         // Without waiting: if readers (the kiosk, another process) are in
         // the WAL, it stays as it is, which is harmless.
         let _ = self.conn.busy_timeout(std::time::Duration::ZERO);
@@ -494,6 +506,7 @@ mod tests {
                 last_at: None,
             },
             wal_grew: None,
+            checkpointer: None,
             scrub_wal: false,
         }
     }

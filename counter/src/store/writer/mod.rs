@@ -97,7 +97,6 @@ pub struct WriterConfig {
 pub struct Writer {
     handle: WriterHandle,
     thread: Option<JoinHandle<()>>,
-    checkpointer: Option<JoinHandle<()>>,
 }
 
 /// A cheap, cloneable way to send jobs to the writer.
@@ -142,6 +141,7 @@ impl Writer {
             cfg,
             head,
             wal_grew: Some(grew_tx),
+            checkpointer: Some(checkpointer),
             scrub_wal: false,
         };
         let thread = std::thread::Builder::new()
@@ -154,7 +154,6 @@ impl Writer {
         Ok(Writer {
             handle: WriterHandle { tx },
             thread: Some(thread),
-            checkpointer: Some(checkpointer),
         })
     }
 
@@ -176,9 +175,6 @@ impl Writer {
             // A send error means the thread already ended.
             let _ = self.handle.tx.blocking_send(Message::Shutdown);
             let _ = t.join();
-        }
-        if let Some(c) = self.checkpointer.take() {
-            let _ = c.join();
         }
     }
 }
