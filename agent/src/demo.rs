@@ -40,6 +40,8 @@ const DEVICE: &str = "H49.12.3-q01";
 const REFERENCE: &str = include_str!("../../docs/examples/reference.json");
 /// The demo clerk's login.
 const CLERK: &str = "canbo.demo";
+/// The demo's operator at the DC (roles fleet and records).
+const OPERATOR: &str = "vanhanh.demo";
 
 /// Sample applicants (invented) for the demo's dossiers.
 const PEOPLE: [(&str, &str); 6] = [
@@ -201,8 +203,27 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
     let kiosk_task = tokio::spawn(crate::kiosk::serve(kiosk, kiosk_listener, async move {
         let _ = stop_kiosk.wait_for(|s| *s).await;
     }));
+    // The DC's operator: the dashboard and the records API.
+    let operator_secret = format!("{secret}-{}", demo_secret());
+    let now = motcua_protocol::UtcTime::new(time::OffsetDateTime::now_utc());
+    let mut dc_store = SqliteStore::open(&dc_db)?;
+    motcua_dc::store::Store::operator_put(
+        &mut dc_store,
+        &motcua_dc::rights::Operator {
+            name: OPERATOR.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+            hash: motcua_common::login::hash(&operator_secret)?,
+            roles: motcua_dc::rights::Roles::of([
+                motcua_dc::rights::Role::Fleet,
+                motcua_dc::rights::Role::Records,
+            ]),
+            added_at: now,
+            changed_at: now,
+            disabled_at: None,
+        },
+        true,
+    )?;
     let web = motcua_dc::web::Web::new(
-        Box::new(SqliteStore::open(&dc_db)?),
+        Box::new(dc_store),
         Arc::new(motcua_dc::metrics::Metrics::new()),
     )
     .with_unit_names(dc_public);
@@ -220,6 +241,7 @@ async fn demo(dir: &Path, opts: &DemoOptions) -> Result<()> {
         kiosk: kiosk_url,
         dashboard: dashboard_url,
         secret,
+        operator_secret,
     };
     let (stop_sync_tx, stop_sync_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = sync::run(
@@ -365,7 +387,11 @@ async fn clerk(
             web.kiosk,
             web.secret
         );
-        outln!("  dashboard   {}", web.dashboard);
+        outln!(
+            "  dashboard   {}  (log in as {OPERATOR}, password {})",
+            web.dashboard,
+            web.operator_secret
+        );
         outln!("\nWhat to look at next (while this runs):");
     }
     outln!("  {motcua} -c {} status", agent_toml.display());
@@ -412,6 +438,8 @@ struct Served {
     dashboard: String,
     /// The demo clerk's password.
     secret: String,
+    /// The demo operator's password at the DC.
+    operator_secret: String,
 }
 
 /// A password for the demo clerk, fresh each run.

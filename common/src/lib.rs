@@ -14,6 +14,9 @@
 //!   once (raw field, default, bounds, doc, effective line, template entry).
 //! - [`mqtt`]: rumqttc options with rustls (ring) mutual TLS, and the
 //!   reconnection backoff.
+//! - [`login`]: Argon2id password hashes, sessions with CSRF tokens, the
+//!   lockout and the bound on concurrent password checks, for the kiosk's
+//!   clerks and the DC's operators.
 //! - [`logging`]: tracing-subscriber set up for journald or JSON.
 //! - [`shutdown`]: the signal that ends a long-running command.
 //! - [`output`]: `outln!`/`out!`, standard output that a closed pipe ends
@@ -25,6 +28,7 @@ pub mod clidocs;
 pub mod config;
 pub mod keyfile;
 pub mod logging;
+pub mod login;
 pub mod mqtt;
 pub mod notify;
 pub mod output;

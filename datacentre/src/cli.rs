@@ -147,7 +147,18 @@ pub enum Command {
         /// Write here instead of standard output.
         #[arg(long, short)]
         out: Option<PathBuf>,
+        /// Why these records are read (3 to 200 characters), e.g. "đối
+        /// soát tháng 11 với hệ thống một cửa tỉnh". Recorded with every
+        /// page exported in the access log, with who ran the command.
+        #[arg(long)]
+        purpose: String,
     },
+    /// Operators' accounts for the dashboard and the HTTP API.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// The access log: every read of citizens' personal data.
+    #[command(subcommand, name = "access-log")]
+    AccessLog(AccessLogCommand),
     /// The broker's certificate authority: create it, issue certificates.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -174,6 +185,88 @@ pub enum Command {
         /// Only this device [default: every device].
         device: Option<String>,
     },
+}
+
+/// `motcua-dc user ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an operator's account (or with --replace set a new password
+    /// and roles, enabling it again).
+    ///
+    /// The password (at least 12 characters) is read twice without echo
+    /// from a terminal, once from a pipe, or from $MOTCUA_DC_PASSWORD;
+    /// only its Argon2id hash is stored, in the database, so every
+    /// receiver sharing it knows the account.
+    Add {
+        /// The login: 1 to 64 of a-z, 0-9, '.', '_', '-'.
+        name: String,
+        /// What the account may do: fleet (dashboard, fleet API, metrics;
+        /// no personal data), records (citizens' records, each read logged
+        /// with its purpose), admin. Repeat for several.
+        #[arg(long = "role", required = true, value_parser = crate::rights::Role::from_str_arg)]
+        roles: Vec<crate::rights::Role>,
+        /// Replace an existing account's password and roles.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Disable an account: it can no longer log in, and its open sessions
+    /// end at their next request. Its entries in the access log stay.
+    Disable {
+        /// The login.
+        name: String,
+    },
+    /// List the accounts and their roles.
+    List {
+        /// Print JSON (an array).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `motcua-dc access-log ...`.
+#[derive(Debug, Subcommand)]
+pub enum AccessLogCommand {
+    /// Recompute the access log's hash chain from its first entry; exits 1
+    /// at the first edited, removed or inserted entry.
+    ///
+    /// Prints the head (last entry's number and hash). Entries removed
+    /// from the end leave a shorter chain that is still whole: keep the
+    /// head printed now somewhere else (a ticket, the DPO's register) and
+    /// give it to a later run with --expect-head, which fails unless that
+    /// entry is still there with that hash.
+    Verify {
+        /// ID:HASH of an earlier head, which must still be in the chain.
+        #[arg(long)]
+        expect_head: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the access log for the province's data protection officer.
+    Export {
+        /// Only entries on or after this day (Vietnam): YYYY-MM-DD or
+        /// dd/mm/yyyy.
+        #[arg(long, value_parser = parse_day)]
+        from: Option<time::Date>,
+        /// Only entries on or before this day.
+        #[arg(long, value_parser = parse_day)]
+        to: Option<time::Date>,
+        /// JSON lines, or CSV (a header, then one row per entry).
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: AccessLogFormat,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `motcua-dc access-log export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccessLogFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// CSV (RFC 4180, UTF-8, comma).
+    Csv,
 }
 
 /// `motcua-dc broker ...`.

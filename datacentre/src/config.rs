@@ -14,7 +14,7 @@ use motcua_common::config::{
     AbsPath, BrokerConnection, LogSection, Problems, RawBroker, RawLog, read_toml,
 };
 use motcua_common::section;
-use motcua_common::settings::{KeyDoc, Kind, Parsed, Seconds};
+use motcua_common::settings::{Count, KeyDoc, Kind, Parsed, Seconds};
 use serde::Deserialize;
 
 /// Where the receiver looks for its configuration unless told otherwise.
@@ -111,6 +111,12 @@ section! {
             /// Where `motcua-dc run` serves its dashboard, JSON API and metrics;
             /// `None`: not served.
             bind = "127.0.0.1:9480" => HttpBind,
+            /// An operator's session ends after this long without a request.
+            idle_timeout = "30m" => Seconds<60, { 12 * 3600 }>,
+            /// Failed logins in a row that lock an account (per receiver).
+            max_failures = 5 => Count<u32, 1, 100>,
+            /// How long the lock lasts.
+            lockout = "15m" => Seconds<10, { 24 * 3600 }>,
         }
     }
 }

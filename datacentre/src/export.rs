@@ -111,6 +111,12 @@ impl<'a> Reader<'a> {
         self.done
     }
 
+    /// The store it reads (to log a page in the access log before it
+    /// leaves).
+    pub fn store(&mut self) -> &mut dyn Store {
+        &mut *self.store
+    }
+
     fn verify(&mut self, row: &ExportRow) -> Result<Submission> {
         if !self.keys.contains_key(&row.device) {
             let keys = self
@@ -190,6 +196,17 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(out)
+    }
+}
+
+impl Format {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+            Format::Excel => "excel",
+        }
     }
 }
 

@@ -12,6 +12,8 @@
 //! - [`ca`]: the broker's certificate authority (`motcua-dc ca`).
 //! - [`access`]: the broker's access list, kept in step with the registry
 //!   (Mosquitto's dynamic-security plugin).
+//! - [`rights`]: operators' accounts and roles, and the hash-chained
+//!   access log of every read of personal data.
 //! - [`receiver`]: MQTT in, verification and chain rules, receipts out.
 //! - [`verify`]: re-verification of stored chains.
 //! - [`store`]: registry, records, held envelopes and alerts; SQLite or
@@ -27,6 +29,7 @@ pub mod identity;
 pub mod metrics;
 pub mod publish;
 pub mod receiver;
+pub mod rights;
 pub mod store;
 pub mod verify;
 pub mod web;

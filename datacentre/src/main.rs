@@ -13,7 +13,8 @@ use clap::Parser;
 use motcua_common::config::{LogFormat, LogLevel};
 use motcua_common::{logging, out, outln};
 use motcua_dc::cli::{
-    BrokerCommand, CaCommand, Cli, Command, ConfigCommand, DeviceCommand, PublishCommand,
+    AccessLogCommand, AccessLogFormat, BrokerCommand, CaCommand, Cli, Command, ConfigCommand,
+    DeviceCommand, PublishCommand, UserCommand,
 };
 use motcua_dc::config::{BrokerAccess, DatabaseUrl, DcConfig};
 use motcua_dc::receiver::{self, Processor, RunOptions};
@@ -173,8 +174,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             delimiter,
             bom,
             out,
+            purpose,
         } => {
             use motcua_dc::export::{Format, Style};
+            let purpose = motcua_dc::rights::purpose(purpose)
+                .map_err(|e| anyhow::anyhow!("--purpose: {e}"))?;
             if *format == Format::Jsonl && (*bom || delimiter.is_some()) {
                 bail!("--bom and --delimiter are for --format csv or excel");
             }
@@ -206,11 +210,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} records")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
+            let what = export_line(&filter, *format);
+            let who = format!("command:{}", command_user());
             let mut reader = motcua_dc::export::Reader::new(&mut *s, filter, None);
             let mut written = 0u64;
             let mut header = true;
             while !reader.done() {
                 let page = reader.page(1000)?;
+                if !page.is_empty() {
+                    // Logged before the page is written: an export that
+                    // cannot be logged writes nothing more.
+                    let read: Vec<(DeviceId, u64)> =
+                        page.iter().map(|r| (r.device.clone(), r.seq)).collect();
+                    let entry = motcua_dc::rights::NewAccess {
+                        who: who.clone(),
+                        what: what.clone(),
+                        purpose: purpose.clone(),
+                        records: motcua_dc::rights::records_text(&read),
+                        count: page.len() as u64,
+                    };
+                    reader
+                        .store()
+                        .access_append(&entry, &receiver::now())
+                        .context("recording the export in the access log")?;
+                }
                 motcua_dc::export::write(&mut sink, &page, style, header)?;
                 header = false;
                 written += page.len() as u64;
@@ -223,6 +246,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             bar.finish_and_clear();
             eprintln!("{written} records exported ({} read)", reader.scanned);
         }
+        Command::User(cmd) => return user_command(&cli, cmd),
+        Command::AccessLog(cmd) => return access_log_command(&cli, cmd),
         Command::Verify { device } => {
             let mut s = open_store(&cli)?;
             let only = device
@@ -244,6 +269,249 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if broken > 0 {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Who runs this command, for the access log: the login that used sudo,
+/// else the user, and the uid.
+fn command_user() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let name = ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown".into());
+    format!("{name} (uid {uid})")
+}
+
+/// The access log's `what` of an export.
+fn export_line(f: &motcua_dc::export::Filter, format: motcua_dc::export::Format) -> String {
+    let mut line = format!("export --from {} --to {}", f.from, f.to);
+    if let Some(u) = &f.unit {
+        line.push_str(&format!(" --unit {u}"));
+    }
+    line.push_str(&format!(" --format {}", format.name()));
+    line
+}
+
+fn user_command(cli: &Cli, cmd: &UserCommand) -> Result<ExitCode> {
+    use motcua_dc::rights::{Operator, OperatorName, Roles, weak};
+    let name = |n: &str| {
+        n.parse::<OperatorName>()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    match cmd {
+        UserCommand::Add {
+            name: n,
+            roles,
+            replace,
+        } => {
+            let n = name(n)?;
+            let password = motcua_common::login::read_secret(
+                "MOTCUA_DC_PASSWORD",
+                &format!("Password for {n} (at least 12 characters): "),
+                "Again: ",
+            )?;
+            if let Some(w) = weak(&password) {
+                bail!("{w}; nothing was changed");
+            }
+            let now = receiver::now();
+            let o = Operator {
+                name: n.clone(),
+                hash: motcua_common::login::hash(&password)?,
+                roles: Roles::of(roles.iter().copied()),
+                added_at: now,
+                changed_at: now,
+                disabled_at: None,
+            };
+            let mut s = open_store(cli)?;
+            if !s.operator_put(&o, *replace)? {
+                bail!("{n} exists; --replace sets a new password and roles");
+            }
+            outln!(
+                "{n}: {} ({})",
+                if *replace { "set" } else { "created" },
+                o.roles
+            );
+        }
+        UserCommand::Disable { name: n } => {
+            let n = name(n)?;
+            let mut s = open_store(cli)?;
+            if !s.operator_disable(&n, &receiver::now())? {
+                bail!("no account {n}");
+            }
+            outln!("{n}: disabled");
+        }
+        UserCommand::List { json } => {
+            let mut s = open_store(cli)?;
+            let all = s.operators()?;
+            if *json {
+                outln!("{}", serde_json::to_string_pretty(&all)?);
+            } else if all.is_empty() {
+                outln!("no accounts yet: motcua-dc user add NAME --role fleet");
+            } else {
+                outln!("{:<24} {:<22} {:<10} since", "account", "roles", "state");
+                for o in &all {
+                    outln!(
+                        "{:<24} {:<22} {:<10} {}",
+                        o.name,
+                        o.roles.to_string(),
+                        if o.disabled_at.is_some() {
+                            "disabled"
+                        } else {
+                            "enabled"
+                        },
+                        o.disabled_at.as_ref().unwrap_or(&o.changed_at)
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn access_log_command(cli: &Cli, cmd: &AccessLogCommand) -> Result<ExitCode> {
+    use motcua_dc::rights::Verifier;
+    const PAGE: u32 = 1000;
+    let mut s = open_store(cli)?;
+    match cmd {
+        AccessLogCommand::Verify { expect_head, json } => {
+            let expect = expect_head
+                .as_deref()
+                .map(|h| {
+                    h.split_once(':')
+                        .and_then(|(i, x)| Some((i.parse::<u64>().ok()?, hex::decode(x).ok()?)))
+                        .ok_or_else(|| anyhow::anyhow!("--expect-head is ID:HASH (hex)"))
+                })
+                .transpose()?;
+            let bar = indicatif::ProgressBar::new_spinner().with_message("verifying");
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} entries")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let mut v = Verifier::default();
+            let mut expected_found = false;
+            let mut after = 0;
+            'pages: loop {
+                let page = s.access_entries(after, PAGE)?;
+                for e in &page {
+                    if !v.step(e) {
+                        break 'pages;
+                    }
+                    if let Some((id, hash)) = &expect
+                        && e.id == *id
+                        && e.hash.as_slice() == hash.as_slice()
+                    {
+                        expected_found = true;
+                    }
+                    after = e.id;
+                }
+                bar.set_position(after);
+                if page.len() < PAGE as usize {
+                    break;
+                }
+            }
+            bar.finish_and_clear();
+            let (id, hash) = v.head();
+            let missing_head = expect.is_some() && !expected_found;
+            let ok = v.broken.is_none() && !missing_head;
+            if *json {
+                outln!(
+                    "{}",
+                    serde_json::json!({
+                        "ok": ok,
+                        "entries": id,
+                        "head": format!("{id}:{}", hex::encode(hash)),
+                        "broken": v.broken,
+                        "expected_head_found": expect.as_ref().map(|_| expected_found),
+                    })
+                );
+            } else {
+                match &v.broken {
+                    None => outln!("ok      {id} entries, chain intact"),
+                    Some(b) => outln!("BROKEN  at entry {}: {}", b.id, b.problem),
+                }
+                if missing_head {
+                    outln!(
+                        "BROKEN  the expected head {} is not in the chain: entries were cut from the end or rewritten",
+                        expect_head.as_deref().unwrap_or_default()
+                    );
+                }
+                outln!("head    {id}:{}", hex::encode(hash));
+            }
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        AccessLogCommand::Export {
+            from,
+            to,
+            format,
+            out,
+        } => {
+            let vn = time::UtcOffset::from_hms(7, 0, 0).unwrap_or(time::UtcOffset::UTC);
+            let day_of = |t: &motcua_protocol::UtcTime| t.get().to_offset(vn).date();
+            let sink: Box<dyn std::io::Write> = match out {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let mut csv = match format {
+                AccessLogFormat::Csv => {
+                    let mut w = csv::Writer::from_writer(sink);
+                    w.write_record([
+                        "id", "at", "who", "what", "purpose", "records", "count", "prev", "hash",
+                    ])?;
+                    Ok(w)
+                }
+                AccessLogFormat::Jsonl => Err(sink),
+            };
+            let mut after = 0;
+            let mut written = 0u64;
+            loop {
+                let page = s.access_entries(after, PAGE)?;
+                for e in &page {
+                    after = e.id;
+                    let day = day_of(&e.at);
+                    if from.is_some_and(|f| day < f) || to.is_some_and(|t| day > t) {
+                        continue;
+                    }
+                    written += 1;
+                    match &mut csv {
+                        Ok(w) => w.write_record([
+                            e.id.to_string(),
+                            e.at.to_string(),
+                            e.who.clone(),
+                            e.what.clone(),
+                            e.purpose.clone(),
+                            e.records.clone(),
+                            e.count.to_string(),
+                            hex::encode(e.prev),
+                            hex::encode(e.hash),
+                        ])?,
+                        Err(sink) => {
+                            serde_json::to_writer(&mut *sink, e)?;
+                            sink.write_all(b"\n")?;
+                        }
+                    }
+                }
+                if page.len() < PAGE as usize {
+                    break;
+                }
+            }
+            match &mut csv {
+                Ok(w) => w.flush()?,
+                Err(sink) => sink.flush()?,
+            }
+            eprintln!("{written} access-log entries written");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -571,7 +839,14 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
                 .with_context(|| format!("opening the database {url} for the dashboard"))?;
             Some((
                 listener,
-                motcua_dc::web::Web::new(web_store, metrics.clone()).with_unit_names(public),
+                motcua_dc::web::Web::new(web_store, metrics.clone())
+                    .with_unit_names(public)
+                    .with_auth(motcua_dc::web::auth::Auth::new(
+                        cfg.http.idle_timeout,
+                        cfg.http.max_failures,
+                        cfg.http.lockout,
+                        false,
+                    )),
             ))
         }
         None => None,

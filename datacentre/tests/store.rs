@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use ed25519_dalek::SigningKey;
+use motcua_dc::rights::{self, NewAccess, Operator, Verifier};
 use motcua_dc::store::{
     EnrollError, Enrolled, Incoming, Outcome, Store, StoreError, postgres::PgStore, schema,
     sqlite::SqliteStore,
@@ -207,6 +208,8 @@ both!(
     a_database_from_before_versions_is_migrated_and_usable,
     a_newer_schema_is_refused,
     damaged_columns_are_named,
+    operators_are_kept_replaced_and_disabled,
+    two_receivers_append_one_gapless_access_log_and_tampering_shows,
 );
 
 // --- Checks ---------------------------------------------------------------
@@ -691,4 +694,133 @@ fn damaged_columns_are_named(b: &dyn Backend) {
         }
         other => panic!("{other:?}"),
     }
+}
+
+fn operator(name: &str, roles: &str, hash: &str) -> Operator {
+    Operator {
+        name: name.parse().expect("name"),
+        hash: hash.into(),
+        roles: roles.parse().expect("roles"),
+        added_at: now(),
+        changed_at: now(),
+        disabled_at: None,
+    }
+}
+
+fn operators_are_kept_replaced_and_disabled(b: &dyn Backend) {
+    let mut s = b.open();
+    let an = "an.nguyen".parse().expect("name");
+    assert!(s.operator(&an).expect("reads").is_none());
+    assert!(
+        s.operator_put(&operator("an.nguyen", "fleet", "h1"), false)
+            .expect("puts")
+    );
+    assert!(
+        !s.operator_put(&operator("an.nguyen", "records", "h2"), false)
+            .expect("puts"),
+        "no silent replace"
+    );
+    assert_eq!(
+        s.operator(&an).expect("reads").map(|o| o.hash),
+        Some("h1".into())
+    );
+    assert!(s.operator_disable(&an, &now()).expect("disables"));
+    let later = UtcTime::from_unix_millis(1_795_000_100_000).expect("valid");
+    assert!(s.operator_disable(&an, &later).expect("disables"));
+    let o = s.operator(&an).expect("reads").expect("kept");
+    assert_eq!(o.disabled_at, Some(now()), "the first time stays");
+    assert!(
+        !s.operator_disable(&"nobody".parse().expect("name"), &now())
+            .expect("runs")
+    );
+    // Replacing sets the hash and roles and enables the account again.
+    assert!(
+        s.operator_put(&operator("an.nguyen", "fleet records", "h2"), true)
+            .expect("puts")
+    );
+    let o = s.operator(&an).expect("reads").expect("kept");
+    assert_eq!(
+        (o.hash.as_str(), o.roles.to_string(), o.disabled_at),
+        ("h2", "fleet records".into(), None)
+    );
+    s.operator_put(&operator("binh", "admin", "h3"), false)
+        .expect("puts");
+    let names: Vec<String> = s
+        .operators()
+        .expect("lists")
+        .iter()
+        .map(|o| o.name.to_string())
+        .collect();
+    assert_eq!(names, ["an.nguyen", "binh"]);
+    b.raw("UPDATE operators SET roles = 'reader' WHERE name = 'binh'");
+    match s.operators() {
+        Err(e @ StoreError::Corrupt(_)) => {
+            assert!(e.to_string().contains("operators.roles"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn access(n: u32) -> NewAccess {
+    NewAccess {
+        who: format!("operator:ops{}", n % 3),
+        what: "GET /api/v1/records from=2026-12-01 to=2026-12-01 limit=500".into(),
+        purpose: "đối soát với hệ thống một cửa tỉnh".into(),
+        records: format!("dev-a:{n}"),
+        count: 1,
+    }
+}
+
+fn verify_log(s: &mut dyn Store) -> Verifier {
+    let mut v = Verifier::default();
+    let mut after = 0;
+    loop {
+        let page = s.access_entries(after, 50).expect("reads");
+        for e in &page {
+            if !v.step(e) {
+                return v;
+            }
+            after = e.id;
+        }
+        if page.len() < 50 {
+            return v;
+        }
+    }
+}
+
+fn two_receivers_append_one_gapless_access_log_and_tampering_shows(b: &dyn Backend) {
+    std::thread::scope(|scope| {
+        for part in 0..2u32 {
+            let mut s = b.open();
+            scope.spawn(move || {
+                for n in 0..60 {
+                    s.access_append(&access(part * 100 + n), &now())
+                        .expect("appends");
+                }
+            });
+        }
+    });
+    let mut s = b.open();
+    let v = verify_log(&mut *s);
+    assert!(v.broken.is_none(), "{:?}", v.broken);
+    assert_eq!(v.head().0, 120, "every append, ids 1 to 120");
+    let all = s.access_entries(0, 1000).expect("reads");
+    assert_eq!(all.len(), 120);
+    assert_eq!(all[0].prev, rights::GENESIS);
+
+    // An edited purpose shows at that entry.
+    b.raw("UPDATE access_log SET purpose = 'khác' WHERE id = 40");
+    let v = verify_log(&mut *s);
+    assert_eq!(v.broken.as_ref().map(|b| b.id), Some(40), "{:?}", v.broken);
+    assert_eq!(v.head().0, 39);
+    b.raw("UPDATE access_log SET purpose = 'đối soát với hệ thống một cửa tỉnh' WHERE id = 40");
+    assert!(verify_log(&mut *s).broken.is_none(), "restored");
+    // A removed entry shows at the gap.
+    b.raw("DELETE FROM access_log WHERE id = 77");
+    let v = verify_log(&mut *s);
+    assert_eq!(v.broken.as_ref().map(|b| b.id), Some(77), "{:?}", v.broken);
+    // The next append follows the last entry, not the gap.
+    let e = s.access_append(&access(999), &now()).expect("appends");
+    assert_eq!(e.id, 121);
+    assert_eq!(e.prev, all[119].hash);
 }

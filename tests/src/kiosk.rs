@@ -358,6 +358,31 @@ impl Http {
         self.answer(r)
     }
 
+    /// GET `path` with extra headers (an `Authorization`, say).
+    pub fn get_with(&self, path: &str, extra: &[(&str, &str)]) -> Answer {
+        let mut req = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header());
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        let r = req.call();
+        self.answer(r)
+    }
+
+    /// Logs in to the DC's dashboard as an operator through its form;
+    /// the answer to the form (303 to `/` when it worked).
+    pub fn dc_login(&self, name: &str, password: &str) -> Answer {
+        let form = self.get("/dang-nhap");
+        assert_eq!(form.status, 200, "{}", form.body);
+        let csrf = form.hidden("_csrf");
+        self.post_form(
+            "/dang-nhap",
+            &[("ten", name), ("mat_khau", password), ("_csrf", &csrf)],
+        )
+    }
+
     /// POST a form.
     pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
         let r = self

@@ -492,6 +492,9 @@ impl Drop for Proc {
     }
 }
 
+/// The password [`Site::add_operator`] gives.
+pub const OPERATOR_PASSWORD: &str = "mat-khau-van-hanh-2026";
+
 impl Site {
     /// A site with TLS (and the shipped broker configuration) or plain TCP, storing in a
     /// SQLite file; the broker is configured but not started.
@@ -577,6 +580,30 @@ impl Site {
             );
             assert!(r.ok, "broker access: {}", r.stderr);
         }
+    }
+
+    /// Creates the operator `name` with `roles` and [`OPERATOR_PASSWORD`]
+    /// (`motcua-dc user add`, the password from a pipe).
+    pub fn add_operator(&self, name: &str, roles: &[&str]) {
+        let mut cmd = Command::new(bin("motcua-dc"));
+        cmd.arg("-c")
+            .arg(&self.dc_conf)
+            .args(["--database", &self.database, "user", "add", name])
+            .env_remove("MOTCUA_DC_PASSWORD")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for r in roles {
+            cmd.args(["--role", r]);
+        }
+        let mut child = cmd.spawn().expect("motcua-dc starts");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("piped");
+            writeln!(stdin, "{OPERATOR_PASSWORD}").expect("writes the password");
+        }
+        let out: crate::Run = child.wait_with_output().expect("runs").into();
+        assert!(out.ok, "user add {name}: {}", out.stderr);
     }
 
     /// Receivers leave the broker's access list as it is ([broker] access

@@ -22,7 +22,7 @@ use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
@@ -253,79 +253,7 @@ impl FromRequest<Kiosk> for CsrfForm {
     }
 }
 
-/// At most this many Argon2id checks run at once. Each takes 19 MiB for
-/// its time (staff.rs): a flood of logins on a LAN-bound kiosk must not
-/// exhaust a 1 GiB box, and a counter has a few clerks, not a crowd.
-pub const LOGIN_CHECKS: usize = 2;
-
-/// Logins waiting for a check beyond this are answered "busy" at once
-/// instead of queueing without end behind a flood.
-pub const LOGIN_QUEUE: usize = 16;
-
-/// Bounds the password checks: [`LOGIN_CHECKS`] at once, [`LOGIN_QUEUE`]
-/// waiting.
-pub struct LoginGate {
-    checks: Arc<tokio::sync::Semaphore>,
-    waiting: std::sync::atomic::AtomicUsize,
-    /// The checks' working memory, one buffer per check at most, reused
-    /// (staff::matches_in).
-    memory: Mutex<Vec<Vec<argon2::Block>>>,
-}
-
-impl Default for LoginGate {
-    fn default() -> Self {
-        LoginGate {
-            checks: Arc::new(tokio::sync::Semaphore::new(LOGIN_CHECKS)),
-            waiting: std::sync::atomic::AtomicUsize::new(0),
-            memory: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-impl LoginGate {
-    /// A permit for one check, or `None` when too many already wait.
-    async fn enter(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        use std::sync::atomic::Ordering::SeqCst;
-        /// Leaves the queue when dropped: also when the request is dropped
-        /// while it waits (the client went away), which would otherwise
-        /// leave its place taken for good.
-        struct InQueue<'a>(&'a std::sync::atomic::AtomicUsize);
-        impl Drop for InQueue<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, SeqCst);
-            }
-        }
-        let queued = InQueue(&self.waiting);
-        if self.waiting.fetch_add(1, SeqCst) >= LOGIN_QUEUE {
-            return None;
-        }
-        let permit = self.checks.clone().acquire_owned().await.ok();
-        drop(queued);
-        permit
-    }
-
-    /// A check's working memory: a kept buffer, or a new one.
-    fn memory(&self) -> Vec<argon2::Block> {
-        self.memory
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop()
-            .unwrap_or_default()
-    }
-
-    /// Keeps a check's working memory for the next one.
-    fn keep(&self, m: Vec<argon2::Block>) {
-        self.memory
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(m);
-    }
-
-    /// Checks running now (for tests and the lab's figures).
-    pub fn running(&self) -> usize {
-        LOGIN_CHECKS - self.checks.available_permits()
-    }
-}
+pub use motcua_common::login::{LOGIN_CHECKS, LOGIN_QUEUE, LoginGate};
 
 /// What a login attempt came to.
 pub enum LoginOutcome {
@@ -393,7 +321,10 @@ pub async fn attempt(k: &Kiosk, staff: &str, secret: &str) -> LoginOutcome {
         Some(a) => {
             k.sessions().succeeded(staff);
             tracing::info!(staff = %a.id, "kiosk login");
-            let (t, s) = k.sessions().open(a.id, a.name);
+            let (t, s) = k.sessions().open(session::Clerk {
+                staff: a.id,
+                name: a.name,
+            });
             LoginOutcome::Ok(t, s)
         }
         None => {
@@ -480,12 +411,7 @@ mod tests {
 
     /// Takes every check slot, as logins in progress would.
     async fn hold_every_check(k: &Kiosk) -> tokio::sync::OwnedSemaphorePermit {
-        k.logins()
-            .checks
-            .clone()
-            .acquire_many_owned(LOGIN_CHECKS as u32)
-            .await
-            .expect("permits")
+        k.logins().hold_every_check().await.expect("permits")
     }
 
     #[test]
@@ -509,7 +435,7 @@ mod tests {
                 .collect();
             // Wait for the queue to fill: those beyond it are answered
             // at once, without a check.
-            while k.logins().waiting.load(std::sync::atomic::Ordering::SeqCst) < LOGIN_QUEUE
+            while k.logins().waiting() < LOGIN_QUEUE
                 || tasks.iter().filter(|t| t.is_finished()).count() < flood - LOGIN_QUEUE
             {
                 tokio::task::yield_now().await;
@@ -529,15 +455,12 @@ mod tests {
             assert_eq!(busy, flood - LOGIN_QUEUE);
             assert_eq!(wrong, LOGIN_QUEUE, "each waiting login was checked");
             assert_eq!(k.logins().running(), 0);
-            let kept = k.logins().memory.lock().expect("not poisoned").len();
+            let kept = k.logins().kept();
             assert!(
                 kept <= LOGIN_CHECKS,
                 "{kept} buffers kept for {LOGIN_CHECKS} checks"
             );
-            assert_eq!(
-                k.logins().waiting.load(std::sync::atomic::Ordering::SeqCst),
-                0
-            );
+            assert_eq!(k.logins().waiting(), 0);
 
             // Clients that give up while they wait leave the queue.
             let held = hold_every_check(&k).await;
@@ -547,7 +470,7 @@ mod tests {
                     tokio::spawn(async move { attempt(&k, &format!("bo.di{n}"), "sai").await })
                 })
                 .collect();
-            while k.logins().waiting.load(std::sync::atomic::Ordering::SeqCst) < LOGIN_QUEUE {
+            while k.logins().waiting() < LOGIN_QUEUE {
                 tokio::task::yield_now().await;
             }
             for t in &waiting {
@@ -556,10 +479,7 @@ mod tests {
             for t in waiting {
                 assert!(t.await.is_err_and(|e| e.is_cancelled()));
             }
-            assert_eq!(
-                k.logins().waiting.load(std::sync::atomic::Ordering::SeqCst),
-                0
-            );
+            assert_eq!(k.logins().waiting(), 0);
             drop(held);
             assert!(matches!(
                 attempt(&k, "ke.sau", "sai").await,
@@ -576,9 +496,10 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime");
-        let (token, s) = k
-            .sessions()
-            .open("canbo.an".parse().expect("id"), "An".into());
+        let (token, s) = k.sessions().open(session::Clerk {
+            staff: "canbo.an".parse().expect("id"),
+            name: "An".into(),
+        });
         rt.block_on(async {
             // The API: 401 without a session, 403 without the token.
             let r = api_write(&k, request(None, Some(&s.csrf), "")).await;

@@ -191,38 +191,27 @@ impl Kiosk {
         }
     }
 
-    /// `; Secure` when served over TLS.
-    pub fn secure_attr(&self) -> &'static str {
-        if self.inner.opts.tls.is_some() {
-            "; Secure"
-        } else {
-            ""
-        }
+    /// Whether it is served over TLS (cookies are then `Secure`).
+    pub fn secure(&self) -> bool {
+        self.inner.opts.tls.is_some()
     }
 
     /// A Set-Cookie value.
     pub fn set_cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
-        let age = max_age
-            .map(|a| format!("; Max-Age={a}"))
-            .unwrap_or_default();
-        let v = format!(
-            "{name}={value}; Path=/; HttpOnly; SameSite=Strict{}{age}",
-            self.secure_attr()
-        );
+        let v = motcua_common::login::set_cookie(name, value, max_age, self.secure());
         HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }
 
 /// A cookie's value from the request headers.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
+    motcua_common::login::cookie(
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+        name,
+    )
 }
 
 /// The router: pages, assets, API, limits and security headers.

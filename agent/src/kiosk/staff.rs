@@ -12,8 +12,6 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use motcua_common::atomic::{self, Overwrite};
 use motcua_protocol::StaffId;
 use serde::{Deserialize, Serialize};
@@ -77,63 +75,7 @@ fn save(path: &Path, accounts: Vec<Account>) -> Result<()> {
     Ok(())
 }
 
-/// Hashes a secret with a fresh salt.
-pub fn hash(secret: &str) -> Result<String> {
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness for the salt: {e}"))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-    Ok(Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("hashing: {e}"))?
-        .to_string())
-}
-
-/// Checks a secret against a PHC hash.
-pub fn matches(secret: &str, phc: &str) -> bool {
-    matches_in(secret, phc, &mut Vec::new())
-}
-
-/// Checks a secret against a PHC hash, computing in `memory`: grown to
-/// the hash's memory cost the first time, then reused. The kiosk keeps
-/// one such buffer per concurrent check, so its password checks take no
-/// new memory however many logins come (with the allocator's per-thread
-/// arenas, 19 MiB allocated and freed on each pool thread stayed held: a
-/// flood of 100 logins took the agent from 48 to 400 MB in the box lab).
-pub fn matches_in(secret: &str, phc: &str, memory: &mut Vec<argon2::Block>) -> bool {
-    let Ok(h) = PasswordHash::new(phc) else {
-        return false;
-    };
-    let Ok(algorithm) = argon2::Algorithm::try_from(h.algorithm) else {
-        return false;
-    };
-    let version = match h.version.map(argon2::Version::try_from).transpose() {
-        Ok(v) => v.unwrap_or_default(),
-        Err(_) => return false,
-    };
-    let Ok(params) = argon2::Params::try_from(&h) else {
-        return false;
-    };
-    let (Some(salt), Some(expected)) = (h.salt, h.hash) else {
-        return false;
-    };
-    let mut salt_buf = [0u8; 64];
-    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
-        return false;
-    };
-    let blocks = params.block_count();
-    if memory.len() < blocks {
-        memory.resize(blocks, argon2::Block::default());
-    }
-    let mut out = vec![0u8; expected.len()];
-    let computed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
-        secret.as_bytes(),
-        salt,
-        &mut out,
-        &mut memory[..blocks],
-    );
-    // Output compares in constant time.
-    computed.is_ok() && argon2::password_hash::Output::new(&out).is_ok_and(|o| o == expected)
-}
+pub use motcua_common::login::{hash, matches, matches_in};
 
 /// Why a secret is refused, in Vietnamese, or None.
 pub fn weak(secret: &str) -> Option<String> {
@@ -237,7 +179,7 @@ impl Book {
         &self,
         id: &str,
         secret: &str,
-        memory: &mut Vec<argon2::Block>,
+        memory: &mut motcua_common::login::Memory,
     ) -> Option<Account> {
         let found = self
             .accounts()
@@ -265,69 +207,15 @@ impl Book {
 /// Reads the secret for `motcua staff add`: twice without echo from a
 /// terminal, once from a pipe, or from `$MOTCUA_STAFF_SECRET`.
 pub fn read_secret() -> Result<String> {
-    use std::io::{BufRead, IsTerminal, Write};
-    if let Ok(s) = std::env::var("MOTCUA_STAFF_SECRET") {
-        return Ok(s);
-    }
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        let mut line = String::new();
-        stdin.lock().read_line(&mut line)?;
-        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
-    }
-    let ask = |prompt: &str| -> Result<String> {
-        eprint!("{prompt}");
-        std::io::stderr().flush()?;
-        let fd = std::io::stdin();
-        let old = rustix::termios::tcgetattr(&fd)?;
-        let mut quiet = old.clone();
-        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
-        rustix::termios::tcsetattr(&fd, rustix::termios::OptionalActions::Now, &quiet)?;
-        let mut line = String::new();
-        let read = fd.lock().read_line(&mut line);
-        rustix::termios::tcsetattr(&fd, rustix::termios::OptionalActions::Now, &old)?;
-        eprintln!();
-        read?;
-        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
-    };
-    let a = ask("Mật khẩu hoặc mã PIN (ít nhất 6 ký tự): ")?;
-    let b = ask("Nhập lại: ")?;
-    if a != b {
-        bail!("the two entries differ; nothing was changed");
-    }
-    Ok(a)
+    motcua_common::login::read_secret(
+        "MOTCUA_STAFF_SECRET",
+        "Mật khẩu hoặc mã PIN (ít nhất 6 ký tự): ",
+        "Nhập lại: ",
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_check_in_kept_memory_agrees_with_the_crates_own_and_reuses_it() {
-        let phc = super::hash("mat-khau-123").expect("hashes");
-        let mut memory = Vec::new();
-        assert!(super::matches_in("mat-khau-123", &phc, &mut memory));
-        let grown = (memory.len(), memory.as_ptr());
-        assert_eq!(grown.0, 19 * 1024, "19 MiB of 1 KiB blocks");
-        assert!(!super::matches_in("mat-khau-124", &phc, &mut memory));
-        assert_eq!(
-            (memory.len(), memory.as_ptr()),
-            grown,
-            "the same memory again"
-        );
-        // The crate's own verification says the same.
-        let parsed = argon2::PasswordHash::new(&phc).expect("PHC");
-        use argon2::PasswordVerifier;
-        assert!(
-            argon2::Argon2::default()
-                .verify_password(b"mat-khau-123", &parsed)
-                .is_ok()
-        );
-        assert!(!super::matches_in(
-            "mat-khau-123",
-            "not a hash",
-            &mut memory
-        ));
-    }
-
     use super::*;
 
     #[test]

@@ -34,6 +34,8 @@
 //! | `device_state` | enrolled device that reported | its presence (online, when) and latest health report (bytes, when) |
 //! | `down_messages` | downstream topic | the last signed message published there and its number |
 //! | `status_updates` | status change decided at the DC | id (increasing), device, dossier code, status, time, office, note |
+//! | `operators` | operator's account | name, Argon2id hash, roles, created, changed and disabled times |
+//! | `access_log` | read of personal data | id (1, 2, 3...), time, who, what, purpose, which records, count, previous and own hash |
 //! | `schema_version` | applied migration | its version; the database's version is the largest |
 
 pub mod accept;
@@ -51,6 +53,7 @@ use motcua_protocol::{
 };
 
 use crate::config::DatabaseUrl;
+use crate::rights::{AccessEntry, NewAccess, Operator, OperatorName};
 
 pub use accept::{Accepted, Incoming, Outcome};
 
@@ -372,6 +375,28 @@ pub trait Store: Send {
 
     /// The database's schema version (see [`schema`]).
     fn schema_version(&mut self) -> Result<u32>;
+
+    /// Creates the account `o`; with `replace`, an existing one of that
+    /// name gets `o`'s password hash and roles and is enabled again.
+    /// `false` when it exists and `replace` is not set.
+    fn operator_put(&mut self, o: &Operator, replace: bool) -> Result<bool>;
+
+    /// One account.
+    fn operator(&mut self, name: &OperatorName) -> Result<Option<Operator>>;
+
+    /// Every account, by name.
+    fn operators(&mut self) -> Result<Vec<Operator>>;
+
+    /// Disables an account; `false` when there is none of that name.
+    /// Disabling twice keeps the first time.
+    fn operator_disable(&mut self, name: &OperatorName, now: &UtcTime) -> Result<bool>;
+
+    /// Appends `e` to the access log at `now`, after the last entry, under
+    /// the log's lock (crate::rights).
+    fn access_append(&mut self, e: &NewAccess, now: &UtcTime) -> Result<AccessEntry>;
+
+    /// Access-log entries with ids above `after`, in order, at most `limit`.
+    fn access_entries(&mut self, after: u64, limit: u32) -> Result<Vec<AccessEntry>>;
 }
 
 /// A stored record as exported: its metadata and the signed envelope.

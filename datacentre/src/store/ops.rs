@@ -11,6 +11,7 @@ use super::{
     PendingUpdate, Record, Result, Store, StoreError, StoredAlert, Totals, hash_from, key_from,
     kid_from, schema, seq_from,
 };
+use crate::rights::{self, AccessEntry, NewAccess, Operator, OperatorName};
 
 /// The store over one connection of either backend.
 pub struct SqlStore<C: Conn> {
@@ -557,4 +558,132 @@ impl<C: Conn> Store for SqlStore<C> {
     fn schema_version(&mut self) -> Result<u32> {
         schema::version(&mut self.conn)
     }
+
+    fn operator_put(&mut self, o: &Operator, replace: bool) -> Result<bool> {
+        const INSERT: sql::Sql = sql!(
+            "INSERT INTO operators (name, hash, roles, added_at, changed_at, disabled_at)
+             VALUES ($1, $2, $3, $4, $4, NULL) ON CONFLICT (name) DO NOTHING"
+        );
+        const REPLACE: sql::Sql = sql!(
+            "UPDATE operators SET hash = $2, roles = $3, changed_at = $4, disabled_at = NULL
+             WHERE name = $1"
+        );
+        let roles = o.roles.to_string();
+        let args: [&dyn Param; 4] = [
+            &o.name.as_str(),
+            &o.hash.as_str(),
+            &roles.as_str(),
+            &o.changed_at.to_string(),
+        ];
+        if self.conn.execute(&INSERT, &args)? == 1 {
+            return Ok(true);
+        }
+        Ok(replace && self.conn.execute(&REPLACE, &args)? == 1)
+    }
+
+    fn operator(&mut self, name: &OperatorName) -> Result<Option<Operator>> {
+        const S: sql::Sql = sql!(
+            "SELECT name, hash, roles, added_at, changed_at, disabled_at FROM operators WHERE name = $1"
+        );
+        self.conn.row(&S, &[&name.as_str()], operator_row)
+    }
+
+    fn operators(&mut self) -> Result<Vec<Operator>> {
+        const S: sql::Sql = sql!(
+            "SELECT name, hash, roles, added_at, changed_at, disabled_at FROM operators ORDER BY name"
+        );
+        self.conn.rows(&S, &[], operator_row)
+    }
+
+    fn operator_disable(&mut self, name: &OperatorName, now: &UtcTime) -> Result<bool> {
+        const S: sql::Sql =
+            sql!("UPDATE operators SET disabled_at = COALESCE(disabled_at, $2) WHERE name = $1");
+        Ok(self.conn.execute(&S, &[&name.as_str(), &now.to_string()])? == 1)
+    }
+
+    fn access_append(&mut self, e: &NewAccess, now: &UtcTime) -> Result<AccessEntry> {
+        const LAST: sql::Sql = sql!("SELECT id, hash FROM access_log ORDER BY id DESC LIMIT 1");
+        const INSERT: sql::Sql = sql!(
+            "INSERT INTO access_log (id, at, who, what, purpose, records, count, prev, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        );
+        let mut tx = Tx::begin(&mut self.conn, C::DIALECT.lock_access_log)?;
+        let last = tx.row(&LAST, &[], |r| {
+            Ok((seq_from(r.get(0)?, "access_log.id")?, r.get::<Vec<u8>>(1)?))
+        })?;
+        let (id, prev) = match last {
+            Some((id, hash)) => (id + 1, hash32(&hash, "access_log.hash")?),
+            None => (1, rights::GENESIS),
+        };
+        let hash = rights::entry_hash(&prev, id, now, e);
+        tx.execute(
+            &INSERT,
+            &[
+                &i(id),
+                &now.to_string(),
+                &e.who,
+                &e.what,
+                &e.purpose,
+                &e.records,
+                &i(e.count),
+                &prev.as_slice(),
+                &hash.as_slice(),
+            ],
+        )?;
+        tx.commit()?;
+        Ok(AccessEntry {
+            id,
+            at: *now,
+            who: e.who.clone(),
+            what: e.what.clone(),
+            purpose: e.purpose.clone(),
+            records: e.records.clone(),
+            count: e.count,
+            prev,
+            hash,
+        })
+    }
+
+    fn access_entries(&mut self, after: u64, limit: u32) -> Result<Vec<AccessEntry>> {
+        const S: sql::Sql = sql!(
+            "SELECT id, at, who, what, purpose, records, count, prev, hash FROM access_log
+             WHERE id > $1 ORDER BY id LIMIT $2"
+        );
+        self.conn.rows(&S, &[&i(after), &i64::from(limit)], |r| {
+            Ok(AccessEntry {
+                id: seq_from(r.get(0)?, "access_log.id")?,
+                at: time(r, 1, "access_log.at")?,
+                who: r.get(2)?,
+                what: r.get(3)?,
+                purpose: r.get(4)?,
+                records: r.get(5)?,
+                count: seq_from(r.get(6)?, "access_log.count")?,
+                prev: hash32(&r.get::<Vec<u8>>(7)?, "access_log.prev")?,
+                hash: hash32(&r.get::<Vec<u8>>(8)?, "access_log.hash")?,
+            })
+        })
+    }
+}
+
+fn hash32(bytes: &[u8], column: &str) -> Result<[u8; 32]> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{column} is not 32 bytes")))
+}
+
+fn operator_row(r: &Row<'_>) -> Result<Operator> {
+    Ok(Operator {
+        name: required(
+            parsed(r, 0, "operators.name", |s| s.parse())?,
+            "operators.name",
+        )?,
+        hash: r.get(1)?,
+        roles: required(
+            parsed(r, 2, "operators.roles", |s| s.parse())?,
+            "operators.roles",
+        )?,
+        added_at: time(r, 3, "operators.added_at")?,
+        changed_at: time(r, 4, "operators.changed_at")?,
+        disabled_at: opt_time(r, 5, "operators.disabled_at")?,
+    })
 }

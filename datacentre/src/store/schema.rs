@@ -23,13 +23,19 @@ struct Migration {
 }
 
 /// Every migration, in order.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    ddl: V1,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        ddl: V1,
+    },
+    Migration {
+        version: 2,
+        ddl: V2,
+    },
+];
 
 /// The newest schema version this build knows.
-pub const LATEST: u32 = 1;
+pub const LATEST: u32 = 2;
 
 const VERSION_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS schema_version (version {int} PRIMARY KEY){strict};";
@@ -108,6 +114,31 @@ CREATE TABLE IF NOT EXISTS alerts (
     seq    {int},
     detail TEXT NOT NULL,
     bytes  {blob} NOT NULL
+){strict};
+";
+
+/// Operators' accounts and the access log (crate::rights). The log's ids
+/// are given under a table lock as one more than the largest, so they have
+/// no gaps, and each row carries its predecessor's hash.
+const V2: &str = "
+CREATE TABLE operators (
+    name        TEXT PRIMARY KEY,
+    hash        TEXT NOT NULL,
+    roles       TEXT NOT NULL,
+    added_at    TEXT NOT NULL,
+    changed_at  TEXT NOT NULL,
+    disabled_at TEXT
+){strict};
+CREATE TABLE access_log (
+    id      {int} PRIMARY KEY,
+    at      TEXT NOT NULL,
+    who     TEXT NOT NULL,
+    what    TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    records TEXT NOT NULL,
+    count   {int} NOT NULL,
+    prev    {blob} NOT NULL,
+    hash    {blob} NOT NULL
 ){strict};
 ";
 

@@ -79,6 +79,10 @@ pub struct Dialect {
     /// Run after `begin` by the migration, so several receivers starting
     /// at once migrate one at a time (empty likewise).
     pub lock_schema: &'static str,
+    /// Run after `begin` by an access-log append, so two receivers
+    /// appending at once take consecutive ids on one chain (empty
+    /// likewise).
+    pub lock_access_log: &'static str,
     types: [(&'static str, &'static str); 6],
 }
 
@@ -87,6 +91,7 @@ pub const SQLITE: Dialect = Dialect {
     begin: "BEGIN IMMEDIATE",
     lock_registry: "",
     lock_schema: "",
+    lock_access_log: "",
     types: [
         ("{int}", "INTEGER"),
         ("{small}", "INTEGER"),
@@ -102,6 +107,7 @@ pub const POSTGRES: Dialect = Dialect {
     begin: "BEGIN",
     lock_registry: "LOCK TABLE devices IN SHARE ROW EXCLUSIVE MODE",
     lock_schema: "SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock(7346519)",
+    lock_access_log: "LOCK TABLE access_log IN EXCLUSIVE MODE",
     types: [
         ("{int}", "BIGINT"),
         ("{small}", "SMALLINT"),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fantoccini::Locator;
 use motcua_e2e::kiosk::Http;
-use motcua_e2e::site::{Proc, Site, wait_until};
+use motcua_e2e::site::{OPERATOR_PASSWORD, Proc, Site, wait_until};
 use motcua_e2e::{run, workspace};
 
 use crate::chromium::Driver;
@@ -17,7 +17,7 @@ const B: &str = "H49.12.3-q02";
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// The base URL the receiver logged for its dashboard.
-fn base_of(dc: &Proc) -> String {
+pub(crate) fn base_of(dc: &Proc) -> String {
     let mut base = String::new();
     wait_until("the dashboard listens", LIMIT, || {
         let log = dc.log();
@@ -68,7 +68,16 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
         a.receipted() == 42 && b.receipted() == 20
     });
 
+    site.add_operator("ops.fleet", &["fleet"]);
+    site.add_operator("ops.records", &["records"]);
     let http = Http::new(&base);
+    assert_eq!(http.get("/api/v1/fleet").status, 401, "a login first");
+    assert_eq!(http.dc_login("ops.fleet", OPERATOR_PASSWORD).status, 303);
+    let records = Http::new(&base);
+    assert_eq!(
+        records.dc_login("ops.records", OPERATOR_PASSWORD).status,
+        303
+    );
     wait_until("both counters online with reports", LIMIT, || {
         let f = http.get("/api/v1/fleet");
         f.status == 200
@@ -105,15 +114,34 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
     );
     assert!(!m.body.contains("Nguy"), "no personal data in metrics");
 
-    // The records API, paged, and the unit filter.
+    // The records API, paged, and the unit filter: with the records role
+    // and a purpose.
+    let purpose = "doi%20soat%20thang%2012";
+    assert_eq!(
+        http.get(&format!(
+            "/api/v1/records?from=2000-01-01&purpose={purpose}"
+        ))
+        .status,
+        403,
+        "the fleet role sees no records"
+    );
+    assert_eq!(
+        records.get("/api/v1/records?from=2000-01-01").status,
+        400,
+        "no purpose stated"
+    );
     let mut seen = 0;
     let mut after: Option<String> = None;
     loop {
         let q = match &after {
-            Some(c) => format!("/api/v1/records?from=2000-01-01&to=2100-01-01&limit=25&after={c}"),
-            None => "/api/v1/records?from=2000-01-01&to=2100-01-01&limit=25".into(),
+            Some(c) => format!(
+                "/api/v1/records?from=2000-01-01&to=2100-01-01&limit=25&purpose={purpose}&after={c}"
+            ),
+            None => {
+                format!("/api/v1/records?from=2000-01-01&to=2100-01-01&limit=25&purpose={purpose}")
+            }
         };
-        let page = http.get(&q);
+        let page = records.get(&q);
         assert_eq!(page.status, 200, "{}", page.body);
         let page = page.json();
         let records = page["records"].as_array().expect("records");
@@ -128,11 +156,44 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
         }
     }
     assert_eq!(seen, 62);
-    let other = http
-        .get("/api/v1/records?from=2000-01-01&to=2100-01-01&unit=H01.01.1")
+    let other = records
+        .get(&format!(
+            "/api/v1/records?from=2000-01-01&to=2100-01-01&unit=H01.01.1&purpose={purpose}"
+        ))
         .json();
     assert_eq!(other["records"].as_array().map(Vec::len), Some(0));
-    assert_eq!(http.get("/api/v1/records?from=hom-qua").status, 400);
+    assert_eq!(
+        records
+            .get(&format!("/api/v1/records?from=hom-qua&purpose={purpose}"))
+            .status,
+        400
+    );
+    // Each page sent is in the access log: three pages of 25, 25 and 12.
+    let log = site.dc(&["access-log", "export"]);
+    assert!(log.ok, "{}", log.stderr);
+    let entries: Vec<serde_json::Value> = log
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| e["count"].as_u64())
+            .collect::<Vec<_>>(),
+        [Some(25), Some(25), Some(12)],
+        "{entries:?}"
+    );
+    for e in &entries {
+        assert_eq!(e["who"], "operator:ops.records");
+        assert_eq!(e["purpose"], "doi soat thang 12");
+    }
+    assert!(
+        entries[0]["records"]
+            .as_str()
+            .is_some_and(|r| r.starts_with(&format!("{A}:1-25"))),
+        "{entries:?}"
+    );
 
     // The export command: CSV with a header, today's records only.
     let conf = site.dc_conf.to_str().expect("utf-8");
@@ -152,6 +213,8 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
             &today,
             "--format",
             "csv",
+            "--purpose",
+            "báo cáo tháng",
         ],
     );
     assert!(csv.ok, "{}", csv.stderr);
@@ -181,6 +244,8 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
             "--format",
             "csv",
             "--bom",
+            "--purpose",
+            "báo cáo tháng",
         ],
     );
     assert!(bom.ok, "{}", bom.stderr);
@@ -202,6 +267,8 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
             &today,
             "--format",
             "excel",
+            "--purpose",
+            "báo cáo tháng",
         ],
     );
     assert!(sheet.ok, "{}", sheet.stderr);
@@ -231,6 +298,19 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
         assert_eq!(&row[col("body.other")], "", "nothing unknown: {row:?}");
     }
 
+    // The exports are in the access log after the API's pages, and the
+    // chain holds.
+    let verified = site.dc(&["access-log", "verify", "--json"]);
+    assert!(verified.ok, "{}{}", verified.stdout, verified.stderr);
+    let v: serde_json::Value = serde_json::from_str(&verified.stdout).expect("JSON");
+    assert_eq!(v["entries"], 6, "{v}");
+    let log = site.dc(&["access-log", "export", "--format", "csv"]);
+    let last = log.stdout.lines().last().unwrap_or_default().to_owned();
+    assert!(
+        last.starts_with("6,") && last.contains("command:") && last.contains("báo cáo tháng"),
+        "{last}"
+    );
+
     // The units' names, once published, stand beside their codes.
     let units = workspace().join("docs/examples/units.json");
     let published = run(
@@ -255,7 +335,38 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
         .expect("runtime");
     rt.block_on(async {
         let c = driver.session(port, 1300, 1100).await;
+        let dir = workspace().join("target/dashboard-screenshots");
+        std::fs::create_dir_all(&dir).expect("mkdir");
         c.goto(&format!("{base}/")).await.expect("goto");
+        // Sent to the login page; logged in with the form.
+        let form = c
+            .wait()
+            .for_element(Locator::Css("form.login"))
+            .await
+            .expect("the login form");
+        std::fs::write(
+            dir.join("login.png"),
+            c.screenshot().await.expect("screenshot"),
+        )
+        .expect("writes");
+        form.find(Locator::Css("input[name=ten]"))
+            .await
+            .expect("name field")
+            .send_keys("ops.fleet")
+            .await
+            .expect("types");
+        form.find(Locator::Css("input[name=mat_khau]"))
+            .await
+            .expect("password field")
+            .send_keys(OPERATOR_PASSWORD)
+            .await
+            .expect("types");
+        form.find(Locator::Css("button[type=submit]"))
+            .await
+            .expect("button")
+            .click()
+            .await
+            .expect("submits");
         let table = c
             .wait()
             .for_element(Locator::Id("doi-may"))
@@ -288,9 +399,18 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
         }
         assert_eq!(values.first(), Some(&0), "{values:?}");
         assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
+        let who = c
+            .find(Locator::Css("header .who"))
+            .await
+            .expect("who is logged in")
+            .text()
+            .await
+            .expect("text");
+        assert!(
+            who.contains("ops.fleet") && who.contains("Đăng xuất"),
+            "{who}"
+        );
         let png = c.screenshot().await.expect("screenshot");
-        let dir = workspace().join("target/dashboard-screenshots");
-        std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(dir.join("dashboard.png"), png).expect("writes");
         c.close().await.expect("closes");
     });

@@ -116,7 +116,18 @@ fn the_demo_serves_the_kiosk_and_the_dashboard_until_stopped() {
         .map(|(_, p)| p.trim_end_matches(')'))
         .expect("the password")
         .to_owned();
-    let dashboard = field("dashboard").trim_end_matches('/').to_owned();
+    let dashboard_line = field("dashboard");
+    let dashboard = dashboard_line
+        .split_whitespace()
+        .next()
+        .expect("a URL")
+        .trim_end_matches('/')
+        .to_owned();
+    let operator_secret = dashboard_line
+        .rsplit_once("password ")
+        .map(|(_, p)| p.trim_end_matches(')'))
+        .expect("the operator's password")
+        .to_owned();
 
     let http = Http::new(&kiosk);
     let login = http.post_json(
@@ -127,7 +138,11 @@ fn the_demo_serves_the_kiosk_and_the_dashboard_until_stopped() {
     assert_eq!(login.status, 200, "{}", login.body);
     let listed = http.get("/api/v1/dossiers?day=").json();
     assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
-    let page = Http::new(&dashboard).get("/");
+    let dc = Http::new(&dashboard);
+    assert_eq!(dc.get("/").status, 303, "the dashboard needs a login");
+    let login = dc.dc_login("vanhanh.demo", &operator_secret);
+    assert_eq!(login.status, 303, "{}", login.body);
+    let page = dc.get("/");
     assert_eq!(page.status, 200);
     assert!(page.body.contains("H49.12.3-q01"), "{}", page.body);
 

@@ -10,6 +10,7 @@ mod clock;
 mod config;
 mod crash;
 mod dashboard;
+mod dc_access;
 mod demo;
 mod doctor;
 mod dossier;

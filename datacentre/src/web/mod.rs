@@ -1,15 +1,23 @@
-//! What `motcua-dc run` serves over HTTP, read-only (`[http] bind`):
+//! What `motcua-dc run` serves over HTTP, read-only (`[http] bind`), each
+//! route to the operators holding its role ([`auth`], crate::rights):
 //!
-//! - `/`: the fleet dashboard: counters needing a technician first, then
+//! - `/healthz`: 200 when the database answers (no login);
+//! - `/dang-nhap`, `/dang-xuat`: the operators' login and logout ([`login`]);
+//! - `/` (fleet): the fleet dashboard: counters needing a technician first, then
 //!   charts of dossiers per day per unit and of sync lag, as SVG drawn on
 //!   the server; refreshes itself every 30 s; no script, no CDN;
-//! - `/api/v1/fleet`: the same rows as `motcua-dc fleet --json`;
-//! - `/api/v1/records?from=&to=&unit=&after=&limit=`: stored records as
-//!   `motcua-dc export` writes them, a page at a time;
-//! - `/metrics`: Prometheus text format ([`crate::metrics`]).
+//! - `/api/v1/fleet` (fleet): the same rows as `motcua-dc fleet --json`;
+//! - `/api/v1/records?from=&to=&unit=&after=&limit=&purpose=` (records):
+//!   stored records as `motcua-dc export` writes them, a page at a time,
+//!   each page recorded in the access log with its purpose before it is
+//!   sent;
+//! - `/metrics` (fleet): Prometheus text format ([`crate::metrics`]).
 //!
 //! Every page reads the database on a blocking thread through one
-//! connection of its own. Nothing here writes.
+//! connection of its own. Nothing here writes but the access log.
+
+pub mod auth;
+pub mod login;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -24,6 +32,7 @@ use motcua_protocol::UtcTime;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+use self::auth::{Allowed, Fleet, Records, Via};
 use crate::export::{self, Exported, Filter};
 use crate::fleet::{self, Counter, Thresholds};
 use crate::metrics::{self, Metrics};
@@ -41,6 +50,17 @@ pub struct Web {
     /// The DC's receipt key: the published units' names are read back
     /// only when they verify with it.
     dc_key: Option<ed25519_dalek::VerifyingKey>,
+    /// Logins and sessions.
+    auth: Arc<auth::Auth>,
+}
+
+/// The answer when the database cannot be read.
+pub fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the database could not be read; see the receiver's log\n",
+    )
+        .into_response()
 }
 
 impl Web {
@@ -51,7 +71,19 @@ impl Web {
             metrics,
             thresholds: Thresholds::default(),
             dc_key: None,
+            auth: Arc::new(auth::Auth::new(
+                std::time::Duration::from_secs(30 * 60),
+                5,
+                std::time::Duration::from_secs(15 * 60),
+                false,
+            )),
         }
+    }
+
+    /// Logins with these sessions and lockout.
+    pub fn with_auth(mut self, auth: auth::Auth) -> Web {
+        self.auth = Arc::new(auth);
+        self
     }
 
     /// Shows the units' names published with `motcua-dc publish units`
@@ -76,11 +108,7 @@ impl Web {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "dashboard: reading the database failed");
-                Err((
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the database could not be read; see the receiver's log\n",
-                )
-                    .into_response())
+                Err(unavailable())
             }
             Err(_) => Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()),
         }
@@ -90,6 +118,9 @@ impl Web {
 /// The routes.
 pub fn router(web: Web) -> Router {
     Router::new()
+        .route("/healthz", get(healthz))
+        .route("/dang-nhap", get(login::login_form).post(login::login))
+        .route("/dang-xuat", axum::routing::post(login::logout))
         .route("/", get(dashboard))
         .route("/api/v1/fleet", get(fleet_json))
         .route("/api/v1/records", get(records))
@@ -121,14 +152,27 @@ async fn fleet_rows(web: &Web) -> Result<(Vec<Counter>, UtcTime), Response> {
     Ok((rows, now))
 }
 
-async fn fleet_json(State(web): State<Web>) -> Response {
+/// `/healthz`: whether the database answers; no login, no data.
+async fn healthz(State(web): State<Web>) -> Response {
+    match web.read(|s| s.schema_version()).await {
+        Ok(_) => (
+            StatusCode::OK,
+            [(header::CACHE_CONTROL, "no-store")],
+            "ok\n",
+        )
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn fleet_json(_: Allowed<Fleet>, State(web): State<Web>) -> Response {
     match fleet_rows(&web).await {
         Ok((rows, _)) => axum::Json(rows).into_response(),
         Err(r) => r,
     }
 }
 
-async fn metrics_text(State(web): State<Web>) -> Response {
+async fn metrics_text(_: Allowed<Fleet>, State(web): State<Web>) -> Response {
     match fleet_rows(&web).await {
         Ok((rows, _)) => (
             [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
@@ -147,9 +191,15 @@ struct RecordsQuery {
     /// `device:seq` of the previous page's last record.
     after: Option<String>,
     limit: Option<u32>,
+    /// Why these records are read: recorded in the access log.
+    purpose: Option<String>,
 }
 
-async fn records(State(web): State<Web>, Query(q): Query<RecordsQuery>) -> Response {
+async fn records(
+    who: Allowed<Records>,
+    State(web): State<Web>,
+    Query(q): Query<RecordsQuery>,
+) -> Response {
     let bad = |m: String| {
         (
             StatusCode::BAD_REQUEST,
@@ -173,12 +223,34 @@ async fn records(State(web): State<Web>, Query(q): Query<RecordsQuery>) -> Respo
         Some(Some(c)) => Some(c),
         Some(None) => return bad("after is device:seq".into()),
     };
+    let purpose = match crate::rights::purpose(q.purpose.as_deref().unwrap_or_default()) {
+        Ok(p) => p,
+        Err(e) => return bad(e),
+    };
+    if to < from {
+        return bad("to is before from".into());
+    }
+    if q.unit.as_ref().is_some_and(|u| u.len() > 64) {
+        return bad("unit is a unit code (at most 64 characters)".into());
+    }
     let limit = q.limit.unwrap_or(500).clamp(1, 5000);
+    let what = format!(
+        "GET /api/v1/records from={from} to={to}{}{} limit={limit}",
+        q.unit
+            .as_deref()
+            .map(|u| format!(" unit={u}"))
+            .unwrap_or_default(),
+        after
+            .as_ref()
+            .map(|(d, s)| format!(" after={d}:{s}"))
+            .unwrap_or_default(),
+    );
     let filter = Filter {
         unit: q.unit.clone(),
         from,
         to,
     };
+    let operator = who.operator.name.clone();
     let page = web
         .read(move |s| {
             let mut r = export::Reader::new(s, filter, after);
@@ -186,6 +258,19 @@ async fn records(State(web): State<Web>, Query(q): Query<RecordsQuery>) -> Respo
             let next = (!r.done())
                 .then(|| r.cursor().map(|(d, s)| format!("{d}:{s}")))
                 .flatten();
+            if !records.is_empty() {
+                // Recorded before the page leaves: a page that cannot be
+                // logged is not sent.
+                let read: Vec<_> = records.iter().map(|e| (e.device.clone(), e.seq)).collect();
+                let entry = crate::rights::NewAccess {
+                    who: format!("operator:{operator}"),
+                    what,
+                    purpose,
+                    records: crate::rights::records_text(&read),
+                    count: records.len() as u64,
+                };
+                r.store().access_append(&entry, &crate::receiver::now())?;
+            }
             Ok((records, next))
         })
         .await;
@@ -216,7 +301,7 @@ impl Charts {
     }
 }
 
-async fn dashboard(State(web): State<Web>) -> Response {
+async fn dashboard(who: Allowed<Fleet>, State(web): State<Web>) -> Response {
     let (rows, now) = match fleet_rows(&web).await {
         Ok(r) => r,
         Err(r) => return r,
@@ -273,11 +358,17 @@ async fn dashboard(State(web): State<Web>) -> Response {
         lag: data.1.into_iter().map(|(d, a, m)| (d, (a, m))).collect(),
         names: data.2,
     };
-    let page = page(&rows, &now, &charts);
+    let page = page(&rows, &now, &charts, &who);
     ([(header::CACHE_CONTROL, "no-store")], page).into_response()
 }
 
-const CSS: &str = "
+pub(crate) const CSS: &str = "
+header .who{float:right;font-size:.9rem}header .who form{display:inline;margin-left:.6rem}
+header .who button{font:inherit;background:#fff;color:#0b5cad;border:0;border-radius:4px;padding:.15rem .6rem;cursor:pointer}
+form.login{background:#fff;border:1px solid #ccc;border-radius:6px;padding:1rem 1.2rem;max-width:26rem;margin:2rem auto}
+form.login label{display:block;margin:.6rem 0;font-weight:600}form.login input{display:block;width:100%;box-sizing:border-box;font:inherit;padding:.4rem;margin-top:.2rem}
+form.login button{font:inherit;font-weight:700;background:#0b5cad;color:#fff;border:0;border-radius:4px;padding:.5rem 1.2rem;margin-top:.4rem}
+.error{color:#b3261e;font-weight:600}
 body{font:15px/1.4 'Noto Sans','DejaVu Sans',sans-serif;margin:0;color:#1b1b1b;background:#f6f6f4}
 header{background:#0b5cad;color:#fff;padding:.6rem 1rem}header h1{font-size:1.25rem;margin:0}
 main{padding:1rem;max-width:90rem}
@@ -324,7 +415,12 @@ fn attention_vi(a: &str) -> &'static str {
     }
 }
 
-fn page(rows: &[Counter], now: &UtcTime, charts: &Charts) -> Markup {
+fn page<R: auth::Required>(
+    rows: &[Counter],
+    now: &UtcTime,
+    charts: &Charts,
+    who: &Allowed<R>,
+) -> Markup {
     let needing = rows.iter().filter(|r| !r.attention.is_empty()).count();
     let online = rows.iter().filter(|r| r.state == "online").count();
     let backlog: u64 = rows.iter().filter_map(|r| r.backlog).sum();
@@ -339,7 +435,18 @@ fn page(rows: &[Counter], now: &UtcTime, charts: &Charts) -> Markup {
                 style { (CSS) }
             }
             body {
-                header { h1 { "motcua — các quầy Một cửa" } }
+                header {
+                    div.who {
+                        (who.operator.name) " · quyền: " (who.operator.roles)
+                        @if let Via::Session { csrf } = &who.via {
+                            form method="post" action="/dang-xuat" {
+                                input type="hidden" name="_csrf" value=(csrf);
+                                button type="submit" { "Đăng xuất" }
+                            }
+                        }
+                    }
+                    h1 { "motcua — các quầy Một cửa" }
+                }
                 main {
                     div.totals {
                         div #tong-quay { b { (rows.len()) } "quầy" }
