@@ -643,7 +643,7 @@ pub fn run(config: &Path) -> Result<ExitCode> {
         });
         if let Some((cert, key)) = kiosk.as_ref().and_then(|k| k.opts().tls.as_ref()) {
             // Refuse a bad certificate now, not at the first connection.
-            crate::kiosk::tls::acceptor(cert, key)?;
+            motcua_common::https::acceptor(cert, key)?;
         }
         motcua_common::notify::ready("store open; connecting to the data centre");
         let kiosk_task = kiosk

@@ -17,6 +17,7 @@
 //! - [`login`]: Argon2id password hashes, sessions with CSRF tokens, the
 //!   lockout and the bound on concurrent password checks, for the kiosk's
 //!   clerks and the DC's operators.
+//! - [`https`]: the HTTPS listener of the kiosk and the DC's dashboard.
 //! - [`logging`]: tracing-subscriber set up for journald or JSON.
 //! - [`shutdown`]: the signal that ends a long-running command.
 //! - [`output`]: `outln!`/`out!`, standard output that a closed pipe ends
@@ -26,6 +27,7 @@
 pub mod atomic;
 pub mod clidocs;
 pub mod config;
+pub mod https;
 pub mod keyfile;
 pub mod logging;
 pub mod login;

@@ -14,7 +14,7 @@ use motcua_common::config::{
     AbsPath, BrokerConnection, LogSection, Problems, RawBroker, RawLog, read_toml,
 };
 use motcua_common::section;
-use motcua_common::settings::{Count, KeyDoc, Kind, Parsed, Seconds};
+use motcua_common::settings::{Count, KeyDoc, Kind, Maybe, Parsed, Seconds};
 use serde::Deserialize;
 
 /// Where the receiver looks for its configuration unless told otherwise.
@@ -111,6 +111,11 @@ section! {
             /// Where `motcua-dc run` serves its dashboard, JSON API and metrics;
             /// `None`: not served.
             bind = "127.0.0.1:9480" => HttpBind,
+            /// Certificate chain (PEM) for HTTPS; with `tls_key`. Required
+            /// when `bind` is beyond loopback.
+            tls_cert = None => Maybe<Parsed<AbsPath>>,
+            /// Its private key (PEM).
+            tls_key = None => Maybe<Parsed<AbsPath>>,
             /// An operator's session ends after this long without a request.
             idle_timeout = "30m" => Seconds<60, { 12 * 3600 }>,
             /// Failed logins in a row that lock an account (per receiver).
@@ -118,6 +123,41 @@ section! {
             /// How long the lock lasts.
             lockout = "15m" => Seconds<10, { 24 * 3600 }>,
         }
+    }
+}
+
+impl HttpSection {
+    /// The certificate and key for HTTPS, when both are given.
+    pub fn tls(&self) -> Option<(&Path, &Path)> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+            _ => None,
+        }
+    }
+
+    /// Whether the TLS keys go together and a bind beyond loopback has
+    /// them (recording the problems in `p`).
+    fn tls_checked(&self, p: &mut Problems) -> bool {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            p.push(
+                "http.tls_cert",
+                "tls_cert and tls_key go together: give both or neither",
+            );
+            return false;
+        }
+        if let Some(addr) = self.bind
+            && !addr.ip().is_loopback()
+            && self.tls().is_none()
+        {
+            p.push(
+                "http.bind",
+                format!(
+                    "{addr} is reachable from the network, and operators' passwords and citizens' records would cross it in clear: set tls_cert and tls_key, or bind to 127.0.0.1"
+                ),
+            );
+            return false;
+        }
+        true
     }
 }
 
@@ -217,7 +257,7 @@ impl DcConfig {
         );
         let broker = b.validate(&mut p, connection.map(|c| (c,)));
         let log = raw.log.validate(&mut p);
-        let http = raw.http.validate(&mut p);
+        let http = raw.http.validate(&mut p).filter(|h| h.tls_checked(&mut p));
         p.finish(|| {
             Some(DcConfig {
                 dc: dc?,
@@ -441,6 +481,30 @@ mod tests {
             .parse::<DatabaseUrl>()
             .expect_err("no host");
         assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn the_dashboard_is_on_loopback_by_default_and_beyond_it_only_with_tls() {
+        let with_http = |http: &str| {
+            let text = format!(
+                "[dc]\nkey_file = \"/var/lib/motcua-dc/dc.key\"\n[broker]\nbroker = \"mqtt://127.0.0.1:1883\"\nallow_plaintext = true\naccess = \"off\"\n[http]\n{http}\n"
+            );
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("dc.toml");
+            std::fs::write(&path, text).expect("writes");
+            DcConfig::load(&path)
+        };
+        let plain = with_http("").expect("loopback without TLS");
+        assert!(plain.http.tls().is_none());
+        let open = with_http("bind = \"0.0.0.0:9480\"").expect_err("beyond loopback in clear");
+        assert!(open.to_string().contains("http.bind"), "{open}");
+        let half = with_http("tls_cert = \"/etc/motcua/dashboard.crt\"").expect_err("half");
+        assert!(half.to_string().contains("http.tls_cert"), "{half}");
+        let tls = with_http(
+            "bind = \"10.20.0.5:9480\"\ntls_cert = \"/etc/motcua/d.crt\"\ntls_key = \"/var/lib/motcua-dc/d.key\"",
+        )
+        .expect("beyond loopback with TLS");
+        assert!(tls.http.tls().is_some());
     }
 
     #[test]

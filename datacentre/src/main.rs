@@ -830,6 +830,14 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
     let kid = motcua_protocol::KeyId::of(&public);
     let metrics = Arc::new(motcua_dc::metrics::Metrics::new());
     let processor = Processor::new(store, key).with_metrics(metrics.clone());
+    // Read before anything starts: a certificate that does not load is a
+    // configuration error, not a dashboard that silently never answers.
+    let tls = match cfg.http.tls() {
+        Some((cert, key)) if cfg.http.bind.is_some() => Some(
+            motcua_common::https::acceptor(cert, key).context("http.tls_cert and http.tls_key")?,
+        ),
+        _ => None,
+    };
     let http = match cfg.http.bind {
         Some(addr) => {
             let listener = std::net::TcpListener::bind(addr)
@@ -845,7 +853,7 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
                         cfg.http.idle_timeout,
                         cfg.http.max_failures,
                         cfg.http.lockout,
-                        false,
+                        cfg.http.tls().is_some(),
                     )),
             ))
         }
@@ -892,15 +900,27 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
         });
         if let Some((listener, web)) = http {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            tracing::info!(
-                "dashboard, JSON API and metrics at http://{}/",
-                listener.local_addr()?
-            );
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, motcua_dc::web::router(web)).await {
-                    tracing::error!(error = %e, "the dashboard stopped");
+            let local = listener.local_addr()?;
+            let app = motcua_dc::web::router(web);
+            match &tls {
+                None => {
+                    tracing::info!("dashboard, JSON API and metrics at http://{local}/");
+                    tokio::spawn(async move {
+                        if let Err(e) = axum::serve(listener, app).await {
+                            tracing::error!(error = %e, "the dashboard stopped");
+                        }
+                    });
                 }
-            });
+                Some(acceptor) => {
+                    tracing::info!("dashboard, JSON API and metrics at https://{local}/");
+                    let listener = motcua_common::https::Listener::new(listener, acceptor.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = axum::serve(listener, app).await {
+                            tracing::error!(error = %e, "the dashboard stopped");
+                        }
+                    });
+                }
+            }
         }
         receiver::run_keeping(opts, processor, verifiers, keeper, stop.clone(), || {
             tracing::info!("subscribed; receiving");

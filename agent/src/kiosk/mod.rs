@@ -24,14 +24,12 @@
 //!   CSRF-checked form or API write), the only way to the store.
 //! - [`pages`]: the HTML screens.
 //! - [`api`]: the JSON API (docs/KIOSK-API.md).
-//! - [`tls`]: the listener when TLS is configured.
 
 pub mod api;
 pub mod guard;
 pub mod pages;
 pub mod session;
 pub mod staff;
-pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -288,9 +286,9 @@ pub async fn serve(
                 .context("kiosk server")?;
         }
         Some((cert, key)) => {
-            let acceptor = tls::acceptor(&cert, &key)?;
+            let acceptor = motcua_common::https::acceptor(&cert, &key)?;
             tracing::info!(%bind, "kiosk listening (https)");
-            axum::serve(tls::Listener::new(listener, acceptor), app)
+            axum::serve(motcua_common::https::Listener::new(listener, acceptor), app)
                 .with_graceful_shutdown(stop)
                 .await
                 .context("kiosk server")?;

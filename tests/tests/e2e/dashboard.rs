@@ -21,7 +21,7 @@ pub(crate) fn base_of(dc: &Proc) -> String {
     let mut base = String::new();
     wait_until("the dashboard listens", LIMIT, || {
         let log = dc.log();
-        if let Some(i) = log.find("metrics at http://") {
+        if let Some(i) = log.find("metrics at http") {
             let rest = &log[i + "metrics at ".len()..];
             base = rest
                 .split_whitespace()

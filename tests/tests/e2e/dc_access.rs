@@ -333,3 +333,62 @@ fn each_route_answers_each_caller_as_its_role_allows_and_reads_are_logged() {
     assert!(!log.contains("panicked"), "{log}");
     assert!(!log.contains(OPERATOR_PASSWORD), "no password in the log");
 }
+
+/// Beyond loopback only with TLS (config check names the key); with TLS
+/// the dashboard answers HTTPS with a certificate the test's CA vouches
+/// for, refuses plain HTTP, and its cookies are Secure.
+#[test]
+fn the_dashboard_beyond_loopback_needs_tls_and_serves_https() {
+    let site = Site::new(true);
+    let pki = site.pki.as_ref().expect("a TLS site");
+    let (cert, key) = pki.issue("dashboard", &["--server", "--host", "127.0.0.1"]);
+    let conf = std::fs::read_to_string(&site.dc_conf).expect("reads");
+    let open = conf.replace("bind = \"127.0.0.1:0\"", "bind = \"0.0.0.0:0\"");
+    std::fs::write(&site.dc_conf, &open).expect("writes");
+    let conf_path = site.dc_conf.to_str().expect("utf-8").to_owned();
+    let refused = site.dc(&["config", "check", &conf_path]);
+    assert_eq!(refused.code, Some(78), "{}", refused.stdout);
+    assert!(
+        format!("{}{}", refused.stdout, refused.stderr).contains("http.bind"),
+        "{}{}",
+        refused.stdout,
+        refused.stderr
+    );
+    std::fs::write(
+        &site.dc_conf,
+        format!("{conf}tls_cert = {cert:?}\ntls_key = {key:?}\n"),
+    )
+    .expect("writes");
+    let checked = site.dc(&["config", "check", &conf_path]);
+    assert!(checked.ok, "{}{}", checked.stdout, checked.stderr);
+
+    let mut site = site;
+    site.broker.start();
+    let dc = site.receiver();
+    let base = crate::dashboard::base_of(&dc);
+    let addr: std::net::SocketAddr = base
+        .strip_prefix("https://")
+        .unwrap_or_else(|| panic!("served over https: {base}"))
+        .parse()
+        .expect("an address");
+    let ca = site.pki.as_ref().expect("a TLS site").ca();
+    let (status, text) =
+        motcua_e2e::kiosk::https_get(addr, &ca, "127.0.0.1", "/healthz").expect("HTTPS");
+    assert_eq!(status, 200, "{text}");
+    let (status, text) =
+        motcua_e2e::kiosk::https_get(addr, &ca, "127.0.0.1", "/dang-nhap").expect("HTTPS");
+    assert_eq!(status, 200);
+    let cookie = text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_default();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let (status, _) =
+        motcua_e2e::kiosk::https_get(addr, &ca, "127.0.0.1", "/api/v1/fleet").expect("HTTPS");
+    assert_eq!(status, 401);
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = Http::new(&format!("http://{addr}")).get("/healthz");
+    assert_ne!(plain.status, 200, "{plain:?}");
+    let log = dc.stop();
+    assert!(!log.contains("panicked"), "{log}");
+}

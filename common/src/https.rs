@@ -1,6 +1,7 @@
-//! The kiosk over TLS (rustls, ring), for a kiosk bound beyond loopback
-//! (a tablet on the office LAN). Handshakes run on their own tasks with a
-//! timeout, so one slow or broken client never holds up the others.
+//! HTTP over TLS (rustls, ring) for the counter's kiosk and the DC's
+//! dashboard when either is bound beyond loopback (a tablet on the office
+//! LAN, the DC's management network). Handshakes run on their own tasks
+//! with a timeout, so one slow or broken client never holds up the others.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,6 +18,7 @@ use tokio_rustls::server::TlsStream;
 
 /// A TLS acceptor from PEM files.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
+    let (cert_path, key_path) = (cert, key);
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading {}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -30,7 +32,13 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     .context("TLS versions")?
     .with_no_client_auth()
     .with_single_cert(certs, key)
-    .context("the kiosk's certificate and key do not match")?;
+    .with_context(|| {
+        format!(
+            "the certificate {} and the key {} do not match",
+            cert_path.display(),
+            key_path.display()
+        )
+    })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -52,7 +60,7 @@ impl Listener {
                 let (stream, peer) = match tcp.accept().await {
                     Ok(c) => c,
                     Err(e) => {
-                        tracing::warn!(error = %e, "kiosk accept");
+                        tracing::warn!(error = %e, "HTTPS accept");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
@@ -66,8 +74,8 @@ impl Listener {
                         Ok(Ok(tls)) => {
                             let _ = handed.send((tls, peer)).await;
                         }
-                        Ok(Err(e)) => tracing::debug!(error = %e, "kiosk TLS handshake failed"),
-                        Err(_) => tracing::debug!("kiosk TLS handshake timed out"),
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
                 });
                 if tx.is_closed() {
