@@ -175,6 +175,9 @@ struct Failures {
     locked_until: Option<Instant>,
 }
 
+/// Most names whose failed logins are counted at once.
+pub const MAX_TRACKED: usize = 10_000;
+
 /// A login refused before the password is even checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Locked {
@@ -256,8 +259,16 @@ impl<T: Clone> Sessions<T> {
     }
 
     /// Counts a failed login; returns the lock if this one triggered it.
+    /// At most [`MAX_TRACKED`] names are tracked: past that, counts of
+    /// names not locked now are forgotten, so a flood of made-up names
+    /// cannot fill the memory (each costs a password check, so forgetting
+    /// lets a guesser at most a few more tries per such flood).
     pub fn failed(&self, id: &str) -> Option<Locked> {
         let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if f.len() >= MAX_TRACKED && !f.contains_key(id) {
+            let now = Instant::now();
+            f.retain(|_, e| e.locked_until.is_some_and(|u| u > now));
+        }
         let e = f.entry(id.to_owned()).or_default();
         e.count += 1;
         if e.count >= self.max_failures {
@@ -391,6 +402,12 @@ mod tests {
         assert!(s.failed("a").is_some(), "third failure locks");
         assert!(s.locked("a").is_some());
         assert!(s.locked("b").is_none(), "only that account");
+        // A flood of names is forgotten, a lock is not.
+        for n in 0..MAX_TRACKED + 10 {
+            let _ = s.failed(&format!("x{n}"));
+        }
+        assert!(s.failures.lock().expect("lock").len() <= MAX_TRACKED);
+        assert!(s.locked("a").is_some(), "the lock stays");
         assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
     }
 

@@ -274,18 +274,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Who runs this command, for the access log: the login that used sudo,
-/// else the user, and the uid.
+/// Who runs this command, for the access log: the real user (uid from
+/// the kernel, its name from /etc/passwd), and the login that used sudo
+/// as sudo says, as a claim beside it. The environment alone names nobody:
+/// `USER=someone` is anyone's to set.
 fn command_user() -> String {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self")
-        .map(|m| m.uid().to_string())
-        .unwrap_or_else(|_| "?".into());
-    let name = ["SUDO_USER", "USER", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next().map(str::to_owned))
+        })
+        .unwrap_or_else(|| "?".into());
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)? == uid).then(|| name.to_owned())
+            })
+        })
         .unwrap_or_else(|| "unknown".into());
-    format!("{name} (uid {uid})")
+    match std::env::var("SUDO_USER").ok().filter(|s| !s.is_empty()) {
+        Some(by) => format!("{name} (uid {uid}; sudo from {by})"),
+        None => format!("{name} (uid {uid})"),
+    }
 }
 
 /// The access log's `what` of an export.
@@ -384,17 +399,26 @@ fn access_log_command(cli: &Cli, cmd: &AccessLogCommand) -> Result<ExitCode> {
                 .as_deref()
                 .map(|h| {
                     h.split_once(':')
-                        .and_then(|(i, x)| Some((i.parse::<u64>().ok()?, hex::decode(x).ok()?)))
-                        .ok_or_else(|| anyhow::anyhow!("--expect-head is ID:HASH (hex)"))
+                        .and_then(|(i, x)| {
+                            let hash: [u8; 32] = hex::decode(x).ok()?.try_into().ok()?;
+                            Some((i.parse::<u64>().ok()?, hash))
+                        })
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--expect-head is ID:HASH, the HASH 64 hex digits, as verify prints it"
+                            )
+                        })
                 })
                 .transpose()?;
+            // The head of an empty log is always in the chain.
+            let mut expected_found =
+                matches!(expect, Some((0, h)) if h == motcua_dc::rights::GENESIS);
             let bar = indicatif::ProgressBar::new_spinner().with_message("verifying");
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} entries")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
             let mut v = Verifier::default();
-            let mut expected_found = false;
             let mut after = 0;
             'pages: loop {
                 let page = s.access_entries(after, PAGE)?;
@@ -404,7 +428,7 @@ fn access_log_command(cli: &Cli, cmd: &AccessLogCommand) -> Result<ExitCode> {
                     }
                     if let Some((id, hash)) = &expect
                         && e.id == *id
-                        && e.hash.as_slice() == hash.as_slice()
+                        && e.hash == *hash
                     {
                         expected_found = true;
                     }
@@ -455,6 +479,11 @@ fn access_log_command(cli: &Cli, cmd: &AccessLogCommand) -> Result<ExitCode> {
             format,
             out,
         } => {
+            if let (Some(f), Some(t)) = (from, to)
+                && t < f
+            {
+                bail!("--to is before --from");
+            }
             let vn = time::UtcOffset::from_hms(7, 0, 0).unwrap_or(time::UtcOffset::UTC);
             let day_of = |t: &motcua_protocol::UtcTime| t.get().to_offset(vn).date();
             let sink: Box<dyn std::io::Write> = match out {
@@ -466,7 +495,9 @@ fn access_log_command(cli: &Cli, cmd: &AccessLogCommand) -> Result<ExitCode> {
             };
             let mut csv = match format {
                 AccessLogFormat::Csv => {
-                    let mut w = csv::Writer::from_writer(sink);
+                    let mut w = csv::WriterBuilder::new()
+                        .terminator(csv::Terminator::CRLF)
+                        .from_writer(sink);
                     w.write_record([
                         "id", "at", "who", "what", "purpose", "records", "count", "prev", "hash",
                     ])?;

@@ -204,8 +204,20 @@ pub fn weak(password: &str) -> Option<String> {
 /// Most characters of a stated purpose.
 pub const MAX_PURPOSE: usize = 200;
 
-/// A stated purpose, checked: 3 to [`MAX_PURPOSE`] characters, no control
-/// characters, trimmed.
+/// Characters that change how text around them is shown without being
+/// seen (bidirectional overrides and isolates, zero-width marks): a purpose
+/// must read as what it says.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+    )
+}
+
+/// A stated purpose, checked: 3 to [`MAX_PURPOSE`] characters, trimmed; no
+/// control or invisible formatting characters; not starting with `=`,
+/// `+`, `-` or `@` (a spreadsheet opening the access log would run it as
+/// a formula).
 pub fn purpose(text: &str) -> Result<String, String> {
     let t = text.trim();
     let n = t.chars().count();
@@ -215,8 +227,10 @@ pub fn purpose(text: &str) -> Result<String, String> {
         Err(format!(
             "the purpose has {n} characters; at most {MAX_PURPOSE}"
         ))
-    } else if t.chars().any(char::is_control) {
-        Err("the purpose must not hold control characters".into())
+    } else if t.chars().any(|c| c.is_control() || invisible(c)) {
+        Err("the purpose must not hold control or invisible formatting characters".into())
+    } else if t.starts_with(['=', '+', '-', '@']) {
+        Err("the purpose must not start with =, +, - or @".into())
     } else {
         Ok(t.to_owned())
     }
@@ -449,6 +463,8 @@ mod tests {
         }
         assert!(purpose("  ").is_err());
         assert!(purpose("tra cứu\u{7}").is_err());
+        assert!(purpose("tra cứu \u{202E}ueiD").is_err(), "a bidi override");
+        assert!(purpose("=HYPERLINK(\"x\")").is_err(), "a formula");
         assert_eq!(purpose(" đối soát ").as_deref(), Ok("đối soát"));
         assert!(weak("short").is_some() && weak("long enough pass").is_none());
     }

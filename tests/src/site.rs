@@ -585,6 +585,16 @@ impl Site {
     /// Creates the operator `name` with `roles` and [`OPERATOR_PASSWORD`]
     /// (`motcua-dc user add`, the password from a pipe).
     pub fn add_operator(&self, name: &str, roles: &[&str]) {
+        self.put_operator(name, roles, false);
+    }
+
+    /// As [`Site::add_operator`] with `--replace`: a new password and
+    /// roles, enabled again.
+    pub fn replace_operator(&self, name: &str, roles: &[&str]) {
+        self.put_operator(name, roles, true);
+    }
+
+    fn put_operator(&self, name: &str, roles: &[&str], replace: bool) {
         let mut cmd = Command::new(bin("motcua-dc"));
         cmd.arg("-c")
             .arg(&self.dc_conf)
@@ -595,6 +605,9 @@ impl Site {
             .stderr(Stdio::piped());
         for r in roles {
             cmd.args(["--role", r]);
+        }
+        if replace {
+            cmd.arg("--replace");
         }
         let mut child = cmd.spawn().expect("motcua-dc starts");
         {

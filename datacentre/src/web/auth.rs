@@ -31,6 +31,8 @@ use base64::Engine;
 use motcua_common::login::{LoginGate, Sessions};
 
 use super::Web;
+use motcua_protocol::UtcTime;
+
 use crate::rights::{Operator, OperatorName, Role};
 
 /// The session cookie's name.
@@ -38,10 +40,25 @@ pub const COOKIE: &str = "motcua_dc_phien";
 /// The login form's double-submit cookie (CSRF before a session exists).
 pub const LOGIN_COOKIE: &str = "motcua_dc_dangnhap";
 
+/// The longest a session lasts, however active: the dashboard reloads
+/// itself, so an open page would otherwise never go idle.
+pub const MAX_SESSION: Duration = Duration::from_secs(12 * 3600);
+
+/// Whose a session is, and since when.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    /// The account.
+    pub name: OperatorName,
+    /// When it was opened: a session opened before the account last
+    /// changed (a new password, roles, or enabled again after being
+    /// disabled) is over.
+    pub opened: UtcTime,
+}
+
 /// What the routes share about logins.
 pub struct Auth {
-    /// Open sessions, by cookie token: the account's name.
-    pub sessions: Sessions<OperatorName>,
+    /// Open sessions, by cookie token.
+    pub sessions: Sessions<Holder>,
     /// The bound on concurrent password checks.
     pub logins: Arc<LoginGate>,
     /// A hash checked for unknown accounts, so they cost the same.
@@ -113,12 +130,16 @@ pub async fn check(web: &Web, name: &str, password: &str) -> Checked {
     if let Some(l) = locked() {
         return l;
     }
-    let account = match name.parse::<OperatorName>() {
-        Ok(n) => match web.read(move |s| s.operator(&n)).await {
+    // A name that cannot be an account costs the same check but is not
+    // counted: counting any text would let made-up names fill the memory.
+    let parsed = name.parse::<OperatorName>().ok();
+    let counted = parsed.is_some();
+    let account = match parsed {
+        Some(n) => match web.read(move |s| s.operator(&n)).await {
             Ok(found) => found.filter(|o| o.disabled_at.is_none()),
             Err(_) => return Checked::Unavailable,
         },
-        Err(_) => None,
+        None => None,
     };
     let phc = account
         .as_ref()
@@ -138,6 +159,7 @@ pub async fn check(web: &Web, name: &str, password: &str) -> Checked {
             auth.sessions.succeeded(name);
             Checked::Ok(o)
         }
+        _ if !counted => Checked::Wrong,
         _ => match auth.sessions.failed(name) {
             Some(l) => {
                 tracing::warn!("dashboard account locked after repeated failed logins");
@@ -196,16 +218,14 @@ fn for_programs(path: &str) -> bool {
 /// The answer to a request without a valid login.
 pub fn unauthenticated(path: &str) -> Response {
     if for_programs(path) {
-        let mut r = (
+        // No `WWW-Authenticate: Basic`: a browser would then ask for a
+        // password and attach it to requests other sites make it send.
+        (
             StatusCode::UNAUTHORIZED,
+            [(header::CACHE_CONTROL, "no-store")],
             axum::Json(serde_json::json!({ "error": "authentication required" })),
         )
-            .into_response();
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"motcua-dc\", charset=\"UTF-8\""),
-        );
-        r
+            .into_response()
     } else {
         (
             StatusCode::SEE_OTHER,
@@ -272,13 +292,18 @@ pub async fn identify(parts: &Parts, web: &Web) -> Result<(Operator, Via), Respo
     let Some(session) = web.auth.sessions.get(&token) else {
         return Err(unauthenticated(path));
     };
-    let name = session.who.clone();
+    let name = session.who.name.clone();
     let account = web
         .read(move |s| s.operator(&name))
         .await
         .map_err(|_| super::unavailable())?;
+    let opened = session.who.opened;
+    let fresh = crate::receiver::now()
+        .get()
+        .checked_sub(time::Duration::try_from(MAX_SESSION).unwrap_or(time::Duration::ZERO))
+        .is_some_and(|oldest| opened.get() >= oldest);
     match account {
-        Some(o) if o.disabled_at.is_none() => Ok((
+        Some(o) if o.disabled_at.is_none() && o.changed_at <= opened && fresh => Ok((
             o,
             Via::Session {
                 csrf: session.csrf.clone(),

@@ -105,7 +105,14 @@ pub async fn login(
     match auth::check(&web, name, &f.mat_khau).await {
         Checked::Ok(o) => {
             tracing::info!(operator = %o.name, "dashboard login");
-            let (token, _) = web.auth.sessions.open(o.name);
+            // The browser's previous session, if any, ends here.
+            if let Some(old) = auth::cookie(&headers, COOKIE) {
+                web.auth.sessions.close(&old);
+            }
+            let (token, _) = web.auth.sessions.open(auth::Holder {
+                name: o.name,
+                opened: crate::receiver::now(),
+            });
             let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
             let h = r.headers_mut();
             h.append(
@@ -154,7 +161,7 @@ pub async fn logout(
             return (StatusCode::FORBIDDEN, "the form's token does not match\n").into_response();
         }
         web.auth.sessions.close(&token);
-        tracing::info!(operator = %s.who, "dashboard logout");
+        tracing::info!(operator = %s.who.name, "dashboard logout");
     }
     let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/dang-nhap")]).into_response();
     r.headers_mut()

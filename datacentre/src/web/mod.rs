@@ -167,7 +167,7 @@ async fn healthz(State(web): State<Web>) -> Response {
 
 async fn fleet_json(_: Allowed<Fleet>, State(web): State<Web>) -> Response {
     match fleet_rows(&web).await {
-        Ok((rows, _)) => axum::Json(rows).into_response(),
+        Ok((rows, _)) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(rows)).into_response(),
         Err(r) => r,
     }
 }
@@ -198,14 +198,19 @@ struct RecordsQuery {
 async fn records(
     who: Allowed<Records>,
     State(web): State<Web>,
-    Query(q): Query<RecordsQuery>,
+    q: Result<Query<RecordsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let bad = |m: String| {
         (
             StatusCode::BAD_REQUEST,
+            [(header::CACHE_CONTROL, "no-store")],
             axum::Json(serde_json::json!({ "error": m })),
         )
             .into_response()
+    };
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return bad(e.body_text()),
     };
     let from = match crate::cli::parse_day(&q.from) {
         Ok(d) => d,
@@ -216,8 +221,10 @@ async fn records(
         Err(e) => return bad(e),
     };
     let after = match q.after.as_deref().map(|a| {
-        a.rsplit_once(':')
-            .and_then(|(d, s)| Some((d.to_owned(), s.parse::<u64>().ok()?)))
+        a.rsplit_once(':').and_then(|(d, s)| {
+            let device: motcua_protocol::DeviceId = d.parse().ok()?;
+            Some((device.to_string(), s.parse::<u64>().ok()?))
+        })
     }) {
         None => None,
         Some(Some(c)) => Some(c),
@@ -230,8 +237,12 @@ async fn records(
     if to < from {
         return bad("to is before from".into());
     }
-    if q.unit.as_ref().is_some_and(|u| u.len() > 64) {
-        return bad("unit is a unit code (at most 64 characters)".into());
+    if q.unit.as_ref().is_some_and(|u| {
+        u.is_empty() || u.len() > 64 || !u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
+    }) {
+        return bad(
+            "unit is a unit code such as H49.12.3 (letters, digits and dots, at most 64)".into(),
+        );
     }
     let limit = q.limit.unwrap_or(500).clamp(1, 5000);
     let what = format!(
@@ -275,9 +286,11 @@ async fn records(
         })
         .await;
     match page {
-        Ok((records, next)) => {
-            axum::Json(serde_json::json!({ "records": records, "next": next })).into_response()
-        }
+        Ok((records, next)) => (
+            [(header::CACHE_CONTROL, "no-store")],
+            axum::Json(serde_json::json!({ "records": records, "next": next })),
+        )
+            .into_response(),
         Err(r) => r,
     }
 }

@@ -268,6 +268,25 @@ fn each_route_answers_each_caller_as_its_role_allows_and_reads_are_logged() {
         .expect("listed");
     assert!(row["disabled_at"].is_string(), "{row}");
     assert!(!listed.to_string().contains("argon2"), "no hash shown");
+    // Enabled again (a new password): the session from before stays over.
+    site.replace_operator("ops.both", &["fleet", "records"]);
+    assert_eq!(both.get("/api/v1/fleet").status, 401, "an old session");
+    // A new password ends the sessions opened before it.
+    let (_, records) = &sessions[1];
+    assert_eq!(records.get("/healthz").status, 200);
+    site.replace_operator("ops.records", &["records"]);
+    assert_eq!(
+        records
+            .get(&format!(
+                "/api/v1/records?from=2000-01-01&purpose={PURPOSE}"
+            ))
+            .status,
+        401
+    );
+    // A refusal asks no browser for a password.
+    let r = anonymous.get("/api/v1/fleet");
+    assert_eq!(r.header("www-authenticate"), "", "{:?}", r.headers);
+    assert_eq!(r.header("cache-control"), "no-store");
 
     // Five wrong passwords lock the account; then even the right one is
     // refused, by form and by Basic.
