@@ -70,15 +70,23 @@ fn the_agent_reports_ready_and_pings_the_watchdog() {
     wait_until("the backlog receipted", Duration::from_secs(30), || {
         a.receipted() == 5
     });
-    let got = [
-        got,
-        expect_in_order(&sock, &["WATCHDOG=1"], Duration::from_secs(5), &agent),
-    ]
-    .concat();
+    // Pings sent meanwhile wait in the socket with the older status: read
+    // on until one tells the new state (or the time is up).
+    let later = expect_in_order(
+        &sock,
+        &["STATUS=online; receipted through seq 5"],
+        Duration::from_secs(20),
+        &agent,
+    );
+    let got = [got, later].concat();
     assert!(
         got.iter()
             .any(|m| m.contains("STATUS=online; receipted through seq 5")),
         "the status line tells the sync state: {got:?}"
+    );
+    assert!(
+        got.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3,
+        "the watchdog pings go on: {got:?}"
     );
     let log = agent.stop();
     assert!(!log.contains("panicked"), "{log}");
