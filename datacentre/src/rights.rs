@@ -61,7 +61,7 @@ impl Role {
 
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -101,7 +101,7 @@ impl fmt::Display for Roles {
     /// Space-separated, in order: as stored.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.0.iter().map(|r| r.as_str()).collect();
-        f.write_str(&names.join(" "))
+        f.pad(&names.join(" "))
     }
 }
 
@@ -132,7 +132,7 @@ impl OperatorName {
 
 impl fmt::Display for OperatorName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -455,6 +455,9 @@ mod tests {
     fn roles_and_names_parse_strictly() {
         let r: Roles = "records, fleet".parse().expect("roles");
         assert_eq!(r.to_string(), "fleet records");
+        assert_eq!(format!("{r:<15}|"), "fleet records  |", "a table column");
+        let n: OperatorName = "an".parse().expect("name");
+        assert_eq!(format!("{n:<4}|"), "an  |");
         assert!(r.has(Role::Fleet) && !r.has(Role::Admin));
         assert!("reader".parse::<Roles>().is_err());
         assert!("ops.lan".parse::<OperatorName>().is_ok());

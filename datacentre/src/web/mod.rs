@@ -382,6 +382,7 @@ form.login{background:#fff;border:1px solid #ccc;border-radius:6px;padding:1rem 
 form.login label{display:block;margin:.6rem 0;font-weight:600}form.login input{display:block;width:100%;box-sizing:border-box;font:inherit;padding:.4rem;margin-top:.2rem}
 form.login button{font:inherit;font-weight:700;background:#0b5cad;color:#fff;border:0;border-radius:4px;padding:.5rem 1.2rem;margin-top:.4rem}
 .error{color:#b3261e;font-weight:600}
+@media print{header .who form{display:none}}
 body{font:15px/1.4 'Noto Sans','DejaVu Sans',sans-serif;margin:0;color:#1b1b1b;background:#f6f6f4}
 header{background:#0b5cad;color:#fff;padding:.6rem 1rem}header h1{font-size:1.25rem;margin:0}
 main{padding:1rem;max-width:90rem}
