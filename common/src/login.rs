@@ -31,10 +31,12 @@ pub fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// A cookie's value among the `Cookie` header values `headers`.
-pub fn cookie<'a>(headers: impl IntoIterator<Item = &'a str>, name: &str) -> Option<String> {
+/// A cookie's value from a request's `Cookie` headers.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     headers
-        .into_iter()
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == name)
@@ -44,12 +46,20 @@ pub fn cookie<'a>(headers: impl IntoIterator<Item = &'a str>, name: &str) -> Opt
 /// A `Set-Cookie` value: the whole site, not for scripts, never sent from
 /// another site; `Secure` when served over TLS; `max_age` in seconds
 /// (`Some(0)` deletes it), else until the browser closes.
-pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> String {
+pub fn set_cookie(
+    name: &str,
+    value: &str,
+    max_age: Option<u64>,
+    secure: bool,
+) -> axum::http::HeaderValue {
     let age = max_age
         .map(|a| format!("; Max-Age={a}"))
         .unwrap_or_default();
     let secure = if secure { "; Secure" } else { "" };
-    format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{age}")
+    axum::http::HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{age}"
+    ))
+    .unwrap_or_else(|_| axum::http::HeaderValue::from_static(""))
 }
 
 /// Hashes a secret with a fresh salt: an Argon2id PHC string with the
@@ -413,10 +423,13 @@ mod tests {
 
     #[test]
     fn cookies_are_found_by_name_and_set_strictly() {
-        let headers = ["a=1; motcua_phien=xyz", "b=2"];
-        assert_eq!(cookie(headers, "motcua_phien").as_deref(), Some("xyz"));
-        assert_eq!(cookie(headers, "b").as_deref(), Some("2"));
-        assert_eq!(cookie(headers, "phien"), None);
+        let mut headers = axum::http::HeaderMap::new();
+        for v in ["a=1; motcua_phien=xyz", "b=2"] {
+            headers.append(axum::http::header::COOKIE, v.parse().expect("a value"));
+        }
+        assert_eq!(cookie(&headers, "motcua_phien").as_deref(), Some("xyz"));
+        assert_eq!(cookie(&headers, "b").as_deref(), Some("2"));
+        assert_eq!(cookie(&headers, "phien"), None);
         assert_eq!(
             set_cookie("s", "t", Some(0), true),
             "s=t; Path=/; HttpOnly; SameSite=Strict; Secure; Max-Age=0"

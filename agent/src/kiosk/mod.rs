@@ -39,7 +39,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use motcua_protocol::{DeviceId, UnitCode, UtcTime};
@@ -196,21 +196,11 @@ impl Kiosk {
 
     /// A Set-Cookie value.
     pub fn set_cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
-        let v = motcua_common::login::set_cookie(name, value, max_age, self.secure());
-        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+        motcua_common::login::set_cookie(name, value, max_age, self.secure())
     }
 }
 
-/// A cookie's value from the request headers.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    motcua_common::login::cookie(
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-        name,
-    )
-}
+pub use motcua_common::login::cookie;
 
 /// The router: pages, assets, API, limits and security headers.
 pub fn router(kiosk: Kiosk) -> Router {

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use motcua_common::login::{LoginGate, Sessions};
@@ -82,21 +82,11 @@ impl Auth {
 
     /// A `Set-Cookie` header value.
     pub fn set_cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
-        let v = motcua_common::login::set_cookie(name, value, max_age, self.secure);
-        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+        motcua_common::login::set_cookie(name, value, max_age, self.secure)
     }
 }
 
-/// A cookie's value from the request headers.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    motcua_common::login::cookie(
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-        name,
-    )
-}
+pub use motcua_common::login::cookie;
 
 /// What a password check came to.
 pub enum Checked {
