@@ -582,6 +582,16 @@ impl Site {
         }
     }
 
+    /// The access log's entries (`motcua-dc access-log export`), in order.
+    pub fn access_log(&self) -> Vec<serde_json::Value> {
+        let log = self.dc(&["access-log", "export"]);
+        assert!(log.ok, "access-log export: {}", log.stderr);
+        log.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON"))
+            .collect()
+    }
+
     /// Creates the operator `name` with `roles` and [`OPERATOR_PASSWORD`]
     /// (`motcua-dc user add`, the password from a pipe).
     pub fn add_operator(&self, name: &str, roles: &[&str]) {

@@ -169,13 +169,7 @@ fn the_dashboard_api_metrics_and_export_show_what_arrived() {
         400
     );
     // Each page sent is in the access log: three pages of 25, 25 and 12.
-    let log = site.dc(&["access-log", "export"]);
-    assert!(log.ok, "{}", log.stderr);
-    let entries: Vec<serde_json::Value> = log
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect();
+    let entries = site.access_log();
     assert_eq!(
         entries
             .iter()

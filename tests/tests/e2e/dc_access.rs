@@ -230,13 +230,7 @@ fn each_route_answers_each_caller_as_its_role_allows_and_reads_are_logged() {
 
     // The records read above are in the access log: by session and by
     // Basic, each naming the account and the purpose.
-    let log = site.dc(&["access-log", "export"]);
-    assert!(log.ok, "{}", log.stderr);
-    let entries: Vec<serde_json::Value> = log
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect();
+    let entries = site.access_log();
     let mut by: Vec<&str> = entries.iter().filter_map(|e| e["who"].as_str()).collect();
     by.sort_unstable();
     assert_eq!(
